@@ -1,0 +1,41 @@
+//! Workspaces group projects; each is owned by one user or one team.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Who owns a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Owner {
+    User { id: String },
+    Team { id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub owner: Owner,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateWorkspaceRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Create the workspace for this team (caller must be its owner or admin);
+    /// owned by the caller when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateWorkspaceRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}

@@ -1,0 +1,70 @@
+//! The first admin. While no active admin exists, the gateway holds one bootstrap
+//! token (its hash); redeeming it creates the admin and consumes it in the same
+//! transaction, so it works exactly once even under concurrent redemption.
+
+use mosaic_api::User;
+
+use crate::db::Acting;
+use crate::users::{count_active_admins, insert_user, NewUser};
+use crate::{new_id, now_ms, Result, Store, StoreError};
+
+impl Store {
+    /// Replace any earlier bootstrap token with this one. Refused once an admin exists.
+    pub async fn issue_bootstrap_token(&self, token_hash: &str, expires_at: i64) -> Result<()> {
+        let mut tx = self.begin(Acting::System, true).await?;
+        if count_active_admins(&mut tx).await? > 0 {
+            return Err(StoreError::Conflict(
+                "the gateway already has an admin; bootstrap is closed".into(),
+            ));
+        }
+        tx.execute(sqlx::query("DELETE FROM bootstrap_tokens"))
+            .await?;
+        let sql = tx
+            .sql(
+                "INSERT INTO bootstrap_tokens (id, token_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(new_id())
+                .bind(token_hash)
+                .bind(now_ms())
+                .bind(expires_at),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Consume the bootstrap token and create the first admin. `NotFound` when the
+    /// token is wrong, expired or already used; `Conflict` when an admin exists.
+    pub async fn redeem_bootstrap(&self, token_hash: &str, admin: NewUser) -> Result<User> {
+        let mut tx = self.begin(Acting::System, true).await?;
+        // The DELETE comes first: it takes the row lock (PostgreSQL) or the writer turn
+        // (SQLite), so of two concurrent redemptions exactly one sees a row to delete.
+        let sql = tx
+            .sql("DELETE FROM bootstrap_tokens WHERE token_hash = $1 AND expires_at > $2")
+            .into_owned();
+        let consumed = tx
+            .execute(sqlx::query(&sql).bind(token_hash).bind(now_ms()))
+            .await?;
+        if consumed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if count_active_admins(&mut tx).await? > 0 {
+            return Err(StoreError::Conflict(
+                "the gateway already has an admin; bootstrap is closed".into(),
+            ));
+        }
+        let user = insert_user(
+            &mut tx,
+            NewUser {
+                is_admin: true,
+                ..admin
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+}

@@ -1,0 +1,311 @@
+//! The connection pool, the engine it talks to, and principal-scoped transactions.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::{Principal, Result, StoreError};
+
+/// The database engine behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The engine a database URL names, if it is one we speak.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://PATH` or `postgres://USER:PASS@HOST:PORT/DB`.
+    pub url: String,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreOptions {
+            url: url.into(),
+            max_connections: 8,
+        }
+    }
+
+    /// The URL of an SQLite file, created when missing.
+    pub fn sqlite_file(path: &std::path::Path) -> Self {
+        StoreOptions::new(format!("sqlite://{}?mode=rwc", path.display()))
+    }
+}
+
+/// A handle on the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer at a time; taking turns here instead of inside SQLite
+    /// turns "database is locked" failures of read-then-write transactions into waits.
+    write_lock: Mutex<()>,
+}
+
+/// Who a transaction acts for: a principal, or the gateway itself (authentication
+/// look-ups and bootstrap, which by their nature happen before anyone is known).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Acting<'a> {
+    As(&'a Principal),
+    System,
+}
+
+impl Store {
+    /// Connect and apply pending migrations.
+    pub async fn open(options: &StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(&options.url).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "unsupported database URL (expected sqlite:// or postgres://): {}",
+                redact_url(&options.url)
+            ))
+        })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&options.url)
+            .await
+            .map_err(StoreError::Db)?;
+        if backend == Backend::Sqlite {
+            // WAL is a property of the file: set once, kept.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(StoreError::Db)?;
+        }
+        let store = Store {
+            inner: Arc::new(Inner {
+                pool,
+                backend,
+                write_lock: Mutex::new(()),
+            }),
+        };
+        crate::migrate::run(&store).await?;
+        if backend == Backend::Postgres && store.pg_role_bypasses_rls().await? {
+            tracing::warn!(
+                "the PostgreSQL role bypasses row-level security (superuser or BYPASSRLS); \
+                 connect as an ordinary role to keep the second tenancy wall"
+            );
+        }
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map_err(StoreError::Db)?;
+        Ok(())
+    }
+
+    /// Connections open and idle in the pool.
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.inner.pool.size(), self.inner.pool.num_idle())
+    }
+
+    /// Close the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    async fn pg_role_bypasses_rls(&self) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT CASE WHEN rolsuper OR rolbypassrls THEN 1 ELSE 0 END::bigint AS b \
+             FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&self.inner.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("b")? == 1)
+    }
+
+    /// Begin a transaction acting for `who`. `write` transactions take the SQLite
+    /// writer turn up front.
+    pub(crate) async fn begin(&self, who: Acting<'_>, write: bool) -> Result<Tx<'_>> {
+        let guard = match (self.inner.backend, write) {
+            (Backend::Sqlite, true) => Some(self.inner.write_lock.lock().await),
+            _ => None,
+        };
+        let tx = self.inner.pool.begin().await?;
+        let mut tx = Tx {
+            tx,
+            backend: self.inner.backend,
+            teams: Vec::new(),
+            _writer: guard,
+        };
+        if tx.backend == Backend::Postgres {
+            let (uid, role) = match who {
+                Acting::As(p) => (p.user_id(), if p.is_admin() { "admin" } else { "user" }),
+                Acting::System => ("", "system"),
+            };
+            sqlx::query(
+                "SELECT set_config('mosaic.uid', $1, true), set_config('mosaic.role', $2, true), \
+                 set_config('mosaic.teams', '', true)",
+            )
+            .bind(uid)
+            .bind(role)
+            .execute(&mut *tx.tx)
+            .await?;
+            if !uid.is_empty() {
+                let rows = sqlx::query("SELECT team_id FROM team_members WHERE user_id = $1")
+                    .bind(uid)
+                    .fetch_all(&mut *tx.tx)
+                    .await?;
+                let teams = rows
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("team_id"))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                tx.set_teams(teams).await?;
+            }
+        }
+        Ok(tx)
+    }
+}
+
+/// A transaction with its acting principal applied (PostgreSQL settings for RLS).
+pub(crate) struct Tx<'a> {
+    pub tx: Transaction<'static, Any>,
+    backend: Backend,
+    teams: Vec<String>,
+    _writer: Option<MutexGuard<'a, ()>>,
+}
+
+impl Tx<'_> {
+    /// Statement text for this engine: `$n` placeholders become `?n` on SQLite.
+    pub fn sql<'s>(&self, sql: &'s str) -> Cow<'s, str> {
+        match self.backend {
+            Backend::Postgres => Cow::Borrowed(sql),
+            Backend::Sqlite => Cow::Owned(sql.replace('$', "?")),
+        }
+    }
+
+    async fn set_teams(&mut self, teams: Vec<String>) -> Result<()> {
+        self.teams = teams;
+        sqlx::query("SELECT set_config('mosaic.teams', $1, true)")
+            .bind(self.teams.join(","))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Tell row-level security that the acting user now belongs to `team_id` (after
+    /// creating it), so the rest of the transaction may touch the team's rows.
+    pub async fn joined_team(&mut self, team_id: &str) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            let mut teams = std::mem::take(&mut self.teams);
+            teams.push(team_id.to_string());
+            self.set_teams(teams).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn fetch_optional<'q>(
+        &mut self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<Option<AnyRow>> {
+        Ok(query.fetch_optional(&mut *self.tx).await?)
+    }
+
+    pub async fn fetch_all<'q>(
+        &mut self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<Vec<AnyRow>> {
+        Ok(query.fetch_all(&mut *self.tx).await?)
+    }
+
+    /// Run a statement; returns rows affected.
+    pub async fn execute<'q>(
+        &mut self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<u64> {
+        Ok(query.execute(&mut *self.tx).await?.rows_affected())
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Hide the password of a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://mosaic:s3cret@127.0.0.1:5432/db"),
+            "postgres://mosaic:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

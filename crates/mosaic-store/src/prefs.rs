@@ -1,0 +1,112 @@
+//! User preferences: typed values per user, checked against the contract's list of
+//! known keys ([`mosaic_api::PREFERENCES`]) before they are stored.
+
+use mosaic_api::{pref_spec, Preference};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::Acting;
+use crate::{format_time, now_ms, Principal, Result, Store, StoreError};
+
+fn pref_from_row(row: &AnyRow) -> Result<Preference> {
+    let raw: String = row.try_get("value")?;
+    Ok(Preference {
+        key: row.try_get("key")?,
+        value: serde_json::from_str(&raw)
+            .map_err(|e| StoreError::Invalid(format!("stored preference is not JSON: {e}")))?,
+        updated_at: format_time(row.try_get("updated_at")?),
+    })
+}
+
+fn known_key(key: &str) -> Result<&'static mosaic_api::PrefSpec> {
+    pref_spec(key).ok_or(StoreError::NotFound)
+}
+
+impl Store {
+    /// Every preference the caller has set.
+    pub async fn list_preferences(&self, p: &Principal) -> Result<Vec<Preference>> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql("SELECT key, value, updated_at FROM preferences WHERE user_id = $1 ORDER BY key")
+            .into_owned();
+        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        tx.commit().await?;
+        rows.iter().map(pref_from_row).collect()
+    }
+
+    /// One preference; `NotFound` when unknown or unset.
+    pub async fn get_preference(&self, p: &Principal, key: &str) -> Result<Preference> {
+        known_key(key)?;
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql("SELECT key, value, updated_at FROM preferences WHERE user_id = $1 AND key = $2")
+            .into_owned();
+        let row = tx
+            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(key))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        pref_from_row(&row)
+    }
+
+    /// Set a preference, after checking the value against the key's type.
+    pub async fn set_preference(
+        &self,
+        p: &Principal,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<Preference> {
+        let spec = pref_spec(key).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "unknown preference '{key}'; known: {}",
+                mosaic_api::PREFERENCES
+                    .iter()
+                    .map(|p| p.key)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        spec.value_type
+            .validate(value)
+            .map_err(|why| StoreError::Invalid(format!("{key}: {why}")))?;
+        let now = now_ms();
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql(
+                "INSERT INTO preferences (user_id, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, \
+                 updated_at = excluded.updated_at",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(p.user_id())
+                .bind(key)
+                .bind(value.to_string())
+                .bind(now),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Preference {
+            key: key.to_string(),
+            value: value.clone(),
+            updated_at: format_time(now),
+        })
+    }
+
+    /// Unset a preference (it falls back to its default).
+    pub async fn delete_preference(&self, p: &Principal, key: &str) -> Result<()> {
+        known_key(key)?;
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql("DELETE FROM preferences WHERE user_id = $1 AND key = $2")
+            .into_owned();
+        let n = tx
+            .execute(sqlx::query(&sql).bind(p.user_id()).bind(key))
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
+    }
+}

@@ -1,0 +1,214 @@
+//! Workspaces: owned by a user, or by a team. A user's workspaces are theirs alone; a
+//! team's are visible to its members and managed by its owners and admins.
+
+use mosaic_api::{Owner, Page, PageQuery, TeamRole, Workspace};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::{Acting, Tx};
+use crate::teams::role_in_team;
+use crate::users::paginate;
+use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
+
+const WORKSPACE_COLUMNS: &str =
+    "id, name, description, owner_user_id, owner_team_id, created_at, updated_at";
+
+/// Visible to the principal: their own, or their teams'.
+const VISIBLE: &str = "(owner_user_id = $1 OR owner_team_id IN \
+     (SELECT team_id FROM team_members WHERE user_id = $1))";
+
+fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
+    let user: Option<String> = row.try_get("owner_user_id")?;
+    let team: Option<String> = row.try_get("owner_team_id")?;
+    let owner = match (user, team) {
+        (Some(id), None) => Owner::User { id },
+        (None, Some(id)) => Owner::Team { id },
+        _ => {
+            return Err(StoreError::Invalid(
+                "workspace without a single owner".into(),
+            ))
+        }
+    };
+    Ok(Workspace {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        owner,
+        created_at: format_time(row.try_get("created_at")?),
+        updated_at: format_time(row.try_get("updated_at")?),
+    })
+}
+
+fn check_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 128 {
+        return Err(StoreError::Invalid(
+            "workspace name must be 1-128 characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn check_description(d: &str) -> Result<()> {
+    if d.chars().count() > 4000 {
+        return Err(StoreError::Invalid(
+            "description is longer than 4000 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Workspace> {
+    let sql = tx
+        .sql(&format!(
+            "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $2 AND {VISIBLE}"
+        ))
+        .into_owned();
+    let row = tx
+        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    workspace_from_row(&row)
+}
+
+/// Visible, and the caller may change it.
+async fn select_manageable(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Workspace> {
+    let ws = select_visible(tx, p, id).await?;
+    match &ws.owner {
+        Owner::User { .. } => Ok(ws),
+        Owner::Team { id: team } => {
+            if role_in_team(tx, p, team).await?.can_manage() {
+                Ok(ws)
+            } else {
+                Err(StoreError::Forbidden(
+                    "only team owners and admins can change a team's workspace".into(),
+                ))
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Create a workspace, owned by the caller or by one of their teams.
+    pub async fn create_workspace(
+        &self,
+        p: &Principal,
+        name: &str,
+        description: &str,
+        team_id: Option<&str>,
+    ) -> Result<Workspace> {
+        let name = check_name(name)?;
+        check_description(description)?;
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        if let Some(team) = team_id {
+            let role: TeamRole = role_in_team(&mut tx, p, team).await?;
+            if !role.can_manage() {
+                return Err(StoreError::Forbidden(
+                    "only team owners and admins can create a team's workspace".into(),
+                ));
+            }
+        }
+        let id = new_id();
+        let now = now_ms();
+        let (user_owner, team_owner) = match team_id {
+            Some(t) => (None, Some(t.to_string())),
+            None => (Some(p.user_id().to_string()), None),
+        };
+        let sql = tx
+            .sql(
+                "INSERT INTO workspaces (id, name, description, owner_user_id, owner_team_id, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(&id)
+                .bind(&name)
+                .bind(description)
+                .bind(user_owner)
+                .bind(team_owner)
+                .bind(now),
+        )
+        .await?;
+        let ws = select_visible(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    /// The workspaces the caller can see.
+    pub async fn list_workspaces(
+        &self,
+        p: &Principal,
+        page: &PageQuery,
+    ) -> Result<Page<Workspace>> {
+        let limit = page.effective_limit();
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE {VISIBLE} AND id > $2 \
+                 ORDER BY id LIMIT $3"
+            ))
+            .into_owned();
+        let rows = tx
+            .fetch_all(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(page.cursor.clone().unwrap_or_default())
+                    .bind(i64::from(limit) + 1),
+            )
+            .await?;
+        tx.commit().await?;
+        let items = rows
+            .iter()
+            .map(workspace_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |w| w.id.clone()))
+    }
+
+    pub async fn get_workspace(&self, p: &Principal, id: &str) -> Result<Workspace> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let ws = select_visible(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    pub async fn update_workspace(
+        &self,
+        p: &Principal,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Workspace> {
+        let name = name.map(check_name).transpose()?;
+        if let Some(d) = description {
+            check_description(d)?;
+        }
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        select_manageable(&mut tx, p, id).await?;
+        let sql = tx
+            .sql(
+                "UPDATE workspaces SET name = COALESCE($2, name), \
+                 description = COALESCE($3, description), updated_at = $4 WHERE id = $1",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(name)
+                .bind(description)
+                .bind(now_ms()),
+        )
+        .await?;
+        let ws = select_visible(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    pub async fn delete_workspace(&self, p: &Principal, id: &str) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        select_manageable(&mut tx, p, id).await?;
+        let sql = tx.sql("DELETE FROM workspaces WHERE id = $1").into_owned();
+        tx.execute(sqlx::query(&sql).bind(id)).await?;
+        tx.commit().await
+    }
+}
