@@ -1,1 +1,72 @@
-fn main() {}
+//! The `mosaic` binary: `mosaic serve` runs the gateway; every other subcommand is a
+//! thin adapter from the command line to the typed API client.
+
+mod cli;
+mod commands;
+mod credentials;
+mod output;
+#[cfg(test)]
+mod parity;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use mosaic_api::ErrorCode;
+use mosaic_client::ClientError;
+
+use crate::cli::{Cli, Command};
+
+/// Exit codes scripts can rely on (also in `mosaic --help`).
+fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<ClientError>() {
+        Some(ClientError::Api { code, .. }) => match code {
+            ErrorCode::Unauthorized => 3,
+            ErrorCode::Forbidden => 4,
+            ErrorCode::NotFound | ErrorCode::MethodNotAllowed => 5,
+            ErrorCode::Conflict => 6,
+            ErrorCode::BadRequest | ErrorCode::PayloadTooLarge => 7,
+            ErrorCode::RateLimited => 8,
+            ErrorCode::Internal | ErrorCode::Unavailable => 1,
+        },
+        Some(ClientError::Transport { .. }) => 10,
+        Some(ClientError::BadUrl(_)) => 2,
+        Some(ClientError::Decode(_)) | None => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = &cli.command {
+        let shell = match shell {
+            cli::Shell::Bash => clap_complete::Shell::Bash,
+            cli::Shell::Zsh => clap_complete::Shell::Zsh,
+            cli::Shell::Fish => clap_complete::Shell::Fish,
+        };
+        clap_complete::generate(shell, &mut Cli::command(), "mosaic", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if let Some(ClientError::Api {
+                code: ErrorCode::Unauthorized,
+                ..
+            }) = err.downcast_ref::<ClientError>()
+            {
+                eprintln!("hint: log in with `mosaic login --url URL`");
+            }
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}

@@ -1,1 +1,56 @@
-//! placeholder
+//! The Mosaic gateway: the axum server that turns HTTP requests into principal-scoped
+//! operations of the core. It owns authentication, the routes (each described for the
+//! OpenAPI document, from which the router itself is built), error shaping and the
+//! server's life cycle.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod ratelimit;
+pub mod routes;
+pub mod secrets;
+pub mod server;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{Config, ConfigError, LogFormat};
+pub use server::{issue_bootstrap_offline, open_store, serve, ServeError, Server};
+
+/// How long a bootstrap token stays valid.
+pub const BOOTSTRAP_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<StateInner>);
+
+pub struct StateInner {
+    pub store: mosaic_store::Store,
+    pub config: Config,
+    pub login_ip_limiter: ratelimit::RateLimiter,
+    pub login_user_limiter: ratelimit::RateLimiter,
+    pub bootstrap_limiter: ratelimit::RateLimiter,
+}
+
+impl Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: mosaic_store::Store, config: Config) -> Self {
+        let minute = Duration::from_secs(60);
+        AppState(Arc::new(StateInner {
+            store,
+            config,
+            login_ip_limiter: ratelimit::RateLimiter::new(60, minute),
+            login_user_limiter: ratelimit::RateLimiter::new(10, minute),
+            bootstrap_limiter: ratelimit::RateLimiter::new(10, minute),
+        }))
+    }
+}

@@ -20,7 +20,7 @@ mod users;
 mod workspaces;
 
 pub use credentials::{AuthenticatedToken, NewApiToken, NewWebSession, WebSessionAuth};
-pub use db::{Backend, Store, StoreOptions};
+pub use db::{redact_url, Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use principal::Principal;
 pub use users::{LoginRecord, NewUser, UserChanges};

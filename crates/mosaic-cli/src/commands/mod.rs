@@ -1,0 +1,104 @@
+//! One module per command group. Each turns parsed arguments into client calls and
+//! prints the result as a table or, with `--json`, as JSON.
+
+mod accounts;
+mod admin;
+mod auth;
+mod serve;
+
+use anyhow::{bail, Context, Result};
+use mosaic_api::{Page, PageQuery};
+use mosaic_client::Client;
+
+use crate::cli::{Cli, Command, PageArgs};
+use crate::credentials;
+
+/// What a command needs: a way to reach the gateway and how to print.
+pub struct Ctx {
+    pub url: Option<String>,
+    pub token: Option<String>,
+    pub json: bool,
+}
+
+impl Ctx {
+    /// A client of the configured gateway, with the saved or given token.
+    pub fn client(&self) -> Result<Client> {
+        let Some(url) = &self.url else {
+            bail!("no gateway URL: pass --url, set MOSAIC_URL, or run `mosaic login --url URL`");
+        };
+        Ok(Client::new(url, self.token.clone())?)
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let saved = credentials::load().context("loading saved credentials")?;
+    let ctx = Ctx {
+        url: cli.global.url.or(saved.url),
+        token: cli.global.token.or(saved.token),
+        json: cli.global.json,
+    };
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Config(cmd) => serve::config(&ctx, cmd),
+        Command::Openapi => {
+            print!("{}", mosaic_gateway::openapi::document_json());
+            Ok(())
+        }
+        Command::Completions { .. } => Ok(()),
+        Command::Login(args) => auth::login(&ctx, args).await,
+        Command::Logout => auth::logout(&ctx).await,
+        Command::Whoami => auth::whoami(&ctx).await,
+        Command::Passwd(args) => auth::passwd(&ctx, args).await,
+        Command::Users(cmd) => accounts::users(&ctx, cmd).await,
+        Command::Tokens(cmd) => accounts::tokens(&ctx, cmd).await,
+        Command::Teams(cmd) => accounts::teams(&ctx, cmd).await,
+        Command::Workspaces(cmd) => accounts::workspaces(&ctx, cmd).await,
+        Command::Prefs(cmd) => accounts::prefs(&ctx, cmd).await,
+        Command::Admin(cmd) => admin::admin(&ctx, cmd).await,
+    }
+}
+
+/// Fetch one page, or every page with `--all`.
+pub async fn paged<T, F, Fut>(args: &PageArgs, fetch: F) -> Result<Page<T>>
+where
+    F: Fn(PageQuery) -> Fut,
+    Fut: std::future::Future<Output = mosaic_client::Result<Page<T>>>,
+{
+    let mut query = PageQuery {
+        cursor: args.cursor.clone(),
+        limit: args.limit,
+    };
+    let mut page = fetch(query.clone()).await?;
+    while args.all {
+        let Some(next) = page.next_cursor.take() else {
+            break;
+        };
+        query.cursor = Some(next);
+        let more = fetch(query.clone()).await?;
+        page.items.extend(more.items);
+        page.next_cursor = more.next_cursor;
+    }
+    Ok(page)
+}
+
+/// Print the hint about further pages after a table.
+pub fn more_hint<T>(page: &Page<T>) {
+    if let Some(c) = &page.next_cursor {
+        eprintln!("(more: --cursor {c}, or --all)");
+    }
+}
+
+/// Read a password: from standard input (one line) or by asking on the terminal.
+pub fn read_password(prompt: &str, from_stdin: bool) -> Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_string();
+        if pw.is_empty() {
+            bail!("no password on standard input");
+        }
+        return Ok(pw);
+    }
+    rpassword::prompt_password(prompt)
+        .context("cannot ask for a password (no terminal?); use --password-stdin")
+}

@@ -1,0 +1,86 @@
+//! Surface parity: every API operation has a CLI command. The table below maps each
+//! OpenAPI `operationId` to the command that reaches it; a test fails when the API
+//! gains an operation the table does not name, or names a command that does not exist.
+
+/// (operationId, command words after `mosaic`).
+pub const OPERATIONS: &[(&str, &str)] = &[
+    ("healthz", "admin status"),
+    ("readyz", "admin status"),
+    ("bootstrap_status", "admin status"),
+    ("bootstrap", "admin claim"),
+    ("login", "login"),
+    ("logout", "logout"),
+    ("whoami", "whoami"),
+    ("change_password", "passwd"),
+    ("list_users", "users list"),
+    ("create_user", "users create"),
+    ("get_user", "users show"),
+    ("update_user", "users update"),
+    ("delete_user", "users delete"),
+    ("list_tokens", "tokens list"),
+    ("create_token", "tokens create"),
+    ("get_token", "tokens show"),
+    ("revoke_token", "tokens revoke"),
+    ("list_teams", "teams list"),
+    ("create_team", "teams create"),
+    ("get_team", "teams show"),
+    ("update_team", "teams rename"),
+    ("delete_team", "teams delete"),
+    ("list_team_members", "teams members"),
+    ("add_team_member", "teams add-member"),
+    ("remove_team_member", "teams remove-member"),
+    ("list_workspaces", "workspaces list"),
+    ("create_workspace", "workspaces create"),
+    ("get_workspace", "workspaces show"),
+    ("update_workspace", "workspaces update"),
+    ("delete_workspace", "workspaces delete"),
+    ("list_preferences", "prefs list"),
+    ("get_preference", "prefs get"),
+    ("set_preference", "prefs set"),
+    ("delete_preference", "prefs unset"),
+];
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::OPERATIONS;
+    use clap::CommandFactory;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_api_operation_has_a_cli_command() {
+        let (_, doc) = mosaic_gateway::openapi::api();
+        let api: BTreeSet<String> = doc
+            .paths
+            .paths
+            .values()
+            .flat_map(|item| {
+                [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|op| op.operation_id.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mapped: BTreeSet<String> = OPERATIONS.iter().map(|(op, _)| op.to_string()).collect();
+        let missing: Vec<_> = api.difference(&mapped).collect();
+        assert!(
+            missing.is_empty(),
+            "API operations without a CLI command: {missing:?}"
+        );
+        let stale: Vec<_> = mapped.difference(&api).collect();
+        assert!(
+            stale.is_empty(),
+            "parity table names operations the API lacks: {stale:?}"
+        );
+        let cli = crate::cli::Cli::command();
+        for (op, words) in OPERATIONS {
+            let mut cmd = &cli;
+            for word in words.split(' ') {
+                cmd = cmd
+                    .find_subcommand(word)
+                    .unwrap_or_else(|| panic!("{op}: no command `mosaic {words}`"));
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Gateway configuration: built-in defaults, then a TOML file, then `MOSAIC_*`
+//! environment variables, then command-line flags (each layer overrides the last).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default address: loopback only. Anything else is a deliberate choice.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{name}={value}: {why}")]
+    Env {
+        name: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "no data directory: set --data-dir or MOSAIC_DATA_DIR (no XDG data directory is known)"
+    )]
+    NoDataDir,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// The effective gateway configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the user-facing listener.
+    pub listen: SocketAddr,
+    /// Where the SQLite file and the gateway's keys live.
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://…` or `postgres://…`; the SQLite file in the data directory when unset.
+    pub database_url: Option<String>,
+    /// Permit a non-loopback listen address without TLS (for a reverse proxy that
+    /// terminates TLS on the same host or a trusted network).
+    pub allow_insecure_bind: bool,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Lifetime of a web (cookie) session, in hours.
+    pub session_ttl_hours: u64,
+    /// Lifetime of a token created by `mosaic login`, in days.
+    pub login_token_ttl_days: u64,
+    /// Largest number of pooled database connections.
+    pub max_db_connections: u32,
+    pub log_format: LogFormat,
+    /// Mark session cookies `Secure` (set when users reach the gateway over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8420))),
+            data_dir: None,
+            database_url: None,
+            allow_insecure_bind: false,
+            body_limit_bytes: 1024 * 1024,
+            session_ttl_hours: 24 * 14,
+            login_token_ttl_days: 90,
+            max_db_connections: 8,
+            log_format: LogFormat::Human,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// The config file used when none is named: `$XDG_CONFIG_HOME/mosaic/gateway.toml`.
+pub fn default_config_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("mosaic").join("gateway.toml"))
+}
+
+/// The data directory used when none is named: `$XDG_DATA_HOME/mosaic`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("mosaic"))
+}
+
+impl Config {
+    /// Defaults, overlaid with `file` (when it exists; an explicitly named file must
+    /// exist) and then the environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let explicit = file
+            .map(Path::to_path_buf)
+            .or_else(|| env("MOSAIC_CONFIG").map(PathBuf::from));
+        let mut config = match (&explicit, default_config_file()) {
+            (Some(path), _) => Config::from_file(path)?,
+            (None, Some(path)) if path.exists() => Config::from_file(&path)?,
+            (None, _) => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                why: e.to_string(),
+                value,
+            })
+        }
+        if let Some(v) = env("MOSAIC_LISTEN") {
+            self.listen = parse("MOSAIC_LISTEN", v)?;
+        }
+        if let Some(v) = env("MOSAIC_DATA_DIR") {
+            self.data_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("MOSAIC_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = env("MOSAIC_ALLOW_INSECURE_BIND") {
+            self.allow_insecure_bind = parse("MOSAIC_ALLOW_INSECURE_BIND", v)?;
+        }
+        if let Some(v) = env("MOSAIC_BODY_LIMIT_BYTES") {
+            self.body_limit_bytes = parse("MOSAIC_BODY_LIMIT_BYTES", v)?;
+        }
+        if let Some(v) = env("MOSAIC_SESSION_TTL_HOURS") {
+            self.session_ttl_hours = parse("MOSAIC_SESSION_TTL_HOURS", v)?;
+        }
+        if let Some(v) = env("MOSAIC_LOGIN_TOKEN_TTL_DAYS") {
+            self.login_token_ttl_days = parse("MOSAIC_LOGIN_TOKEN_TTL_DAYS", v)?;
+        }
+        if let Some(v) = env("MOSAIC_MAX_DB_CONNECTIONS") {
+            self.max_db_connections = parse("MOSAIC_MAX_DB_CONNECTIONS", v)?;
+        }
+        if let Some(v) = env("MOSAIC_SECURE_COOKIES") {
+            self.secure_cookies = parse("MOSAIC_SECURE_COOKIES", v)?;
+        }
+        if let Some(v) = env("MOSAIC_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "MOSAIC_LOG_FORMAT",
+                        value: v,
+                        why: "expected human or json".into(),
+                    })
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// The data directory, falling back to the XDG default.
+    pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        self.data_dir
+            .clone()
+            .or_else(default_data_dir)
+            .ok_or(ConfigError::NoDataDir)
+    }
+
+    /// The database URL, falling back to `mosaic.db` in the data directory.
+    pub fn database_url(&self) -> Result<String, ConfigError> {
+        match &self.database_url {
+            Some(url) => Ok(url.clone()),
+            None => Ok(mosaic_store::StoreOptions::sqlite_file(
+                &self.data_dir()?.join("mosaic.db"),
+            )
+            .url),
+        }
+    }
+
+    /// Refuse settings that would be unsafe or meaningless.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.listen.ip().is_loopback() && !self.allow_insecure_bind {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {} without TLS: bind to loopback, or set \
+                 allow_insecure_bind = true (MOSAIC_ALLOW_INSECURE_BIND=true) when a TLS proxy \
+                 fronts the gateway",
+                self.listen
+            )));
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "body_limit_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.session_ttl_hours == 0 || self.login_token_ttl_days == 0 {
+            return Err(ConfigError::Invalid(
+                "session and token lifetimes must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, with secrets (database passwords) redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = self.database_url.as_deref().map(mosaic_store::redact_url);
+        if shown.data_dir.is_none() {
+            shown.data_dir = self.data_dir().ok();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nbody_limit_bytes = 4096\n",
+        )
+        .unwrap();
+        let config =
+            Config::load(Some(&file), env_of(&[("MOSAIC_BODY_LIMIT_BYTES", "8192")])).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.body_limit_bytes, 8192);
+        assert_eq!(
+            config.session_ttl_hours,
+            Config::default().session_ttl_hours
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        assert!(matches!(
+            Config::load(Some(&file), env_of(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
+        let err = Config::load(Some(&dir.path().join("missing.toml")), env_of(&[]));
+        assert!(matches!(err, Err(ConfigError::Read { .. })));
+        std::fs::write(&file, "").unwrap();
+        let err = Config::load(Some(&file), env_of(&[("MOSAIC_LISTEN", "nowhere")]));
+        assert!(matches!(
+            err,
+            Err(ConfigError::Env {
+                name: "MOSAIC_LISTEN",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn non_loopback_bind_needs_an_explicit_flag() {
+        let mut config = Config {
+            listen: "0.0.0.0:8420".parse().unwrap(),
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
+        config.allow_insecure_bind = true;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn shown_config_hides_database_passwords() {
+        let config = Config {
+            database_url: Some("postgres://mosaic:hunter2@db:5432/mosaic".into()),
+            data_dir: Some("/srv/mosaic".into()),
+            ..Config::default()
+        };
+        let shown = config.to_redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://mosaic:***@db:5432/mosaic"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! The API's routes, one module per resource. Each handler carries its OpenAPI
+//! description, and the router is built from those descriptions (utoipa-axum), so a
+//! route cannot exist without appearing in the document.
+
+pub mod auth;
+pub mod health;
+pub mod prefs;
+pub mod teams;
+pub mod tokens;
+pub mod users;
+pub mod workspaces;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// 204 No Content.
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The client's address, when the server was started with connection info.
+pub fn client_ip(parts: &axum::http::Extensions) -> String {
+    parts
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}

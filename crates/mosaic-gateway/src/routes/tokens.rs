@@ -1,0 +1,114 @@
+//! API tokens of the caller: create (shown once), list, show, revoke.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mosaic_api::{
+    ApiToken, CreateTokenRequest, CreateTokenResponse, ErrorBody, Page, PageQuery, Scope,
+};
+use mosaic_store::NewApiToken;
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::routes::no_content;
+use crate::secrets::{random_token, token_hash, API_TOKEN_PREFIX};
+use crate::AppState;
+
+const DEFAULT_TTL: Duration = Duration::from_secs(90 * 86_400);
+const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
+
+/// Your API tokens.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", operation_id = "list_tokens",
+    params(PageQuery), responses((status = 200, body = Page<ApiToken>)))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<ApiToken>>> {
+    Ok(Json(
+        state.store.list_api_tokens(&auth.principal, &page).await?,
+    ))
+}
+
+/// Create an API token. The token itself is in this response only.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", operation_id = "create_token",
+    request_body = CreateTokenRequest,
+    responses((status = 201, body = CreateTokenResponse), (status = 400, body = ErrorBody)))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<CreateTokenRequest>,
+) -> ApiResult<Response> {
+    let scopes = req
+        .scopes
+        .unwrap_or_else(|| vec![Scope::Read, Scope::Write]);
+    // A token never holds more than the credential that made it.
+    let held = auth.scopes();
+    if let Some(extra) = scopes.iter().find(|s| !held.contains(s)) {
+        return Err(ApiError::forbidden(format!(
+            "cannot grant the {} scope: this credential does not hold it",
+            extra.as_str()
+        )));
+    }
+    if scopes.contains(&Scope::Admin) && !auth.user.is_admin {
+        return Err(ApiError::forbidden(
+            "only admins can create admin-scoped tokens",
+        ));
+    }
+    let ttl = req
+        .expires_in_secs
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TTL);
+    if ttl.is_zero() || ttl > MAX_TTL {
+        return Err(ApiError::bad_request(
+            "expires_in_secs must be between 1 and 10 years",
+        ));
+    }
+    let token = random_token(API_TOKEN_PREFIX);
+    let info = state
+        .store
+        .create_api_token(
+            &auth.principal,
+            NewApiToken {
+                name: req.name,
+                prefix: token[..12].to_string(),
+                token_hash: token_hash(&token),
+                scopes,
+                expires_at: Some(mosaic_store::now_ms() + ttl.as_millis() as i64),
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateTokenResponse { token, info }),
+    )
+        .into_response())
+}
+
+/// One of your API tokens.
+#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "get_token",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody)))]
+pub async fn get_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiToken>> {
+    Ok(Json(state.store.get_api_token(&auth.principal, &id).await?))
+}
+
+/// Revoke one of your API tokens; it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "revoke_token",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.store.revoke_api_token(&auth.principal, &id).await?;
+    Ok(no_content())
+}

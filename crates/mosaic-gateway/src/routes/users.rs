@@ -1,0 +1,106 @@
+//! Users: admins create, list, change and delete them; everyone reads and renames
+//! themselves.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mosaic_api::{CreateUserRequest, ErrorBody, Page, PageQuery, UpdateUserRequest, User};
+use mosaic_store::{NewUser, UserChanges};
+
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, Query};
+use crate::routes::no_content;
+use crate::secrets::{check_password_policy, hash_password};
+use crate::AppState;
+
+/// Admin: list users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
+    params(PageQuery),
+    responses((status = 200, body = Page<User>), (status = 403, body = ErrorBody)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<Page<User>>> {
+    auth.require_admin()?;
+    Ok(Json(state.store.list_users(&auth.principal, &page).await?))
+}
+
+/// Admin: create a user.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user",
+    request_body = CreateUserRequest,
+    responses((status = 201, body = User), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<CreateUserRequest>,
+) -> ApiResult<Response> {
+    auth.require_admin()?;
+    check_password_policy(&req.password)?;
+    let new = NewUser {
+        username: req.username,
+        display_name: req.display_name.unwrap_or_default(),
+        password_hash: hash_password(&req.password).await?,
+        is_admin: req.is_admin,
+    };
+    let user = state.store.create_user(&auth.principal, new).await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+/// A user: yourself, or anyone for an admin.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "get_user",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(state.store.get_user(&auth.principal, &id).await?))
+}
+
+/// Change a user: your own display name, or (admins) anything.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "update_user",
+    params(("id" = String, Path, description = "User id")), request_body = UpdateUserRequest,
+    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateUserRequest>,
+) -> ApiResult<Json<User>> {
+    let password_hash = match &req.password {
+        Some(p) => {
+            auth.require_admin()?;
+            check_password_policy(p)?;
+            Some(hash_password(p).await?)
+        }
+        None => None,
+    };
+    let changes = UserChanges {
+        display_name: req.display_name,
+        disabled: req.disabled,
+        is_admin: req.is_admin,
+        password_hash,
+    };
+    Ok(Json(
+        state
+            .store
+            .update_user(&auth.principal, &id, changes)
+            .await?,
+    ))
+}
+
+/// Admin: delete a user and everything they own.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", operation_id = "delete_user",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.store.delete_user(&auth.principal, &id).await?;
+    Ok(no_content())
+}

