@@ -8,7 +8,7 @@ use mosaic_api::{CreateUserRequest, ErrorBody, Page, PageQuery, UpdateUserReques
 use mosaic_store::{NewUser, UserChanges};
 
 use crate::auth::Auth;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::secrets::{check_password_policy, hash_password};
@@ -71,8 +71,14 @@ pub async fn update_user(
     Json(req): Json<UpdateUserRequest>,
 ) -> ApiResult<Json<User>> {
     let password_hash = match &req.password {
+        Some(_) if !auth.principal.is_admin() => {
+            return Err(if id == auth.user.id {
+                ApiError::forbidden("change your own password with PUT /api/v1/auth/password")
+            } else {
+                ApiError::not_found()
+            });
+        }
         Some(p) => {
-            auth.require_admin()?;
             check_password_policy(p)?;
             Some(hash_password(p).await?)
         }

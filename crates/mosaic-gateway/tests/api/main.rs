@@ -1,0 +1,10 @@
+//! End-to-end tests of the gateway over real HTTP on loopback, against a real SQLite
+//! file: authentication, tenancy, the contract's error shapes and the OpenAPI document.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod bootstrap;
+mod credentials;
+mod openapi;
+mod support;
+mod tenant_sweep;

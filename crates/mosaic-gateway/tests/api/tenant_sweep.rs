@@ -1,0 +1,248 @@
+//! The tenant-isolation sweep: for every operation in the OpenAPI document, without
+//! credentials the answer is 401 (unless the operation is public), and for every
+//! operation that takes an id, user B using user A's ids gets 404 and nothing of A's.
+//! An operation the sweep has no fixture for fails it, so new routes must be covered.
+
+use std::collections::BTreeMap;
+
+use pretty_assertions::assert_eq;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::TestGateway;
+
+/// A request body for every operation that takes one.
+fn body_for(operation_id: &str) -> Option<Value> {
+    Some(match operation_id {
+        "bootstrap" => json!({"token": "msb_x", "username": "x", "password": "long enough pw"}),
+        "login" => json!({"username": "x", "password": "long enough pw"}),
+        "change_password" => json!({"current_password": "a", "new_password": "bbbbbbbbbb"}),
+        "create_user" => json!({"username": "sweepuser", "password": "long enough pw"}),
+        "update_user" => json!({"display_name": "taken over"}),
+        "create_token" => json!({"name": "sweep"}),
+        "create_team" => json!({"name": "sweep"}),
+        "update_team" => json!({"name": "taken over"}),
+        "add_team_member" => json!({"username": "bob", "role": "owner"}),
+        "create_workspace" => json!({"name": "sweep"}),
+        "update_workspace" => json!({"name": "taken over"}),
+        "set_preference" => json!({"value": "light"}),
+        _ => return None,
+    })
+}
+
+/// Operations whose path parameter names something in the caller's own namespace
+/// rather than someone's row: B acting on them touches only B's data (checked below).
+const OWN_NAMESPACE: &[&str] = &["set_preference"];
+
+struct Op {
+    method: Method,
+    path: String,
+    id: String,
+    public: bool,
+    has_body: bool,
+}
+
+fn operations() -> Vec<Op> {
+    let (_, doc) = mosaic_gateway::openapi::api();
+    let doc = serde_json::to_value(&doc).unwrap();
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let method = match method.as_str() {
+                "get" => Method::GET,
+                "post" => Method::POST,
+                "put" => Method::PUT,
+                "patch" => Method::PATCH,
+                "delete" => Method::DELETE,
+                other => panic!("sweep does not know method {other} of {path}"),
+            };
+            let public = op["security"] == json!([{}]);
+            ops.push(Op {
+                method,
+                path: path.clone(),
+                id: op["operationId"].as_str().unwrap().to_string(),
+                public,
+                has_body: op.get("requestBody").is_some(),
+            });
+        }
+    }
+    ops
+}
+
+fn fill(path: &str, ids: &BTreeMap<&str, String>) -> String {
+    let mut out = String::new();
+    let mut resource = "";
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let value = if let Some(param) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+        {
+            let key = if param == "id" { resource } else { param };
+            ids.get(key)
+                .unwrap_or_else(|| panic!("tenant sweep has no fixture for {{{param}}} in {path}"))
+                .clone()
+        } else {
+            resource = segment;
+            segment.to_string()
+        };
+        out.push('/');
+        out.push_str(&value);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_operation_is_authenticated_and_scoped_to_its_owner() {
+    let gw = TestGateway::start().await;
+    let root = gw.admin("root").await;
+    let (alice_id, alice) = gw.user(&root, "alice").await;
+    let (_bob_id, bob) = gw.user(&root, "bob").await;
+
+    // Alice's things.
+    let (_, team) = gw
+        .call(
+            Method::POST,
+            "/api/v1/teams",
+            Some(&alice),
+            Some(json!({"name": "alice-team"})),
+        )
+        .await;
+    let (_, ws) = gw
+        .call(
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(&alice),
+            Some(json!({"name": "alice-ws"})),
+        )
+        .await;
+    let (_, tok) = gw
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&alice),
+            Some(json!({"name": "alice-tok"})),
+        )
+        .await;
+    let (s, _) = gw
+        .call(
+            Method::PUT,
+            "/api/v1/preferences/theme",
+            Some(&alice),
+            Some(json!({"value": "dark"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let ids: BTreeMap<&str, String> = BTreeMap::from([
+        ("users", alice_id.clone()),
+        ("user_id", alice_id.clone()),
+        ("teams", team["id"].as_str().unwrap().to_string()),
+        ("workspaces", ws["id"].as_str().unwrap().to_string()),
+        ("tokens", tok["info"]["id"].as_str().unwrap().to_string()),
+        ("key", "theme".to_string()),
+    ]);
+
+    let ops = operations();
+    assert!(
+        ops.len() >= 30,
+        "the document lists only {} operations",
+        ops.len()
+    );
+    let mut swept = 0;
+    for op in &ops {
+        let path = fill(&op.path, &ids);
+        let body = if op.has_body {
+            Some(
+                body_for(&op.id)
+                    .unwrap_or_else(|| panic!("tenant sweep has no body for {}", op.id)),
+            )
+        } else {
+            None
+        };
+        if !op.public {
+            let (status, err) = gw.call(op.method.clone(), &path, None, body.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {} without credentials: {err}",
+                op.method,
+                path
+            );
+            assert_eq!(err["error"]["code"], json!("unauthorized"));
+        }
+        if op.path.contains('{') && !OWN_NAMESPACE.contains(&op.id.as_str()) {
+            let (status, resp) = gw.call(op.method.clone(), &path, Some(&bob), body).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{} {} as bob: {resp}",
+                op.method,
+                path
+            );
+            assert_eq!(resp["error"]["code"], json!("not_found"));
+            let text = resp.to_string();
+            assert!(
+                !text.contains("alice") && !text.contains(&alice_id),
+                "{} leaked: {text}",
+                op.id
+            );
+            swept += 1;
+        }
+    }
+    assert!(swept >= 15, "only {swept} id-taking operations swept");
+
+    // Nothing of Alice's moved.
+    for path in [
+        format!("/api/v1/users/{alice_id}"),
+        format!("/api/v1/teams/{}", ids["teams"]),
+        format!("/api/v1/teams/{}/members", ids["teams"]),
+        format!("/api/v1/workspaces/{}", ids["workspaces"]),
+        format!("/api/v1/tokens/{}", ids["tokens"]),
+    ] {
+        let (status, body) = gw.call(Method::GET, &path, Some(&alice), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(
+            !body.to_string().contains("taken over"),
+            "{path} was changed: {body}"
+        );
+    }
+    let (_, pref) = gw
+        .call(Method::GET, "/api/v1/preferences/theme", Some(&alice), None)
+        .await;
+    assert_eq!(pref["value"], json!("dark"));
+    let (_, members) = gw
+        .call(
+            Method::GET,
+            &format!("/api/v1/teams/{}/members", ids["teams"]),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        members.as_array().unwrap().len(),
+        1,
+        "bob got into alice's team: {members}"
+    );
+    // Bob's own lists show none of Alice's rows.
+    for path in [
+        "/api/v1/teams",
+        "/api/v1/workspaces",
+        "/api/v1/tokens",
+        "/api/v1/preferences",
+    ] {
+        let (_, list) = gw.call(Method::GET, path, Some(&bob), None).await;
+        let text = list.to_string();
+        assert!(
+            !text.contains("alice"),
+            "{path} as bob shows alice's rows: {text}"
+        );
+    }
+    // An admin is not a tenant of everyone: admin rights cover users, not their data.
+    let (status, _) = gw
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{}", ids["workspaces"]),
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
