@@ -1,6 +1,7 @@
 //! Surface parity: every API operation has a CLI command. The table below maps each
 //! OpenAPI `operationId` to the command that reaches it; a test fails when the API
-//! gains an operation the table does not name, or names a command that does not exist.
+//! gains an operation the table does not name, or names a command that does not exist,
+//! and another when `docs/parity.md` (the table for people) differs from it.
 
 /// (operationId, command words after `mosaic`).
 pub const OPERATIONS: &[(&str, &str)] = &[
@@ -82,5 +83,33 @@ mod tests {
                     .unwrap_or_else(|| panic!("{op}: no command `mosaic {words}`"));
             }
         }
+    }
+
+    /// The parity table as the docs show it; web and TUI columns fill in as those
+    /// surfaces arrive.
+    fn docs_table() -> String {
+        let mut out = String::from(
+            "# Surface parity\n\nEvery API operation and the surface command that reaches it. \
+             Generated from `crates/mosaic-cli/src/parity.rs`; a test fails when they differ \
+             (regenerate with `MOSAIC_BLESS=1 cargo test -p mosaic-cli parity`).\n\n\
+             | API operation | CLI |\n| --- | --- |\n",
+        );
+        for (op, words) in OPERATIONS {
+            out.push_str(&format!("| `{op}` | `mosaic {words}` |\n"));
+        }
+        out
+    }
+
+    #[test]
+    fn the_docs_parity_table_matches_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/parity.md");
+        let expected = docs_table();
+        if std::env::var_os("MOSAIC_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &expected).unwrap();
+            return;
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(actual == expected, "docs/parity.md is stale; regenerate with MOSAIC_BLESS=1 cargo test -p mosaic-cli parity");
     }
 }

@@ -71,14 +71,31 @@ pub async fn hash_password(password: &str) -> ApiResult<String> {
     })
 }
 
+/// A real argon2id hash of a random password, made once: checked when the user does
+/// not exist, so that an unknown username costs as much time as a wrong password.
+fn dummy_hash() -> Option<&'static str> {
+    static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    DUMMY
+        .get_or_init(|| {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(random_token("").as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .ok()
+        })
+        .as_deref()
+}
+
 /// Check a password against a stored hash. With no hash (unknown user) a dummy hash is
 /// checked anyway, so the answer takes as long either way.
 pub async fn verify_password(password: &str, hash: Option<&str>) -> bool {
-    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$JcbZpE2eRbQ5t8CHfAA1Kz6Q7wZ+o3I6bV5bYv2QJ1A";
     let known = hash.is_some();
-    let hash = hash.unwrap_or(DUMMY).to_owned();
+    let hash = hash.map(str::to_owned);
     let password = password.to_owned();
     let ok = tokio::task::spawn_blocking(move || {
+        let Some(hash) = hash.or_else(|| dummy_hash().map(str::to_owned)) else {
+            return false;
+        };
         PasswordHash::new(&hash)
             .map(|parsed| {
                 Argon2::default()
