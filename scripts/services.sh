@@ -11,7 +11,8 @@
 # system user through runuser. Each start makes a new cluster on a port that is free at
 # that moment, so several test runs can share a machine.
 #
-# Only `export ...` lines go to stdout; progress and errors go to stderr.
+# Only `export ...` lines go to stdout (or, when start-postgres fails, `false`, so that the
+# caller's eval fails too); progress and errors go to stderr.
 #
 # Environment:
 #   MOSAIC_TEST_DIR       where the binaries and clusters live
@@ -60,17 +61,21 @@ need() {
     command -v "$1" >/dev/null 2>&1 || die "'$1' is needed but not installed ($2)"
 }
 
-# Run a command as the PostgreSQL user (root), or as ourselves (anyone else).
+# Run a command as the PostgreSQL user (root), or as ourselves (anyone else). The
+# command never gets our stdout (fd 3): a server left holding it would keep a caller's
+# `$(scripts/services.sh start-postgres)` waiting forever.
 as_pg() {
     if [[ $(id -u) -eq 0 ]]; then
         # From /, which the PostgreSQL user can enter (our cwd may be root's home).
-        (cd / && runuser -u "$PG_USER" -- "$@")
+        (cd / && runuser -u "$PG_USER" -- "$@") 3>&-
     else
-        "$@"
+        "$@" 3>&-
     fi
 }
 
 ensure_base() {
+    # Paths go unquoted into postgres's command line (pg_ctl -o).
+    [[ $BASE != *[[:space:]]* ]] || die "MOSAIC_TEST_DIR must not contain spaces: '$BASE'"
     mkdir -p "$BASE" || die "cannot create $BASE"
     [[ -w $BASE ]] || die "$BASE is not writable by $(id -un); set MOSAIC_TEST_DIR"
     # The PostgreSQL user must be able to reach the binaries and its data dir.
@@ -90,18 +95,22 @@ ensure_pg_user() {
     fi
 }
 
+pg_installed() {
+    [[ -d "$PG_HOME/$PGSERVER_DIST_INFO" && -x "$PG_BIN/postgres" ]]
+}
+
 ensure_pg_installed() {
-    if [[ -d "$PG_HOME/$PGSERVER_DIST_INFO" && -x "$PG_BIN/postgres" ]]; then
+    if pg_installed; then
         log "PostgreSQL binaries present in $PG_HOME"
         return 0
     fi
     need python3 "apt-get install -y python3 python3-pip"
     python3 -m pip --version >/dev/null 2>&1 || die "pip is missing (apt-get install -y python3-pip)"
     log "installing $PGSERVER_WHEEL into $PG_HOME"
-    local staging
+    local staging old
     staging=$(mktemp -d "$BASE/pg.install.XXXXXX")
-    if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
-        --target "$staging" "$PGSERVER_WHEEL"; then
+    if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+        --no-deps --target "$staging" "$PGSERVER_WHEEL"; then
         rm -rf "$staging"
         die "pip could not install $PGSERVER_WHEEL (is the PyPI registry reachable?)"
     fi
@@ -110,17 +119,18 @@ ensure_pg_installed() {
         die "$PGSERVER_WHEEL did not contain pgserver/pginstall/bin/postgres"
     }
     chmod -R a+rX "$staging"
-    # Publish atomically; if a concurrent run won the race, use its copy.
-    rm -rf "$PG_HOME.old"
-    if [[ -e $PG_HOME ]]; then
-        mv -T "$PG_HOME" "$PG_HOME.old" 2>/dev/null || true
+    # Publish with a rename. A concurrent run may have published meanwhile: then keep
+    # its copy (it may be using it). Only an incomplete or other-version copy is replaced.
+    if ! pg_installed; then
+        if [[ -e $PG_HOME ]]; then
+            old=$(mktemp -d "$BASE/pg.old.XXXXXX")
+            mv -T "$PG_HOME" "$old/pg" 2>/dev/null || true
+            rm -rf "$old"
+        fi
+        mv -T "$staging" "$PG_HOME" 2>/dev/null || true
     fi
-    if mv -T "$staging" "$PG_HOME" 2>/dev/null; then
-        rm -rf "$PG_HOME.old"
-    else
-        rm -rf "$staging"
-    fi
-    [[ -x "$PG_BIN/postgres" ]] || die "PostgreSQL binaries missing from $PG_BIN after install"
+    rm -rf "$staging"
+    pg_installed || die "PostgreSQL binaries missing from $PG_BIN after install"
 }
 
 free_port() {
@@ -144,12 +154,11 @@ start_postgres() {
 
     local run data logfile pwfile password port started="" attempt
     run=$(mktemp -d "$BASE/postgres.XXXXXXXX")
+    # On any failure from here on, do not leave a half-made instance behind.
+    STARTING_RUN=$run
     data="$run/data"
     logfile="$run/server.log"
     pwfile="$run/pwfile"
-    # On any failure from here on, do not leave a half-made instance behind.
-    # shellcheck disable=SC2064
-    trap "cleanup_failed_start '$run'" EXIT
 
     mkdir -m 700 "$data"
     password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
@@ -207,7 +216,7 @@ SQL
     log "pgvector $(printf '%s' "$psql_out" | tail -n 1) ready (distance check: $(printf '%s' "$psql_out" | head -n 1))"
 
     printf '%s\n' "$run" >"$PG_LAST"
-    trap - EXIT
+    STARTING_RUN=""
     log "PostgreSQL ready: pid $pid, port $port, instance $run"
     log "stop it with: scripts/services.sh stop-postgres"
     printf 'export MOSAIC_TEST_POSTGRES_URL=postgres://postgres:%s@127.0.0.1:%s/postgres\n' \
@@ -215,10 +224,17 @@ SQL
     printf 'export MOSAIC_TEST_POSTGRES_DIR=%s\n' "$run" >&3
 }
 
-cleanup_failed_start() {
-    local run=$1
-    log "start failed; removing $run"
-    stop_instance "$run" || true
+# Exit handler of start-postgres. On failure: remove the half-made instance, and print
+# `false` for the caller's eval, so `eval "$(scripts/services.sh start-postgres)" && ...`
+# stops there instead of going on without a database.
+on_start_exit() {
+    local rc=$1
+    [[ $rc -ne 0 ]] || return 0
+    if [[ -n ${STARTING_RUN:-} ]]; then
+        log "start failed; removing $STARTING_RUN"
+        stop_instance "$STARTING_RUN" || true
+    fi
+    printf 'false\n' >&3
 }
 
 # Whether pid $1 is a postmaster of data dir $2 (and not some reuse of the number).
@@ -230,7 +246,7 @@ is_our_postmaster() {
 }
 
 stop_instance() {
-    local run=$1 data pid i
+    local run=$1 data pid
     data="$run/data"
     pid=""
     if [[ -r $run/pid ]]; then
@@ -241,7 +257,7 @@ stop_instance() {
     if [[ $pid =~ ^[0-9]+$ ]] && is_our_postmaster "$pid" "$data"; then
         log "stopping PostgreSQL pid $pid (immediate shutdown)"
         kill -QUIT "$pid" || true
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -283,6 +299,7 @@ main() {
             usage
             exit 2
         }
+        trap 'on_start_exit $?' EXIT
         start_postgres
         ;;
     stop-postgres)

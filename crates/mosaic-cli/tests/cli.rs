@@ -211,12 +211,18 @@ impl Gateway {
     /// Start on a port the kernel picks (read back from the JSON log) and wait until
     /// `/readyz` answers 200.
     fn start(sandbox: &Sandbox, data_dir: &Path) -> Gateway {
+        Gateway::start_on(sandbox, data_dir, None)
+    }
+
+    /// Start on `listen` (when given, the first 200 from `/readyz` is all it waits for).
+    fn start_on(sandbox: &Sandbox, data_dir: &Path, listen: Option<SocketAddr>) -> Gateway {
+        let listen_arg = listen.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
         let args = [
             "serve",
             "--data-dir",
             data_dir.to_str().unwrap(),
             "--listen",
-            "127.0.0.1:0",
+            &listen_arg,
             "--log-format",
             "json",
         ];
@@ -245,7 +251,7 @@ impl Gateway {
         };
         let deadline = Instant::now() + START_TIMEOUT;
         gateway.addr = loop {
-            if let Some(addr) = listening_address(&gateway.log()) {
+            if let Some(addr) = listen.or_else(|| listening_address(&gateway.log())) {
                 break addr;
             }
             if let Some(status) = gateway.child.try_wait().unwrap() {
@@ -260,8 +266,11 @@ impl Gateway {
         };
         gateway.url = format!("http://{}", gateway.addr);
         while http_status(gateway.addr, "/readyz") != Some(200) {
+            if let Some(status) = gateway.child.try_wait().unwrap() {
+                panic!("mosaic serve exited with {status}:\n{}", gateway.log());
+            }
             assert!(Instant::now() < deadline, "never ready:\n{}", gateway.log());
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
         gateway
     }
@@ -311,8 +320,7 @@ fn listening_address(log: &str) -> Option<SocketAddr> {
 
 fn bootstrap_token_in(text: &str) -> Option<String> {
     text.split_whitespace()
-        .filter(|w| w.starts_with("msb_"))
-        .last()
+        .rfind(|w| w.starts_with("msb_"))
         .map(str::to_string)
 }
 
@@ -666,4 +674,17 @@ fn sigterm_stops_the_gateway_cleanly() {
         None,
         "nothing listens any more"
     );
+}
+
+#[test]
+#[ignore = "bug: serve installs its SIGTERM handler only after it answers (see report)"]
+fn sigterm_as_soon_as_the_gateway_answers_still_stops_it_cleanly() {
+    let sandbox = Sandbox::new();
+    for run in 0..50 {
+        let data = sandbox.path(&format!("data-{run}"));
+        let mut gateway = Gateway::start_on(&sandbox, &data, Some(closed_address()));
+        let (status, _) = gateway.terminate();
+        let status = status.unwrap_or_else(|| panic!("still running:\n{}", gateway.log()));
+        assert!(status.success(), "run {run}: {status}:\n{}", gateway.log());
+    }
 }

@@ -102,8 +102,9 @@ CREATE POLICY api_tokens_scope ON api_tokens
 
 ALTER TABLE web_sessions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE web_sessions FORCE ROW LEVEL SECURITY;
+-- Admins end other users' sessions (password reset, disabling).
 CREATE POLICY web_sessions_scope ON web_sessions
-    USING (user_id = mosaic_uid() OR mosaic_role() = 'system');
+    USING (user_id = mosaic_uid() OR mosaic_role() IN ('admin', 'system'));
 
 ALTER TABLE bootstrap_tokens ENABLE ROW LEVEL SECURITY;
 ALTER TABLE bootstrap_tokens FORCE ROW LEVEL SECURITY;

@@ -1,0 +1,32 @@
+//! The storage conformance suite: every case runs unchanged against SQLite and against
+//! PostgreSQL (as an ordinary role, so row-level security applies), one test per case
+//! and engine, named `<area>::<engine>::<behaviour>`.
+//!
+//! PostgreSQL comes from `MOSAIC_TEST_POSTGRES_URL` (a superuser URL); without it the
+//! PostgreSQL tests fail and say how to start one:
+//!
+//! ```text
+//! eval "$(scripts/services.sh start-postgres)"
+//! cargo test -p mosaic-store
+//! scripts/services.sh stop-postgres
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+#[path = "conformance/support.rs"]
+mod support;
+
+#[path = "conformance/bootstrap.rs"]
+mod bootstrap;
+#[path = "conformance/credentials.rs"]
+mod credentials;
+#[path = "conformance/prefs.rs"]
+mod prefs;
+#[path = "conformance/rls.rs"]
+mod rls;
+#[path = "conformance/teams.rs"]
+mod teams;
+#[path = "conformance/users.rs"]
+mod users;
+#[path = "conformance/workspaces.rs"]
+mod workspaces;
