@@ -249,6 +249,18 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Continue the transaction as the gateway itself, for the parts of an admin's
+    /// operation that must see rows beyond the admin's own (a deleted user's teams).
+    /// Callers check the admin's rights first.
+    pub async fn act_as_system(&mut self) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT set_config('mosaic.role', 'system', true)")
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn fetch_optional<'q>(
         &mut self,
         query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,

@@ -206,6 +206,8 @@ impl Store {
                 "this would leave the gateway without an active admin".into(),
             ));
         }
+        tx.act_as_system().await?;
+        hand_over_teams(&mut tx, id).await?;
         let sql = tx.sql("DELETE FROM users WHERE id = $1").into_owned();
         tx.execute(sqlx::query(&sql).bind(id)).await?;
         tx.commit().await?;
@@ -256,6 +258,47 @@ impl Store {
         tx.commit().await?;
         Ok(admins == 0)
     }
+}
+
+/// Before a user is deleted: every team they alone own passes to its longest-standing
+/// admin (or, failing one, member), so no team is left that nobody can manage; a team
+/// with no other member goes with its owner.
+async fn hand_over_teams(tx: &mut crate::db::Tx<'_>, user_id: &str) -> Result<()> {
+    let sql = tx
+        .sql(
+            "SELECT m.team_id FROM team_members m WHERE m.user_id = $1 AND m.role = 'owner' \
+             AND (SELECT COUNT(*) FROM team_members o WHERE o.team_id = m.team_id AND o.role = 'owner') = 1",
+        )
+        .into_owned();
+    let teams = tx.fetch_all(sqlx::query(&sql).bind(user_id)).await?;
+    for row in teams {
+        let team_id: String = row.try_get("team_id")?;
+        let sql = tx
+            .sql(
+                "SELECT user_id FROM team_members WHERE team_id = $1 AND user_id <> $2 \
+                 ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, added_at, user_id LIMIT 1",
+            )
+            .into_owned();
+        let successor = tx
+            .fetch_optional(sqlx::query(&sql).bind(&team_id).bind(user_id))
+            .await?;
+        match successor {
+            Some(s) => {
+                let successor: String = s.try_get("user_id")?;
+                let sql = tx
+                    .sql("UPDATE team_members SET role = 'owner' WHERE team_id = $1 AND user_id = $2")
+                    .into_owned();
+                tx.execute(sqlx::query(&sql).bind(&team_id).bind(&successor))
+                    .await?;
+                tracing::info!(team = %team_id, new_owner = %successor, "team ownership handed over");
+            }
+            None => {
+                let sql = tx.sql("DELETE FROM teams WHERE id = $1").into_owned();
+                tx.execute(sqlx::query(&sql).bind(&team_id)).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) async fn insert_user(tx: &mut crate::db::Tx<'_>, new: NewUser) -> Result<User> {

@@ -16,6 +16,7 @@ engines!(
     the_last_active_admin_cannot_be_demoted_disabled_or_deleted,
     deleting_a_user_deletes_what_they_own,
     login_record_finds_a_user_by_username,
+    a_deleted_sole_owner_hands_the_team_to_its_longest_standing_admin,
 );
 
 async fn admin_creates_gets_updates_and_deletes_users(db: TestDb) {
@@ -462,4 +463,47 @@ async fn login_record_finds_a_user_by_username(db: TestDb) {
     assert_eq!(record.password_hash, "hash-of-alice");
     assert!(db.store.login_record("nobody").await.unwrap().is_none());
     assert!(db.store.login_record("not a name").await.unwrap().is_none());
+}
+
+async fn a_deleted_sole_owner_hands_the_team_to_its_longest_standing_admin(db: TestDb) {
+    let (admin, [(_, alice), (_, bob), (_, carol)]) =
+        db.admin_and_users(["alice", "bob", "carol"]).await;
+    let shared = db.store.create_team(&alice, "shared").await.unwrap();
+    db.store
+        .put_team_member(&alice, &shared.id, "bob", TeamRole::Member)
+        .await
+        .unwrap();
+    db.store
+        .put_team_member(&alice, &shared.id, "carol", TeamRole::Admin)
+        .await
+        .unwrap();
+    let ws = db
+        .store
+        .create_workspace(&alice, "team ws", "", Some(&shared.id))
+        .await
+        .unwrap();
+
+    db.store.delete_user(&admin, alice.user_id()).await.unwrap();
+
+    // Carol (admin of the team) now owns it; Bob stays a member; the work survives.
+    assert_eq!(
+        db.store.get_team(&carol, &shared.id).await.unwrap().role,
+        TeamRole::Owner
+    );
+    let members = db.store.list_team_members(&bob, &shared.id).await.unwrap();
+    let roles: Vec<(String, TeamRole)> = members
+        .iter()
+        .map(|m| (m.username.clone(), m.role))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("bob".to_string(), TeamRole::Member),
+            ("carol".to_string(), TeamRole::Owner)
+        ]
+    );
+    assert_eq!(
+        db.store.get_workspace(&bob, &ws.id).await.unwrap().id,
+        ws.id
+    );
 }
