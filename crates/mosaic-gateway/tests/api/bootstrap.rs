@@ -4,7 +4,7 @@ use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{TestGateway, PASSWORD};
+use crate::support::{Engine, TestGateway, PASSWORD};
 
 #[tokio::test]
 async fn bootstrap_token_works_once_and_then_bootstrap_is_closed() {
@@ -83,8 +83,17 @@ async fn signing_up_is_not_a_way_to_become_admin() {
 }
 
 #[tokio::test]
-async fn concurrent_redemption_yields_exactly_one_admin() {
-    let gw = TestGateway::start().await;
+async fn concurrent_redemption_yields_exactly_one_admin_on_sqlite() {
+    concurrent_redemption(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn concurrent_redemption_yields_exactly_one_admin_on_postgres() {
+    concurrent_redemption(Engine::Postgres).await;
+}
+
+async fn concurrent_redemption(engine: Engine) {
+    let gw = TestGateway::start_on(engine).await;
     let token = gw.bootstrap_token().await;
     let attempts = (0..8).map(|i| {
         let body = json!({"token": token, "username": format!("admin{i}"), "password": PASSWORD});

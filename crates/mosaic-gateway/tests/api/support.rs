@@ -11,6 +11,15 @@ pub struct TestGateway {
     pub http: reqwest::Client,
     server: Option<Server>,
     _dir: tempfile::TempDir,
+    // Dropped after the server has been asked to stop.
+    _postgres: Option<mosaic_test_support::ScratchPostgres>,
+}
+
+/// The database engine a gateway under test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
 }
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -18,6 +27,19 @@ pub const PASSWORD: &str = "correct horse battery";
 impl TestGateway {
     pub async fn start() -> TestGateway {
         Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_on(engine: Engine) -> TestGateway {
+        match engine {
+            Engine::Sqlite => Self::start().await,
+            Engine::Postgres => {
+                let pg = mosaic_test_support::ScratchPostgres::create().await;
+                let url = pg.url.clone();
+                let mut gw = Self::start_with(|c| c.database_url = Some(url)).await;
+                gw._postgres = Some(pg);
+                gw
+            }
+        }
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
@@ -37,6 +59,7 @@ impl TestGateway {
                 .unwrap(),
             server: Some(server),
             _dir: dir,
+            _postgres: None,
         }
     }
 

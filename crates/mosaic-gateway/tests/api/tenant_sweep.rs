@@ -9,7 +9,7 @@ use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::TestGateway;
+use crate::support::{Engine, TestGateway};
 
 /// A request body for every operation that takes one.
 fn body_for(operation_id: &str) -> Option<Value> {
@@ -90,8 +90,17 @@ fn fill(path: &str, ids: &BTreeMap<&str, String>) -> String {
 }
 
 #[tokio::test]
-async fn every_operation_is_authenticated_and_scoped_to_its_owner() {
-    let gw = TestGateway::start().await;
+async fn every_operation_is_authenticated_and_scoped_to_its_owner_on_sqlite() {
+    sweep(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_operation_is_authenticated_and_scoped_to_its_owner_on_postgres() {
+    sweep(Engine::Postgres).await;
+}
+
+async fn sweep(engine: Engine) {
+    let gw = TestGateway::start_on(engine).await;
     let root = gw.admin("root").await;
     let (alice_id, alice) = gw.user(&root, "alice").await;
     let (_bob_id, bob) = gw.user(&root, "bob").await;

@@ -11,11 +11,7 @@
 
 use mosaic_api::User;
 use mosaic_store::{NewUser, Principal, Store, StoreError, StoreOptions};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, Executor, PgConnection};
-
-/// Where the superuser URL of the test PostgreSQL comes from.
-pub const POSTGRES_URL_VAR: &str = "MOSAIC_TEST_POSTGRES_URL";
+use mosaic_test_support::ScratchPostgres;
 
 /// The engine a case runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +28,7 @@ pub struct TestDb {
     pub url: String,
     // Dropped after the store: the SQLite file's directory, or the PostgreSQL database.
     _sqlite_dir: Option<tempfile::TempDir>,
-    _postgres: Option<PgScratch>,
+    _postgres: Option<ScratchPostgres>,
 }
 
 impl TestDb {
@@ -57,49 +53,8 @@ impl TestDb {
     }
 
     async fn postgres() -> TestDb {
-        let admin_url = std::env::var(POSTGRES_URL_VAR).unwrap_or_default();
-        assert!(
-            !admin_url.is_empty(),
-            "{POSTGRES_URL_VAR} is not set: the PostgreSQL half of the storage conformance \
-             suite needs a real server. Start a throwaway one with\n\n    \
-             eval \"$(scripts/services.sh start-postgres)\"\n\nand run the tests again \
-             (scripts/services.sh stop-postgres stops it)."
-        );
-        let options: PgConnectOptions = admin_url
-            .parse()
-            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is not a PostgreSQL URL: {e}"));
-        let scratch = PgScratch {
-            admin_url: admin_url.clone(),
-            name: format!("mosaic_t_{}", uuid::Uuid::now_v7().simple()),
-        };
-        let password = uuid::Uuid::now_v7().simple().to_string();
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect with {POSTGRES_URL_VAR}: {e}"));
-        // Names are generated above (letters, digits, '_'), so formatting them in is safe.
-        admin
-            .execute(
-                format!(
-                    "CREATE ROLE {0} LOGIN PASSWORD '{password}' NOSUPERUSER NOBYPASSRLS \
-                     NOCREATEDB NOCREATEROLE",
-                    scratch.name
-                )
-                .as_str(),
-            )
-            .await
-            .expect("create the test role");
-        admin
-            .execute(format!("CREATE DATABASE {0} OWNER {0}", scratch.name).as_str())
-            .await
-            .expect("create the test database");
-        admin.close().await.expect("close the admin connection");
-
-        let url = format!(
-            "postgres://{name}:{password}@{host}:{port}/{name}?sslmode=disable",
-            name = scratch.name,
-            host = options.get_host(),
-            port = options.get_port(),
-        );
+        let scratch = ScratchPostgres::create().await;
+        let url = scratch.url.clone();
         let store = Store::open(&StoreOptions::new(&url))
             .await
             .expect("open the PostgreSQL store as the test role");
@@ -189,59 +144,6 @@ pub fn err_kind<T: std::fmt::Debug>(result: Result<T, StoreError>) -> Kind {
         Err(StoreError::Conflict(_)) => Kind::Conflict,
         Err(StoreError::Invalid(_)) => Kind::Invalid,
         Err(e) => panic!("expected a domain error, got {e:?}"),
-    }
-}
-
-/// A PostgreSQL database and role of one test, dropped afterwards (kept when the test
-/// failed, for a look at what it left behind).
-struct PgScratch {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgScratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "keeping PostgreSQL database and role {} of the failed test",
-                self.name
-            );
-            return;
-        }
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop cannot await, and the test's runtime may be single-threaded: clean up on
-        // a thread with a runtime of its own.
-        let outcome = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                for sql in [
-                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                    format!("DROP ROLE IF EXISTS {name}"),
-                ] {
-                    admin
-                        .execute(sql.as_str())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                admin.close().await.map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
-            Err(_) => eprintln!(
-                "could not drop test database {}: cleanup panicked",
-                self.name
-            ),
-        }
     }
 }
 
