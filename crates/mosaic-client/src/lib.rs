@@ -83,6 +83,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mosaic-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(10))
+            // A gateway that stops answering mid-request must not hang the CLI; live
+            // streams (later) send keep-alives well within this.
+            .read_timeout(std::time::Duration::from_secs(120))
             .build()
             .map_err(|source| ClientError::Transport {
                 url: base.clone(),

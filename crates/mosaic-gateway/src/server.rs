@@ -63,7 +63,8 @@ pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
 /// a gateway that is stopped or whose start-up output was lost.
 pub async fn issue_bootstrap_offline(config: &Config) -> Result<Option<String>, ServeError> {
     let store = open_store(config).await?;
-    let token = crate::routes::auth::issue_bootstrap_token(&store).await?;
+    let offline = mosaic_store::BootstrapSource::Offline;
+    let token = crate::routes::auth::issue_bootstrap_token(&store, offline).await?;
     store.close().await;
     Ok(token)
 }
@@ -98,15 +99,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Open the store and start listening; returns once the socket is bound.
+    /// Open the store and start listening; returns once the socket is bound. When the
+    /// gateway has no admin yet, prints a bootstrap token naming the bound address.
     pub async fn start(config: Config) -> Result<Server, ServeError> {
         config.validate()?;
         let store = open_store(&config).await?;
         if let Err(e) = store.purge_expired().await {
             tracing::warn!(error = %e, "could not purge expired sessions");
-        }
-        if let Some(token) = crate::routes::auth::issue_bootstrap_token(&store).await? {
-            announce_bootstrap(&token, &config);
         }
         let listener =
             TcpListener::bind(config.listen)
@@ -116,6 +115,10 @@ impl Server {
                     source,
                 })?;
         let local_addr = listener.local_addr()?;
+        let startup = mosaic_store::BootstrapSource::Startup;
+        if let Some(token) = crate::routes::auth::issue_bootstrap_token(&store, startup).await? {
+            announce_bootstrap(&token, local_addr);
+        }
         let app = app(AppState::new(store.clone(), config));
         let (shutdown, mut rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
@@ -154,41 +157,50 @@ impl Server {
     }
 }
 
-fn announce_bootstrap(token: &str, config: &Config) {
-    let url = format!("http://{}", config.listen);
+fn announce_bootstrap(token: &str, addr: SocketAddr) {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    let url = format!("http://{host}:{}", addr.port());
     eprintln!(
         "\n  Mosaic has no admin yet. Create the first one with this one-time bootstrap token\n  \
-         (valid 24 hours, replaced at every start until used):\n\n    {token}\n\n  \
-         e.g.  mosaic admin claim --url {url} --username admin --token {token}\n"
+         (valid 24 hours; a restart prints a new one; `mosaic admin bootstrap` makes another):\n\n    \
+         {token}\n\n  e.g.  mosaic admin claim --url {url} --username admin --token {token}\n"
     );
 }
 
 /// `mosaic serve`: run until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    // Signal handlers go in before anything else, so a signal that arrives while the
+    // gateway starts still stops it gracefully rather than killing it.
+    let stop = shutdown_signal()?;
     let server = Server::start(config).await?;
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     server.stop(Duration::from_secs(10)).await
 }
 
-async fn shutdown_signal() {
+/// A future that completes at the first SIGINT or SIGTERM; the handlers are installed
+/// when this returns, not when the future is first polled.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

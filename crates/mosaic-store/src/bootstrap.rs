@@ -1,6 +1,8 @@
-//! The first admin. While no active admin exists, the gateway holds one bootstrap
-//! token (its hash); redeeming it creates the admin and consumes it in the same
-//! transaction, so it works exactly once even under concurrent redemption.
+//! The first admin. While no active admin exists, the gateway holds a bootstrap token
+//! (its hash) from each source: the one it printed at its latest start, and the one
+//! `mosaic admin bootstrap` printed last. Redeeming either creates the admin and
+//! consumes it in the same transaction, so it works exactly once even under concurrent
+//! redemption; once an admin exists, no token is accepted or issued.
 
 use mosaic_api::User;
 
@@ -8,26 +10,54 @@ use crate::db::Acting;
 use crate::users::{count_active_admins, insert_user, NewUser};
 use crate::{new_id, now_ms, Result, Store, StoreError};
 
+/// Who made a bootstrap token. A new token replaces only the earlier one of its source,
+/// so restarting the gateway does not invalidate a token made offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootstrapSource {
+    /// Printed by the gateway as it starts.
+    Startup,
+    /// Printed by `mosaic admin bootstrap`.
+    Offline,
+}
+
+impl BootstrapSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            BootstrapSource::Startup => "startup",
+            BootstrapSource::Offline => "offline",
+        }
+    }
+}
+
 impl Store {
-    /// Replace any earlier bootstrap token with this one. Refused once an admin exists.
-    pub async fn issue_bootstrap_token(&self, token_hash: &str, expires_at: i64) -> Result<()> {
+    /// Replace the earlier bootstrap token of `source` with this one. Refused once an
+    /// admin exists.
+    pub async fn issue_bootstrap_token(
+        &self,
+        source: BootstrapSource,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<()> {
         let mut tx = self.begin(Acting::System, true).await?;
         if count_active_admins(&mut tx).await? > 0 {
             return Err(StoreError::Conflict(
                 "the gateway already has an admin; bootstrap is closed".into(),
             ));
         }
-        tx.execute(sqlx::query("DELETE FROM bootstrap_tokens"))
-            .await?;
+        let sql = tx
+            .sql("DELETE FROM bootstrap_tokens WHERE source = $1")
+            .into_owned();
+        tx.execute(sqlx::query(&sql).bind(source.as_str())).await?;
         let sql = tx
             .sql(
-                "INSERT INTO bootstrap_tokens (id, token_hash, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO bootstrap_tokens (id, source, token_hash, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .into_owned();
         tx.execute(
             sqlx::query(&sql)
                 .bind(new_id())
+                .bind(source.as_str())
                 .bind(token_hash)
                 .bind(now_ms())
                 .bind(expires_at),
@@ -64,6 +94,9 @@ impl Store {
             },
         )
         .await?;
+        // Bootstrap is closed now: forget the token of the other source too.
+        tx.execute(sqlx::query("DELETE FROM bootstrap_tokens"))
+            .await?;
         tx.commit().await?;
         Ok(user)
     }

@@ -19,6 +19,7 @@ mod teams;
 mod users;
 mod workspaces;
 
+pub use bootstrap::BootstrapSource;
 pub use credentials::{AuthenticatedToken, NewApiToken, NewWebSession, WebSessionAuth};
 pub use db::{redact_url, Backend, Store, StoreOptions};
 pub use error::StoreError;

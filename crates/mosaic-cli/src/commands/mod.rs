@@ -69,14 +69,13 @@ where
         limit: args.limit,
     };
     let mut page = fetch(query.clone()).await?;
-    while args.all {
-        let Some(next) = page.next_cursor.take() else {
-            break;
-        };
-        query.cursor = Some(next);
-        let more = fetch(query.clone()).await?;
-        page.items.extend(more.items);
-        page.next_cursor = more.next_cursor;
+    if args.all {
+        while let Some(next) = page.next_cursor.take() {
+            query.cursor = Some(next);
+            let more = fetch(query.clone()).await?;
+            page.items.extend(more.items);
+            page.next_cursor = more.next_cursor;
+        }
     }
     Ok(page)
 }

@@ -264,9 +264,10 @@ pub async fn change_password(
     Ok(no_content())
 }
 
-/// Make a bootstrap token and print how to use it, when the gateway has no admin.
+/// Make a bootstrap token when the gateway has no admin (`None` once it has one).
 pub async fn issue_bootstrap_token(
     store: &mosaic_store::Store,
+    source: mosaic_store::BootstrapSource,
 ) -> Result<Option<String>, StoreError> {
     if !store.needs_bootstrap().await? {
         return Ok(None);
@@ -274,7 +275,7 @@ pub async fn issue_bootstrap_token(
     let token = random_token(BOOTSTRAP_PREFIX);
     let expires_at = mosaic_store::now_ms() + crate::BOOTSTRAP_TTL.as_millis() as i64;
     store
-        .issue_bootstrap_token(&token_hash(&token), expires_at)
+        .issue_bootstrap_token(source, &token_hash(&token), expires_at)
         .await?;
     Ok(Some(token))
 }

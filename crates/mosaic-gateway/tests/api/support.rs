@@ -69,10 +69,13 @@ impl TestGateway {
 
     /// A fresh bootstrap token (replacing the one printed at start).
     pub async fn bootstrap_token(&self) -> String {
-        mosaic_gateway::routes::auth::issue_bootstrap_token(self.store())
-            .await
-            .unwrap()
-            .expect("gateway has no admin yet")
+        mosaic_gateway::routes::auth::issue_bootstrap_token(
+            self.store(),
+            mosaic_store::BootstrapSource::Startup,
+        )
+        .await
+        .unwrap()
+        .expect("gateway has no admin yet")
     }
 
     /// Send a request; returns status and JSON body (Null when empty or not JSON).

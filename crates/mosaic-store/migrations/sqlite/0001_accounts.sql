@@ -36,6 +36,9 @@ CREATE INDEX web_sessions_user ON web_sessions(user_id);
 
 CREATE TABLE bootstrap_tokens (
     id          TEXT PRIMARY KEY,
+    -- 'startup' (printed by the gateway, replaced at each start) or 'offline'
+    -- (`mosaic admin bootstrap`, replaced only by another offline one).
+    source      TEXT NOT NULL,
     token_hash  TEXT NOT NULL UNIQUE,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL

@@ -3,6 +3,7 @@
 
 use mosaic_api::PageQuery;
 use mosaic_store::now_ms;
+use mosaic_store::BootstrapSource;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, new_user, principal, Kind, TestDb};
@@ -10,6 +11,7 @@ use crate::support::{err_kind, new_user, principal, Kind, TestDb};
 engines!(
     redeeming_the_bootstrap_token_creates_the_first_admin_once,
     a_wrong_expired_or_replaced_bootstrap_token_is_not_found,
+    a_startup_token_does_not_replace_an_offline_one,
     bootstrap_is_closed_once_an_admin_exists,
     concurrent_redemptions_create_exactly_one_admin,
 );
@@ -19,7 +21,7 @@ const HOUR_MS: i64 = 3_600_000;
 async fn redeeming_the_bootstrap_token_creates_the_first_admin_once(db: TestDb) {
     assert!(db.store.needs_bootstrap().await.unwrap());
     db.store
-        .issue_bootstrap_token("boot-1", now_ms() + HOUR_MS)
+        .issue_bootstrap_token(BootstrapSource::Startup, "boot-1", now_ms() + HOUR_MS)
         .await
         .unwrap();
     // The admin flag of the request does not matter: the bootstrap user is an admin.
@@ -51,7 +53,7 @@ async fn redeeming_the_bootstrap_token_creates_the_first_admin_once(db: TestDb) 
 
 async fn a_wrong_expired_or_replaced_bootstrap_token_is_not_found(db: TestDb) {
     db.store
-        .issue_bootstrap_token("boot-1", now_ms() + HOUR_MS)
+        .issue_bootstrap_token(BootstrapSource::Startup, "boot-1", now_ms() + HOUR_MS)
         .await
         .unwrap();
     assert_eq!(
@@ -65,7 +67,7 @@ async fn a_wrong_expired_or_replaced_bootstrap_token_is_not_found(db: TestDb) {
 
     // A new token replaces the old one.
     db.store
-        .issue_bootstrap_token("boot-2", now_ms() + HOUR_MS)
+        .issue_bootstrap_token(BootstrapSource::Startup, "boot-2", now_ms() + HOUR_MS)
         .await
         .unwrap();
     assert_eq!(
@@ -79,7 +81,7 @@ async fn a_wrong_expired_or_replaced_bootstrap_token_is_not_found(db: TestDb) {
 
     // An expired one is as good as none.
     db.store
-        .issue_bootstrap_token("boot-3", now_ms() - 1)
+        .issue_bootstrap_token(BootstrapSource::Startup, "boot-3", now_ms() - 1)
         .await
         .unwrap();
     assert_eq!(
@@ -93,7 +95,7 @@ async fn a_wrong_expired_or_replaced_bootstrap_token_is_not_found(db: TestDb) {
     assert!(db.store.needs_bootstrap().await.unwrap());
 
     db.store
-        .issue_bootstrap_token("boot-4", now_ms() + HOUR_MS)
+        .issue_bootstrap_token(BootstrapSource::Startup, "boot-4", now_ms() + HOUR_MS)
         .await
         .unwrap();
     let admin = db
@@ -109,7 +111,7 @@ async fn bootstrap_is_closed_once_an_admin_exists(db: TestDb) {
     assert_eq!(
         err_kind(
             db.store
-                .issue_bootstrap_token("boot-again", now_ms() + HOUR_MS)
+                .issue_bootstrap_token(BootstrapSource::Startup, "boot-again", now_ms() + HOUR_MS)
                 .await
         ),
         Kind::Conflict
@@ -132,7 +134,7 @@ async fn bootstrap_is_closed_once_an_admin_exists(db: TestDb) {
 
 async fn concurrent_redemptions_create_exactly_one_admin(db: TestDb) {
     db.store
-        .issue_bootstrap_token("boot-race", now_ms() + HOUR_MS)
+        .issue_bootstrap_token(BootstrapSource::Startup, "boot-race", now_ms() + HOUR_MS)
         .await
         .unwrap();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
@@ -166,4 +168,31 @@ async fn concurrent_redemptions_create_exactly_one_admin(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(users.items, winners);
+}
+
+async fn a_startup_token_does_not_replace_an_offline_one(db: TestDb) {
+    db.store
+        .issue_bootstrap_token(BootstrapSource::Offline, "offline", now_ms() + HOUR_MS)
+        .await
+        .unwrap();
+    // The gateway starts (again) and prints a token of its own.
+    db.store
+        .issue_bootstrap_token(BootstrapSource::Startup, "startup", now_ms() + HOUR_MS)
+        .await
+        .unwrap();
+    let admin = db
+        .store
+        .redeem_bootstrap("offline", new_user("root", false))
+        .await
+        .unwrap();
+    assert!(admin.is_admin);
+    // Once redeemed, the other token is gone with it.
+    assert_eq!(
+        err_kind(
+            db.store
+                .redeem_bootstrap("startup", new_user("second", false))
+                .await
+        ),
+        Kind::NotFound
+    );
 }

@@ -10,6 +10,7 @@
 //! would bypass row-level security and hide bugs in it.
 
 use mosaic_api::User;
+use mosaic_store::BootstrapSource;
 use mosaic_store::{NewUser, Principal, Store, StoreError, StoreOptions};
 use mosaic_test_support::ScratchPostgres;
 
@@ -70,7 +71,11 @@ impl TestDb {
     /// The first admin, made the way a gateway makes it: through a bootstrap token.
     pub async fn first_admin(&self, username: &str) -> (User, Principal) {
         self.store
-            .issue_bootstrap_token("bootstrap-hash", mosaic_store::now_ms() + 3_600_000)
+            .issue_bootstrap_token(
+                BootstrapSource::Startup,
+                "bootstrap-hash",
+                mosaic_store::now_ms() + 3_600_000,
+            )
             .await
             .expect("issue a bootstrap token");
         let user = self
