@@ -176,7 +176,12 @@ impl Store {
             (Backend::Sqlite, true) => Some(self.inner.write_lock.lock().await),
             _ => None,
         };
-        let tx = self.inner.pool.begin().await?;
+        // Write transactions on SQLite take the write lock at BEGIN: a deferred one that
+        // reads first and then writes can fail outright (SQLITE_BUSY) instead of waiting.
+        let tx = match (self.inner.backend, write) {
+            (Backend::Sqlite, true) => self.inner.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _ => self.inner.pool.begin().await?,
+        };
         let mut tx = Tx {
             tx,
             backend: self.inner.backend,
