@@ -7,7 +7,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::Acting;
-use crate::users::{paginate, user_from_row, USER_COLUMNS};
+use crate::page::ListQuery;
+use crate::users::{user_from_row, USER_COLUMNS};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// A token to store; the caller made the secret and keeps only its hash here.
@@ -129,28 +130,16 @@ impl Store {
 
     /// The caller's API tokens (expired ones included, so they can be cleaned up).
     pub async fn list_api_tokens(&self, p: &Principal, page: &PageQuery) -> Result<Page<ApiToken>> {
-        let limit = page.effective_limit();
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        let sql = tx
-            .sql(&format!(
+        let q = ListQuery {
+            sql: format!(
                 "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 AND id > $2 \
                  ORDER BY id LIMIT $3"
-            ))
-            .into_owned();
-        let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(page.cursor.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1),
-            )
-            .await?;
-        tx.commit().await?;
-        let items = rows
-            .iter()
-            .map(token_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |t| t.id.clone()))
+            ),
+            owner: Some(p.user_id().to_string()),
+            row: token_from_row,
+            id: |t: &ApiToken| t.id.clone(),
+        };
+        self.list_page(p, page, q).await
     }
 
     /// One of the caller's API tokens.

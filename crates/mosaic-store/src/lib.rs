@@ -13,6 +13,7 @@ mod credentials;
 mod db;
 mod error;
 mod migrate;
+mod page;
 mod prefs;
 mod principal;
 mod teams;

@@ -7,7 +7,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::{Acting, Tx};
-use crate::users::{normalise_username, paginate};
+use crate::page::ListQuery;
+use crate::users::normalise_username;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 fn role_from(text: &str) -> Result<TeamRole> {
@@ -118,26 +119,16 @@ impl Store {
 
     /// The teams the caller belongs to.
     pub async fn list_teams(&self, p: &Principal, page: &PageQuery) -> Result<Page<Team>> {
-        let limit = page.effective_limit();
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        let sql = tx
-            .sql(
-                "SELECT t.id, t.name, t.created_at, m.role FROM teams t \
-                 JOIN team_members m ON m.team_id = t.id AND m.user_id = $1 \
-                 WHERE t.id > $2 ORDER BY t.id LIMIT $3",
-            )
-            .into_owned();
-        let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(page.cursor.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1),
-            )
-            .await?;
-        tx.commit().await?;
-        let items = rows.iter().map(team_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |t| t.id.clone()))
+        let q = ListQuery {
+            sql: "SELECT t.id, t.name, t.created_at, m.role FROM teams t \
+                  JOIN team_members m ON m.team_id = t.id AND m.user_id = $1 \
+                  WHERE t.id > $2 ORDER BY t.id LIMIT $3"
+                .to_string(),
+            owner: Some(p.user_id().to_string()),
+            row: team_from_row,
+            id: |t: &Team| t.id.clone(),
+        };
+        self.list_page(p, page, q).await
     }
 
     /// A team the caller belongs to.

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::Acting;
+use crate::page::ListQuery;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// A user to create; the password is already hashed by the caller.
@@ -100,23 +101,13 @@ impl Store {
     /// Admin: every user, by creation.
     pub async fn list_users(&self, p: &Principal, page: &PageQuery) -> Result<Page<User>> {
         require_admin(p)?;
-        let limit = page.effective_limit();
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        let sql = tx
-            .sql(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"
-            ))
-            .into_owned();
-        let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(page.cursor.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1),
-            )
-            .await?;
-        let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>>>()?;
-        tx.commit().await?;
-        Ok(paginate(items, limit, |u| u.id.clone()))
+        let q = ListQuery {
+            sql: format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"),
+            owner: None,
+            row: user_from_row,
+            id: |u: &User| u.id.clone(),
+        };
+        self.list_page(p, page, q).await
     }
 
     /// A user: yourself, or anyone if you are an admin.
@@ -366,17 +357,6 @@ pub(crate) async fn count_active_admins(tx: &mut crate::db::Tx<'_>) -> Result<i6
         .await?
         .ok_or(StoreError::NotFound)?;
     Ok(row.try_get("n")?)
-}
-
-/// Cut a fetched `limit + 1` rows down to a page, with the cursor of the next one.
-pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Page<T> {
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(key)
-    } else {
-        None
-    };
-    Page { items, next_cursor }
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::{Acting, Tx};
+use crate::page::ListQuery;
 use crate::teams::role_in_team;
-use crate::users::paginate;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const WORKSPACE_COLUMNS: &str =
@@ -141,28 +141,16 @@ impl Store {
         p: &Principal,
         page: &PageQuery,
     ) -> Result<Page<Workspace>> {
-        let limit = page.effective_limit();
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        let sql = tx
-            .sql(&format!(
+        let q = ListQuery {
+            sql: format!(
                 "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE {VISIBLE} AND id > $2 \
                  ORDER BY id LIMIT $3"
-            ))
-            .into_owned();
-        let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(page.cursor.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1),
-            )
-            .await?;
-        tx.commit().await?;
-        let items = rows
-            .iter()
-            .map(workspace_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |w| w.id.clone()))
+            ),
+            owner: Some(p.user_id().to_string()),
+            row: workspace_from_row,
+            id: |w: &Workspace| w.id.clone(),
+        };
+        self.list_page(p, page, q).await
     }
 
     pub async fn get_workspace(&self, p: &Principal, id: &str) -> Result<Workspace> {

@@ -10,7 +10,7 @@ use mosaic_api::{
 };
 
 use crate::cli::{PrefsCommand, TeamsCommand, TokensCommand, UsersCommand, WorkspacesCommand};
-use crate::commands::{more_hint, paged, read_password, Ctx};
+use crate::commands::{paged, print_page, read_password, Ctx};
 use crate::output::{fields, json, table, yes_no};
 
 fn show_user(ctx: &Ctx, u: &User) -> Result<()> {
@@ -38,13 +38,11 @@ pub async fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<()> {
                 async move { c.list_users(&q).await }
             })
             .await?;
-            if ctx.json {
-                return json(&page);
-            }
-            let rows: Vec<Vec<String>> = page
-                .items
-                .iter()
-                .map(|u| {
+            print_page(
+                ctx,
+                &page,
+                &["ID", "USERNAME", "NAME", "ADMIN", "DISABLED"],
+                |u| {
                     vec![
                         u.id.clone(),
                         u.username.clone(),
@@ -52,11 +50,8 @@ pub async fn users(ctx: &Ctx, cmd: UsersCommand) -> Result<()> {
                         yes_no(u.is_admin),
                         yes_no(u.disabled),
                     ]
-                })
-                .collect();
-            table(&["ID", "USERNAME", "NAME", "ADMIN", "DISABLED"], &rows);
-            more_hint(&page);
-            Ok(())
+                },
+            )
         }
         UsersCommand::Create {
             username,
@@ -156,13 +151,11 @@ pub async fn tokens(ctx: &Ctx, cmd: TokensCommand) -> Result<()> {
                 async move { c.list_tokens(&q).await }
             })
             .await?;
-            if ctx.json {
-                return json(&page);
-            }
-            let rows: Vec<Vec<String>> = page
-                .items
-                .iter()
-                .map(|t| {
+            print_page(
+                ctx,
+                &page,
+                &["ID", "NAME", "PREFIX", "SCOPES", "EXPIRES", "LAST USED"],
+                |t| {
                     vec![
                         t.id.clone(),
                         t.name.clone(),
@@ -171,14 +164,8 @@ pub async fn tokens(ctx: &Ctx, cmd: TokensCommand) -> Result<()> {
                         t.expires_at.clone().unwrap_or_else(|| "never".into()),
                         t.last_used_at.clone().unwrap_or_else(|| "never".into()),
                     ]
-                })
-                .collect();
-            table(
-                &["ID", "NAME", "PREFIX", "SCOPES", "EXPIRES", "LAST USED"],
-                &rows,
-            );
-            more_hint(&page);
-            Ok(())
+                },
+            )
         }
         TokensCommand::Create {
             name,
@@ -255,17 +242,9 @@ pub async fn teams(ctx: &Ctx, cmd: TeamsCommand) -> Result<()> {
                 async move { c.list_teams(&q).await }
             })
             .await?;
-            if ctx.json {
-                return json(&page);
-            }
-            let rows: Vec<Vec<String>> = page
-                .items
-                .iter()
-                .map(|t| vec![t.id.clone(), t.name.clone(), t.role.as_str().into()])
-                .collect();
-            table(&["ID", "NAME", "YOUR ROLE"], &rows);
-            more_hint(&page);
-            Ok(())
+            print_page(ctx, &page, &["ID", "NAME", "YOUR ROLE"], |t| {
+                vec![t.id.clone(), t.name.clone(), t.role.as_str().into()]
+            })
         }
         TeamsCommand::Create { name } => {
             show_team(ctx, &client.create_team(&CreateTeamRequest { name }).await?)
@@ -358,17 +337,9 @@ pub async fn workspaces(ctx: &Ctx, cmd: WorkspacesCommand) -> Result<()> {
                 async move { c.list_workspaces(&q).await }
             })
             .await?;
-            if ctx.json {
-                return json(&page);
-            }
-            let rows: Vec<Vec<String>> = page
-                .items
-                .iter()
-                .map(|w| vec![w.id.clone(), w.name.clone(), owner_text(&w.owner)])
-                .collect();
-            table(&["ID", "NAME", "OWNER"], &rows);
-            more_hint(&page);
-            Ok(())
+            print_page(ctx, &page, &["ID", "NAME", "OWNER"], |w| {
+                vec![w.id.clone(), w.name.clone(), owner_text(&w.owner)]
+            })
         }
         WorkspacesCommand::Create {
             name,

@@ -80,11 +80,22 @@ where
     Ok(page)
 }
 
-/// Print the hint about further pages after a table.
-pub fn more_hint<T>(page: &Page<T>) {
+/// Print a page: as JSON, or as a table with a hint about further pages.
+pub fn print_page<T: serde::Serialize>(
+    ctx: &Ctx,
+    page: &Page<T>,
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> Result<()> {
+    if ctx.json {
+        return crate::output::json(page);
+    }
+    let rows: Vec<Vec<String>> = page.items.iter().map(row).collect();
+    crate::output::table(headers, &rows);
     if let Some(c) = &page.next_cursor {
         eprintln!("(more: --cursor {c}, or --all)");
     }
+    Ok(())
 }
 
 /// Read a password: from standard input (one line) or by asking on the terminal.
