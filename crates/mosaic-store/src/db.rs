@@ -185,7 +185,7 @@ impl Store {
         let mut tx = Tx {
             tx,
             backend: self.inner.backend,
-            teams: Vec::new(),
+            teams: TeamSettings::default(),
             _writer: guard,
         };
         if tx.backend == Backend::Postgres {
@@ -194,24 +194,24 @@ impl Store {
                 Acting::System => ("", "system"),
             };
             sqlx::query(
-                "SELECT set_config('mosaic.uid', $1, true), set_config('mosaic.role', $2, true), \
-                 set_config('mosaic.teams', '', true)",
+                "SELECT set_config('mosaic.uid', $1, true), set_config('mosaic.role', $2, true)",
             )
             .bind(uid)
             .bind(role)
             .execute(&mut *tx.tx)
             .await?;
             if !uid.is_empty() {
-                let rows = sqlx::query("SELECT team_id FROM team_members WHERE user_id = $1")
+                let rows = sqlx::query("SELECT team_id, role FROM team_members WHERE user_id = $1")
                     .bind(uid)
                     .fetch_all(&mut *tx.tx)
                     .await?;
-                let teams = rows
-                    .iter()
-                    .map(|r| r.try_get::<String, _>("team_id"))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                tx.set_teams(teams).await?;
+                for row in rows {
+                    let team: String = row.try_get("team_id")?;
+                    let role: String = row.try_get("role")?;
+                    tx.teams.add(team, &role);
+                }
             }
+            tx.apply_teams().await?;
         }
         Ok(tx)
     }
@@ -221,8 +221,28 @@ impl Store {
 pub(crate) struct Tx<'a> {
     pub tx: Transaction<'static, Any>,
     backend: Backend,
-    teams: Vec<String>,
+    teams: TeamSettings,
     _writer: Option<MutexGuard<'a, ()>>,
+}
+
+/// The acting user's teams, as row-level security sees them.
+#[derive(Default)]
+struct TeamSettings {
+    member: Vec<String>,
+    managed: Vec<String>,
+    owned: Vec<String>,
+}
+
+impl TeamSettings {
+    fn add(&mut self, team: String, role: &str) {
+        if matches!(role, "owner" | "admin") {
+            self.managed.push(team.clone());
+        }
+        if role == "owner" {
+            self.owned.push(team.clone());
+        }
+        self.member.push(team);
+    }
 }
 
 impl Tx<'_> {
@@ -234,22 +254,25 @@ impl Tx<'_> {
         }
     }
 
-    async fn set_teams(&mut self, teams: Vec<String>) -> Result<()> {
-        self.teams = teams;
-        sqlx::query("SELECT set_config('mosaic.teams', $1, true)")
-            .bind(self.teams.join(","))
-            .execute(&mut *self.tx)
-            .await?;
+    async fn apply_teams(&mut self) -> Result<()> {
+        sqlx::query(
+            "SELECT set_config('mosaic.teams', $1, true), \
+             set_config('mosaic.teams_managed', $2, true), set_config('mosaic.teams_owned', $3, true)",
+        )
+        .bind(self.teams.member.join(","))
+        .bind(self.teams.managed.join(","))
+        .bind(self.teams.owned.join(","))
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
-    /// Tell row-level security that the acting user now belongs to `team_id` (after
-    /// creating it), so the rest of the transaction may touch the team's rows.
+    /// Tell row-level security that the acting user now owns `team_id` (after creating
+    /// it), so the rest of the transaction may touch the team's rows.
     pub async fn joined_team(&mut self, team_id: &str) -> Result<()> {
         if self.backend == Backend::Postgres {
-            let mut teams = std::mem::take(&mut self.teams);
-            teams.push(team_id.to_string());
-            self.set_teams(teams).await?;
+            self.teams.add(team_id.to_string(), "owner");
+            self.apply_teams().await?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ postgres_only!(
     row_level_security_hides_other_users_rows_from_unscoped_queries,
     row_level_security_refuses_writes_to_other_users_rows,
     without_session_settings_no_rows_are_visible,
+    row_level_security_holds_team_members_and_users_to_their_role,
 );
 
 /// What each table shows, as sorted keys, for one query of every table.
@@ -68,6 +69,27 @@ async fn acting_as<'c>(
     .bind(p.user_id())
     .bind(if p.is_admin() { "admin" } else { "user" })
     .bind(teams.join(","))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx
+}
+
+/// Like [`acting_as`], with the team-role settings `Store::begin` also makes.
+async fn acting_with_roles<'c>(
+    conn: &'c mut PgConnection,
+    p: &Principal,
+    member: &[&str],
+    managed: &[&str],
+    owned: &[&str],
+) -> Transaction<'c, Postgres> {
+    let mut tx = acting_as(conn, p, member).await;
+    sqlx::query(
+        "SELECT set_config('mosaic.teams_managed', $1, true), \
+         set_config('mosaic.teams_owned', $2, true)",
+    )
+    .bind(managed.join(","))
+    .bind(owned.join(","))
     .execute(&mut *tx)
     .await
     .unwrap();
@@ -285,5 +307,60 @@ async fn without_session_settings_no_rows_are_visible(db: TestDb) {
     let tx = acting_as(&mut conn, &w.bob, &[]).await;
     tx.commit().await.unwrap();
     assert_eq!(visible(&mut conn).await, empty);
+    conn.close().await.unwrap();
+}
+
+async fn row_level_security_holds_team_members_and_users_to_their_role(db: TestDb) {
+    let w = world(&db).await;
+    let mut conn = connect_as_store_role(&db).await;
+    let team = w.team_id.as_str();
+
+    // Carol is a plain member of Alice's team: she sees it, she cannot run it.
+    let mut tx = acting_with_roles(&mut conn, &w.carol, &[team], &[], &[]).await;
+    for sql in [
+        "DELETE FROM users WHERE id <> mosaic_uid()",
+        "UPDATE teams SET name = 'pwned'",
+        "DELETE FROM teams",
+        "UPDATE team_members SET role = 'owner'",
+        "DELETE FROM team_members WHERE user_id <> mosaic_uid()",
+        "UPDATE workspaces SET name = 'pwned'",
+        "DELETE FROM workspaces",
+    ] {
+        let done = sqlx::query(sql).execute(&mut *tx).await.unwrap();
+        assert_eq!(done.rows_affected(), 0, "{sql}");
+    }
+    // Nor can she make herself an admin.
+    let promoted = sqlx::query("UPDATE users SET is_admin = 1 WHERE id = mosaic_uid()")
+        .execute(&mut *tx)
+        .await;
+    assert!(promoted.is_err(), "a user made themselves admin");
+    tx.rollback().await.unwrap();
+
+    // Bob, an outsider, cannot join the team, even naming himself.
+    let mut tx = acting_with_roles(&mut conn, &w.bob, &[], &[], &[]).await;
+    let joined = sqlx::query(
+        "INSERT INTO team_members (team_id, user_id, role, added_at) VALUES ($1, mosaic_uid(), 'owner', 0)",
+    )
+    .bind(team)
+    .execute(&mut *tx)
+    .await;
+    let err = joined.expect_err("an outsider joined a team");
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    tx.rollback().await.unwrap();
+
+    // Alice, the owner, can do all of it.
+    let mut tx = acting_with_roles(&mut conn, &w.alice, &[team], &[team], &[team]).await;
+    let renamed = sqlx::query("UPDATE teams SET name = 'renamed'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(renamed.rows_affected(), 1);
+    let ws = sqlx::query("UPDATE workspaces SET name = 'renamed' WHERE owner_team_id = $1")
+        .bind(team)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(ws.rows_affected(), 1);
+    tx.rollback().await.unwrap();
     conn.close().await.unwrap();
 }
