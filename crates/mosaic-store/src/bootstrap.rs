@@ -7,7 +7,7 @@
 use mosaic_api::User;
 
 use crate::db::Acting;
-use crate::users::{count_active_admins, insert_user, NewUser};
+use crate::users::{count_active_admins, insert_user, NewUser, ADMINS_LOCK};
 use crate::{new_id, now_ms, Result, Store, StoreError};
 
 /// Who made a bootstrap token. A new token replaces only the earlier one of its source,
@@ -39,6 +39,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<()> {
         let mut tx = self.begin(Acting::System, true).await?;
+        tx.lock(ADMINS_LOCK).await?;
         if count_active_admins(&mut tx).await? > 0 {
             return Err(StoreError::Conflict(
                 "the gateway already has an admin; bootstrap is closed".into(),
@@ -70,6 +71,7 @@ impl Store {
     /// token is wrong, expired or already used; `Conflict` when an admin exists.
     pub async fn redeem_bootstrap(&self, token_hash: &str, admin: NewUser) -> Result<User> {
         let mut tx = self.begin(Acting::System, true).await?;
+        tx.lock(ADMINS_LOCK).await?;
         // The DELETE comes first: it takes the row lock (PostgreSQL) or the writer turn
         // (SQLite), so of two concurrent redemptions exactly one sees a row to delete.
         let sql = tx

@@ -185,14 +185,20 @@ impl Store {
         let mut tx = Tx {
             tx,
             backend: self.inner.backend,
+            role: match who {
+                Acting::As(p) if p.is_admin() => "admin",
+                Acting::As(_) => "user",
+                Acting::System => "system",
+            },
             teams: TeamSettings::default(),
             _writer: guard,
         };
         if tx.backend == Backend::Postgres {
-            let (uid, role) = match who {
-                Acting::As(p) => (p.user_id(), if p.is_admin() { "admin" } else { "user" }),
-                Acting::System => ("", "system"),
+            let uid = match who {
+                Acting::As(p) => p.user_id(),
+                Acting::System => "",
             };
+            let role = tx.role;
             sqlx::query(
                 "SELECT set_config('mosaic.uid', $1, true), set_config('mosaic.role', $2, true)",
             )
@@ -221,6 +227,8 @@ impl Store {
 pub(crate) struct Tx<'a> {
     pub tx: Transaction<'static, Any>,
     backend: Backend,
+    /// The `mosaic.role` the transaction began with.
+    role: &'static str,
     teams: TeamSettings,
     _writer: Option<MutexGuard<'a, ()>>,
 }
@@ -277,12 +285,36 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Continue the transaction as the gateway itself, for the parts of an admin's
-    /// operation that must see rows beyond the admin's own (a deleted user's teams).
-    /// Callers check the admin's rights first.
+    /// Continue the transaction as the gateway itself, for the parts of an operation
+    /// that must see rows beyond the principal's own (a deleted user's teams, the
+    /// directory of usernames). Callers check the principal's rights first, and call
+    /// [`Tx::end_system`] when done.
     pub async fn act_as_system(&mut self) -> Result<()> {
+        self.set_role("system").await
+    }
+
+    /// Back to the principal the transaction began with.
+    pub async fn end_system(&mut self) -> Result<()> {
+        self.set_role(self.role).await
+    }
+
+    async fn set_role(&mut self, role: &str) -> Result<()> {
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT set_config('mosaic.role', 'system', true)")
+            sqlx::query("SELECT set_config('mosaic.role', $1, true)")
+                .bind(role)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Serialise transactions that check an invariant across rows and then change one
+    /// (the last admin, the last owner of a team, bootstrap). SQLite writers already
+    /// take turns; on PostgreSQL this is a transaction-scoped advisory lock.
+    pub async fn lock(&mut self, key: &str) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+                .bind(key)
                 .execute(&mut *self.tx)
                 .await?;
         }

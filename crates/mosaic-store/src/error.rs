@@ -35,6 +35,8 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("already exists".into())
             }
+            // A row referred to vanished under a concurrent delete.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
             _ => StoreError::Db(e),
         }
     }

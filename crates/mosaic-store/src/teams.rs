@@ -195,27 +195,28 @@ impl Store {
         role: TeamRole,
     ) -> Result<TeamMember> {
         let username = normalise_username(username)?;
-        // The directory look-up is the gateway's: a team admin may add someone they
-        // cannot otherwise see. It reveals only the id.
-        let user_id = {
-            let mut tx = self.begin(Acting::System, false).await?;
-            let sql = tx
-                .sql("SELECT id FROM users WHERE username = $1")
-                .into_owned();
-            let row = tx.fetch_optional(sqlx::query(&sql).bind(&username)).await?;
-            tx.commit().await?;
-            match row {
-                Some(r) => r.try_get::<String, _>("id")?,
-                None => return Err(StoreError::Invalid(format!("no user named '{username}'"))),
-            }
-        };
         let mut tx = self.begin(Acting::As(p), true).await?;
+        // Rights first: someone outside the team learns nothing, not even whether the
+        // username exists.
         let my_role = role_in_team(&mut tx, p, team_id).await?;
         if !my_role.can_manage() {
             return Err(StoreError::Forbidden(
                 "only team owners and admins can manage members".into(),
             ));
         }
+        tx.lock(&format!("team:{team_id}")).await?;
+        // The directory look-up is the gateway's: a team admin may add someone they
+        // cannot otherwise see. It reveals only the id.
+        tx.act_as_system().await?;
+        let sql = tx
+            .sql("SELECT id FROM users WHERE username = $1")
+            .into_owned();
+        let row = tx.fetch_optional(sqlx::query(&sql).bind(&username)).await?;
+        tx.end_system().await?;
+        let user_id: String = match row {
+            Some(r) => r.try_get("id")?,
+            None => return Err(StoreError::Invalid(format!("no user named '{username}'"))),
+        };
         let sql = tx
             .sql("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
             .into_owned();
@@ -279,6 +280,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let my_role = role_in_team(&mut tx, p, team_id).await?;
+        tx.lock(&format!("team:{team_id}")).await?;
         let sql = tx
             .sql("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
             .into_owned();

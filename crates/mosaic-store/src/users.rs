@@ -34,6 +34,9 @@ pub struct LoginRecord {
     pub password_hash: String,
 }
 
+/// Held while checking "is there another active admin?" and changing one.
+pub(crate) const ADMINS_LOCK: &str = "admins";
+
 pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, is_admin, disabled, created_at, updated_at";
 
@@ -138,6 +141,7 @@ impl Store {
             check_display_name(name)?;
         }
         let mut tx = self.begin(Acting::As(p), true).await?;
+        tx.lock(ADMINS_LOCK).await?;
         let current = select_user(&mut tx, id).await?;
         let demoted = changes.is_admin == Some(false) || changes.disabled == Some(true);
         if current.is_admin
@@ -172,6 +176,14 @@ impl Store {
                 .into_owned();
             tx.execute(sqlx::query(&sql).bind(id)).await?;
         }
+        if changes.password_hash.is_some() && p.user_id() != id {
+            // An admin's reset assumes the account may be compromised: its API tokens go
+            // too. (Changing your own password keeps the tokens you made on purpose.)
+            let sql = tx
+                .sql("DELETE FROM api_tokens WHERE user_id = $1")
+                .into_owned();
+            tx.execute(sqlx::query(&sql).bind(id)).await?;
+        }
         let user = select_user(&mut tx, id).await?;
         tx.commit().await?;
         Ok(user)
@@ -191,6 +203,7 @@ impl Store {
             return Err(StoreError::Invalid("you cannot delete yourself".into()));
         }
         let mut tx = self.begin(Acting::As(p), true).await?;
+        tx.lock(ADMINS_LOCK).await?;
         let user = select_user(&mut tx, id).await?;
         if user.is_admin && !user.disabled && count_active_admins(&mut tx).await? <= 1 {
             return Err(StoreError::Invalid(

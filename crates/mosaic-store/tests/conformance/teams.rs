@@ -13,6 +13,7 @@ engines!(
     owners_add_members_change_their_roles_and_remove_them,
     plain_members_cannot_manage_the_team,
     a_team_keeps_its_last_owner,
+    outsiders_learn_nothing_about_usernames_through_a_team,
 );
 
 async fn creating_a_team_makes_the_caller_its_owner(db: TestDb) {
@@ -438,4 +439,30 @@ fn in_listing_order(mut members: Vec<TeamMember>) -> Vec<TeamMember> {
             .then_with(|| a.username.cmp(&b.username))
     });
     members
+}
+
+async fn outsiders_learn_nothing_about_usernames_through_a_team(db: TestDb) {
+    let (_, [(_, alice), (_, bob)]) = db.admin_and_users(["alice", "bob"]).await;
+    let team = db.store.create_team(&alice, "crew").await.unwrap();
+    // Bob is not in the team: existing and unknown usernames answer the same.
+    for name in ["alice", "nobody-by-this-name"] {
+        assert_eq!(
+            err_kind(
+                db.store
+                    .put_team_member(&bob, &team.id, name, TeamRole::Member)
+                    .await
+            ),
+            Kind::NotFound,
+            "{name}"
+        );
+    }
+    // The team's owner gets a clear answer about an unknown name.
+    assert_eq!(
+        err_kind(
+            db.store
+                .put_team_member(&alice, &team.id, "nobody-by-this-name", TeamRole::Member)
+                .await
+        ),
+        Kind::Invalid
+    );
 }

@@ -17,6 +17,8 @@ engines!(
     deleting_a_user_deletes_what_they_own,
     login_record_finds_a_user_by_username,
     a_deleted_sole_owner_hands_the_team_to_its_longest_standing_admin,
+    two_admins_disabling_each_other_at_once_leave_one_active,
+    an_admin_password_reset_revokes_the_users_api_tokens,
 );
 
 async fn admin_creates_gets_updates_and_deletes_users(db: TestDb) {
@@ -506,4 +508,83 @@ async fn a_deleted_sole_owner_hands_the_team_to_its_longest_standing_admin(db: T
         db.store.get_workspace(&bob, &ws.id).await.unwrap().id,
         ws.id
     );
+}
+
+async fn two_admins_disabling_each_other_at_once_leave_one_active(db: TestDb) {
+    let (root_user, root) = db.first_admin("root").await;
+    let (other_user, _) = db.user(&root, "other").await;
+    let promote = UserChanges {
+        is_admin: Some(true),
+        ..UserChanges::default()
+    };
+    db.store
+        .update_user(&root, &other_user.id, promote)
+        .await
+        .unwrap();
+    let other = Principal::user(&other_user.id, true);
+    let disable = || UserChanges {
+        disabled: Some(true),
+        ..UserChanges::default()
+    };
+    let (a, b) = tokio::join!(
+        db.store.update_user(&root, &other_user.id, disable()),
+        db.store.update_user(&other, &root_user.id, disable()),
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} / {b:?}"
+    );
+    assert!(!db.store.needs_bootstrap().await.unwrap());
+}
+
+async fn an_admin_password_reset_revokes_the_users_api_tokens(db: TestDb) {
+    let (admin, [(_, alice)]) = db.admin_and_users(["alice"]).await;
+    let token = |hash: &str| NewApiToken {
+        name: "cli".into(),
+        token_hash: hash.into(),
+        prefix: "mos_".into(),
+        scopes: vec![Scope::Read],
+        expires_at: None,
+    };
+    db.store
+        .create_api_token(&alice, token("alice-1"))
+        .await
+        .unwrap();
+    // Her own password change keeps her tokens.
+    db.store
+        .update_user(
+            &alice,
+            alice.user_id(),
+            UserChanges {
+                password_hash: Some("new-1".into()),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(db
+        .store
+        .authenticate_token("alice-1")
+        .await
+        .unwrap()
+        .is_some());
+    // An admin's reset does not.
+    db.store
+        .update_user(
+            &admin,
+            alice.user_id(),
+            UserChanges {
+                password_hash: Some("new-2".into()),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(db
+        .store
+        .authenticate_token("alice-1")
+        .await
+        .unwrap()
+        .is_none());
 }
