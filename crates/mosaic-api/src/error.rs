@@ -40,7 +40,7 @@ impl ErrorCode {
     /// The code for a status, for clients that get a non-JSON error from a proxy.
     pub fn from_status(status: u16) -> ErrorCode {
         match status {
-            400 | 422 => ErrorCode::BadRequest,
+            400 | 415 | 422 => ErrorCode::BadRequest,
             401 => ErrorCode::Unauthorized,
             403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,

@@ -65,6 +65,12 @@ pub struct TeamMember {
     pub added_at: String,
 }
 
+/// The members of a team (never long enough to need pages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TeamMemberList {
+    pub items: Vec<TeamMember>,
+}
+
 /// Add a user (by username) to a team, or change their role if already a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AddMemberRequest {

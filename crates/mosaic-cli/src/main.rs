@@ -18,6 +18,11 @@ use crate::cli::{Cli, Command};
 
 /// Exit codes scripts can rely on (also in `mosaic --help`).
 fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<commands::CliError>() {
+        Some(commands::CliError::Usage(_)) => return 2,
+        Some(commands::CliError::NotLoggedIn(_)) => return 3,
+        None => {}
+    }
     match err.downcast_ref::<ClientError>() {
         Some(ClientError::Api { code, .. }) => match code {
             ErrorCode::Unauthorized => 3,

@@ -219,6 +219,14 @@ fn exit_codes_name_what_went_wrong() {
         .run(&["--url", &down, "--token", "msa_whatever", "whoami"])
         .expect_code(10);
     assert!(unreachable.stderr.contains("cannot reach"), "{unreachable}");
+
+    // Never logged in anywhere: 3, with a hint; nonsense arguments: 2.
+    let nowhere = stranger.run(&["whoami"]).expect_code(3);
+    assert!(nowhere.stderr.contains("mosaic login"), "{nowhere}");
+    world
+        .admin
+        .run(&["tokens", "create", "x", "--scopes", "superuser"])
+        .expect_code(2);
 }
 
 #[test]

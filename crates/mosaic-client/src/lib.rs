@@ -315,7 +315,7 @@ impl Client {
         .await
     }
 
-    pub async fn list_team_members(&self, id: &str) -> Result<Vec<TeamMember>> {
+    pub async fn list_team_members(&self, id: &str) -> Result<TeamMemberList> {
         self.get(&format!("/api/v1/teams/{}/members", path_segment(id)), &[])
             .await
     }

@@ -69,8 +69,11 @@ pub struct Config {
     /// Largest number of pooled database connections.
     pub max_db_connections: u32,
     pub log_format: LogFormat,
-    /// Mark session cookies `Secure` (set when users reach the gateway over HTTPS).
-    pub secure_cookies: bool,
+    /// Mark session cookies `Secure`. Unset: yes unless the gateway listens on loopback
+    /// (a non-loopback listener is fronted by TLS). Set false only for plain HTTP on a
+    /// trusted network, where browsers would otherwise drop the cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secure_cookies: Option<bool>,
 }
 
 impl Default for Config {
@@ -87,7 +90,7 @@ impl Default for Config {
             login_token_ttl_days: 90,
             max_db_connections: 8,
             log_format: LogFormat::Human,
-            secure_cookies: false,
+            secure_cookies: None,
         }
     }
 }
@@ -168,7 +171,7 @@ impl Config {
             self.max_db_connections = parse("MOSAIC_MAX_DB_CONNECTIONS", v)?;
         }
         if let Some(v) = env("MOSAIC_SECURE_COOKIES") {
-            self.secure_cookies = parse("MOSAIC_SECURE_COOKIES", v)?;
+            self.secure_cookies = Some(parse("MOSAIC_SECURE_COOKIES", v)?);
         }
         if let Some(v) = env("MOSAIC_LOG_FORMAT") {
             self.log_format = match v.as_str() {
@@ -203,6 +206,12 @@ impl Config {
             )
             .url),
         }
+    }
+
+    /// Whether session cookies carry `Secure`.
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies
+            .unwrap_or_else(|| !self.listen.ip().is_loopback())
     }
 
     /// Refuse settings that would be unsafe or meaningless.

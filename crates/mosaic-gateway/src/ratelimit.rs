@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Keys tracked at most; memory stays bounded whatever the callers send.
+const MAX_KEYS: usize = 50_000;
+
 /// Counts attempts per key within a window.
 pub struct RateLimiter {
     window: Duration,
@@ -28,9 +31,13 @@ impl RateLimiter {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if slots.len() > 10_000 {
+        if slots.len() >= MAX_KEYS {
             let window = self.window;
             slots.retain(|_, (start, _)| now.duration_since(*start) < window);
+            if slots.len() >= MAX_KEYS && !slots.contains_key(key) {
+                // Under a flood of distinct keys, refuse new ones rather than grow.
+                return Err(self.window);
+            }
         }
         let slot = slots.entry(key.to_string()).or_insert((now, 0));
         if now.duration_since(slot.0) >= self.window {

@@ -54,9 +54,25 @@ pub fn check_password_policy(password: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// argon2id works in 19 MiB for tens of milliseconds: at most one hash per core runs
+/// at a time, so a burst of logins queues instead of exhausting memory.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
 /// Hash a password with argon2id (on the blocking pool: it is deliberately slow).
 pub async fn hash_password(password: &str) -> ApiResult<String> {
     let password = password.to_owned();
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal())?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -92,6 +108,9 @@ pub async fn verify_password(password: &str, hash: Option<&str>) -> bool {
     let known = hash.is_some();
     let hash = hash.map(str::to_owned);
     let password = password.to_owned();
+    let Ok(_permit) = hashing_permits().acquire().await else {
+        return false;
+    };
     let ok = tokio::task::spawn_blocking(move || {
         let Some(hash) = hash.or_else(|| dummy_hash().map(str::to_owned)) else {
             return false;

@@ -349,22 +349,45 @@ impl Tx<'_> {
     }
 }
 
-/// Hide the password of a database URL.
+/// Hide the passwords of a database URL: in its user info and in `password` or
+/// `sslpassword` query parameters.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
+            let creds = &base[scheme + 3..at];
             match creds.find(':') {
                 Some(colon) => format!(
                     "{}{}:***{}",
-                    &url[..scheme + 3],
+                    &base[..scheme + 3],
                     &creds[..colon],
-                    &url[at..]
+                    &base[at..]
                 ),
-                None => url.to_string(),
+                None => base.to_string(),
             }
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    match query {
+        None => base,
+        Some(q) => {
+            let params: Vec<String> = q
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("password")
+                            || k.eq_ignore_ascii_case("sslpassword") =>
+                    {
+                        format!("{k}=***")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
     }
 }
 
@@ -379,5 +402,9 @@ mod tests {
             "postgres://mosaic:***@127.0.0.1:5432/db"
         );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=disable&password=s3cret&sslpassword=k"),
+            "postgres://u@h/db?sslmode=disable&password=***&sslpassword=***"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use mosaic_api::{
     AddMemberRequest, ApiToken, CreateTeamRequest, CreateTokenRequest, CreateUserRequest,
     CreateWorkspaceRequest, Owner, Preference, Scope, SetPreferenceRequest, Team, TeamRole,
@@ -10,7 +10,7 @@ use mosaic_api::{
 };
 
 use crate::cli::{PrefsCommand, TeamsCommand, TokensCommand, UsersCommand, WorkspacesCommand};
-use crate::commands::{paged, print_page, read_password, Ctx};
+use crate::commands::{paged, print_page, read_password, usage, Ctx};
 use crate::output::{fields, json, table, yes_no};
 
 fn show_user(ctx: &Ctx, u: &User) -> Result<()> {
@@ -179,7 +179,9 @@ pub async fn tokens(ctx: &Ctx, cmd: TokensCommand) -> Result<()> {
                     .iter()
                     .map(|s| {
                         Scope::parse(s.trim()).ok_or_else(|| {
-                            anyhow::anyhow!("unknown scope '{s}' (expected read, write or admin)")
+                            usage(format!(
+                                "unknown scope '{s}' (expected read, write or admin)"
+                            ))
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -188,7 +190,7 @@ pub async fn tokens(ctx: &Ctx, cmd: TokensCommand) -> Result<()> {
             let expires_in_secs = expires_in
                 .map(|s| humantime::parse_duration(&s).map(|d: Duration| d.as_secs()))
                 .transpose()
-                .map_err(|e| anyhow::anyhow!("--expires-in: {e} (e.g. 30d, 12h)"))?;
+                .map_err(|e| usage(format!("--expires-in: {e} (e.g. 30d, 12h)")))?;
             let created = client
                 .create_token(&CreateTokenRequest {
                     name,
@@ -229,8 +231,11 @@ fn show_team(ctx: &Ctx, t: &Team) -> Result<()> {
 }
 
 fn parse_role(s: &str) -> Result<TeamRole> {
-    TeamRole::parse(s)
-        .ok_or_else(|| anyhow::anyhow!("unknown role '{s}' (expected owner, admin or member)"))
+    TeamRole::parse(s).ok_or_else(|| {
+        usage(format!(
+            "unknown role '{s}' (expected owner, admin or member)"
+        ))
+    })
 }
 
 pub async fn teams(ctx: &Ctx, cmd: TeamsCommand) -> Result<()> {
@@ -265,6 +270,7 @@ pub async fn teams(ctx: &Ctx, cmd: TeamsCommand) -> Result<()> {
                 return json(&members);
             }
             let rows: Vec<Vec<String>> = members
+                .items
                 .iter()
                 .map(|m| {
                     vec![
@@ -360,7 +366,7 @@ pub async fn workspaces(ctx: &Ctx, cmd: WorkspacesCommand) -> Result<()> {
             description,
         } => {
             if name.is_none() && description.is_none() {
-                bail!("nothing to change: pass --name and/or --description");
+                return Err(usage("nothing to change: pass --name and/or --description"));
             }
             let req = UpdateWorkspaceRequest { name, description };
             show_workspace(ctx, &client.update_workspace(&id, &req).await?)

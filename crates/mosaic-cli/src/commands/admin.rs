@@ -33,7 +33,7 @@ pub async fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
             password_stdin,
         } => {
             let Some(url) = &ctx.url else {
-                anyhow::bail!("which gateway? pass --url URL");
+                return Err(crate::commands::usage("which gateway? pass --url URL"));
             };
             let password = read_password("password for the new admin: ", password_stdin)?;
             if !password_stdin && read_password("again: ", false)? != password {

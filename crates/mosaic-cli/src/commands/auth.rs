@@ -62,7 +62,9 @@ pub async fn login_and_save(
 
 pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<()> {
     let Some(url) = &ctx.url else {
-        bail!("which gateway? pass --url URL (e.g. --url http://127.0.0.1:8420)");
+        return Err(crate::commands::usage(
+            "which gateway? pass --url URL (e.g. --url http://127.0.0.1:8420)",
+        ));
     };
     let username = match args.username {
         Some(u) => u,
@@ -82,10 +84,19 @@ pub async fn logout(ctx: &Ctx) -> Result<()> {
             Ok(()) => {}
             // Already revoked or expired: forgetting it is all that is left to do.
             Err(mosaic_client::ClientError::Api { status: 401, .. }) => {}
+            // A read-only token cannot revoke itself; say so rather than pretend.
+            Err(mosaic_client::ClientError::Api { status: 403, .. }) => eprintln!(
+                "warning: this token may not revoke itself (no write scope); it stays valid \
+                 until it expires or is revoked with `mosaic tokens revoke`"
+            ),
             Err(e) => return Err(e.into()),
         }
     }
-    credentials::clear_token()?;
+    // Forget the saved token only if it is the one just logged out (not when a token
+    // given with --token or MOSAIC_TOKEN was).
+    if ctx.saved_token.is_some() && ctx.saved_token == ctx.token {
+        credentials::clear_token()?;
+    }
     eprintln!("logged out");
     Ok(())
 }

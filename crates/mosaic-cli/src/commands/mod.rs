@@ -13,10 +13,36 @@ use mosaic_client::Client;
 use crate::cli::{Cli, Command, PageArgs};
 use crate::credentials;
 
+/// Failures of the command line itself, with their own exit codes.
+#[derive(Debug)]
+pub enum CliError {
+    /// The arguments make no sense (exit 2, like clap's own usage errors).
+    Usage(String),
+    /// No gateway or credential to talk to (exit 3).
+    NotLoggedIn(String),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(m) | CliError::NotLoggedIn(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Fail with a usage error.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    CliError::Usage(message.into()).into()
+}
+
 /// What a command needs: a way to reach the gateway and how to print.
 pub struct Ctx {
     pub url: Option<String>,
     pub token: Option<String>,
+    /// The token `mosaic login` saved, to tell it from one given on the command line.
+    pub saved_token: Option<String>,
     pub json: bool,
 }
 
@@ -24,17 +50,38 @@ impl Ctx {
     /// A client of the configured gateway, with the saved or given token.
     pub fn client(&self) -> Result<Client> {
         let Some(url) = &self.url else {
-            bail!("no gateway URL: pass --url, set MOSAIC_URL, or run `mosaic login --url URL`");
+            return Err(CliError::NotLoggedIn(
+                "no gateway URL: pass --url, set MOSAIC_URL, or run `mosaic login --url URL`"
+                    .into(),
+            )
+            .into());
         };
         Ok(Client::new(url, self.token.clone())?)
     }
 }
 
+/// Commands that never talk to a gateway, and so do not need saved credentials (a
+/// damaged credentials file must not keep the gateway from starting).
+fn is_local(command: &Command) -> bool {
+    match command {
+        Command::Serve(_) | Command::Config(_) | Command::Openapi | Command::Completions { .. } => {
+            true
+        }
+        Command::Admin(crate::cli::AdminCommand::Bootstrap(_)) => true,
+        _ => false,
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
-    let saved = credentials::load().context("loading saved credentials")?;
+    let saved = if is_local(&cli.command) {
+        credentials::Credentials::default()
+    } else {
+        credentials::load().context("loading saved credentials")?
+    };
     let ctx = Ctx {
         url: cli.global.url.or(saved.url),
-        token: cli.global.token.or(saved.token),
+        token: cli.global.token.or(saved.token.clone()),
+        saved_token: saved.token,
         json: cli.global.json,
     };
     match cli.command {

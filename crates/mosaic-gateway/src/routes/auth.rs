@@ -46,7 +46,7 @@ pub async fn bootstrap_status(State(state): State<AppState>) -> ApiResult<Json<B
 /// Redeem the one-shot bootstrap token: creates the first admin. Works exactly once.
 #[utoipa::path(post, path = "/api/v1/auth/bootstrap", tag = "auth", operation_id = "bootstrap",
     security(()), request_body = BootstrapRequest,
-    responses((status = 201, body = mosaic_api::User), (status = 401, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 201, body = mosaic_api::User), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn bootstrap(
     State(state): State<AppState>,
@@ -57,6 +57,12 @@ pub async fn bootstrap(
         return rate_limited(wait);
     }
     let result: ApiResult<mosaic_api::User> = async {
+        // Refuse a closed bootstrap before spending a password hash on it.
+        if !state.store.needs_bootstrap().await? {
+            return Err(ApiError::unauthorized(
+                "invalid, expired or already used bootstrap token",
+            ));
+        }
         check_password_policy(&req.password)?;
         let password_hash = hash_password(&req.password).await?;
         let new = NewUser {
@@ -90,7 +96,7 @@ pub async fn bootstrap(
 /// Log in with a username and password: a cookie session (web) or a bearer token (CLI).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login",
     security(()), request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody),
+    responses((status = 400, body = ErrorBody), (status = 200, body = LoginResponse), (status = 401, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
@@ -98,11 +104,19 @@ pub async fn login(
     Json(req): Json<LoginRequest>,
 ) -> Response {
     let ip = client_ip(&request_parts);
-    let user_key = format!("{ip}/{}", req.username.trim().to_ascii_lowercase());
+    // Guesses at one account are limited wherever they come from (a distributed guess
+    // gets no more tries); the per-address limit slows one client spraying many names.
+    let account: String = req
+        .username
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .take(64)
+        .collect();
     if let Err(wait) = state
         .login_ip_limiter
         .check(&ip)
-        .and_then(|()| state.login_user_limiter.check(&user_key))
+        .and_then(|()| state.login_user_limiter.check(&account))
     {
         return rate_limited(wait);
     }
@@ -142,7 +156,7 @@ async fn do_login(state: &AppState, req: LoginRequest) -> ApiResult<Response> {
                 )
                 .await?;
             let max_age = config.session_ttl_hours * 3600;
-            let secure = if config.secure_cookies {
+            let secure = if config.cookies_secure() {
                 "; Secure"
             } else {
                 ""
@@ -194,7 +208,7 @@ async fn do_login(state: &AppState, req: LoginRequest) -> ApiResult<Response> {
 
 /// End the session or revoke the token this request is made with.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout",
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 403, body = ErrorBody), (status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<Response> {
     match &auth.credential {
         Credential::Cookie { session_id } => {
@@ -222,7 +236,7 @@ pub async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<Resp
 
 /// Who the caller is.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "whoami",
-    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
+    responses((status = 403, body = ErrorBody), (status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
 pub async fn whoami(auth: Auth) -> Json<WhoAmI> {
     let credential = match auth.credential {
         Credential::Cookie { .. } => "cookie",
@@ -238,12 +252,16 @@ pub async fn whoami(auth: Auth) -> Json<WhoAmI> {
 /// Change your own password (needs the current one). Ends your web sessions.
 #[utoipa::path(put, path = "/api/v1/auth/password", tag = "auth", operation_id = "change_password",
     request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 403, body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
     auth: Auth,
     Json(req): Json<ChangePasswordRequest>,
 ) -> ApiResult<Response> {
+    // Checking the current password is a password guess like a login.
+    if let Err(wait) = state.login_user_limiter.check(&auth.user.username) {
+        return Ok(rate_limited(wait));
+    }
     let current = state.store.own_password_hash(&auth.principal).await?;
     if !verify_password(&req.current_password, Some(&current)).await {
         return Err(ApiError::bad_request("the current password is wrong"));

@@ -12,7 +12,7 @@ use crate::AppState;
 
 /// Every preference you have set.
 #[utoipa::path(get, path = "/api/v1/preferences", tag = "preferences", operation_id = "list_preferences",
-    responses((status = 200, body = PreferenceList)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = PreferenceList)))]
 pub async fn list_preferences(
     State(state): State<AppState>,
     auth: Auth,
@@ -25,7 +25,7 @@ pub async fn list_preferences(
 /// One preference; 404 when unset.
 #[utoipa::path(get, path = "/api/v1/preferences/{key}", tag = "preferences", operation_id = "get_preference",
     params(("key" = String, Path, description = "Preference key")),
-    responses((status = 200, body = Preference), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = Preference), (status = 404, body = ErrorBody)))]
 pub async fn get_preference(
     State(state): State<AppState>,
     auth: Auth,
@@ -39,7 +39,7 @@ pub async fn get_preference(
 /// Set a preference; the value must fit the key's type.
 #[utoipa::path(put, path = "/api/v1/preferences/{key}", tag = "preferences", operation_id = "set_preference",
     params(("key" = String, Path, description = "Preference key")), request_body = SetPreferenceRequest,
-    responses((status = 200, body = Preference), (status = 400, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = Preference), (status = 400, body = ErrorBody)))]
 pub async fn set_preference(
     State(state): State<AppState>,
     auth: Auth,
@@ -57,7 +57,7 @@ pub async fn set_preference(
 /// Unset a preference.
 #[utoipa::path(delete, path = "/api/v1/preferences/{key}", tag = "preferences", operation_id = "delete_preference",
     params(("key" = String, Path, description = "Preference key")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_preference(
     State(state): State<AppState>,
     auth: Auth,

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{
     AddMemberRequest, CreateTeamRequest, ErrorBody, Page, PageQuery, Team, TeamMember,
-    UpdateTeamRequest,
+    TeamMemberList, UpdateTeamRequest,
 };
 
 use crate::auth::Auth;
@@ -16,7 +16,7 @@ use crate::AppState;
 
 /// Your teams.
 #[utoipa::path(get, path = "/api/v1/teams", tag = "teams", operation_id = "list_teams",
-    params(PageQuery), responses((status = 200, body = Page<Team>)))]
+    params(PageQuery), responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = Page<Team>)))]
 pub async fn list_teams(
     State(state): State<AppState>,
     auth: Auth,
@@ -28,7 +28,7 @@ pub async fn list_teams(
 /// Create a team; you become its owner.
 #[utoipa::path(post, path = "/api/v1/teams", tag = "teams", operation_id = "create_team",
     request_body = CreateTeamRequest,
-    responses((status = 201, body = Team), (status = 400, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 201, body = Team), (status = 400, body = ErrorBody)))]
 pub async fn create_team(
     State(state): State<AppState>,
     auth: Auth,
@@ -41,7 +41,7 @@ pub async fn create_team(
 /// A team you belong to.
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", operation_id = "get_team",
     params(("id" = String, Path, description = "Team id")),
-    responses((status = 200, body = Team), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = Team), (status = 404, body = ErrorBody)))]
 pub async fn get_team(
     State(state): State<AppState>,
     auth: Auth,
@@ -53,7 +53,7 @@ pub async fn get_team(
 /// Rename a team (its owners and admins).
 #[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", operation_id = "update_team",
     params(("id" = String, Path, description = "Team id")), request_body = UpdateTeamRequest,
-    responses((status = 200, body = Team), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 400, body = ErrorBody), (status = 200, body = Team), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_team(
     State(state): State<AppState>,
     auth: Auth,
@@ -71,7 +71,7 @@ pub async fn update_team(
 /// Delete a team and its workspaces (its owners).
 #[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", operation_id = "delete_team",
     params(("id" = String, Path, description = "Team id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_team(
     State(state): State<AppState>,
     auth: Auth,
@@ -84,21 +84,21 @@ pub async fn delete_team(
 /// The members of a team you belong to.
 #[utoipa::path(get, path = "/api/v1/teams/{id}/members", tag = "teams", operation_id = "list_team_members",
     params(("id" = String, Path, description = "Team id")),
-    responses((status = 200, body = Vec<TeamMember>), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = TeamMemberList), (status = 404, body = ErrorBody)))]
 pub async fn list_members(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<TeamMember>>> {
-    Ok(Json(
-        state.store.list_team_members(&auth.principal, &id).await?,
-    ))
+) -> ApiResult<Json<TeamMemberList>> {
+    Ok(Json(TeamMemberList {
+        items: state.store.list_team_members(&auth.principal, &id).await?,
+    }))
 }
 
 /// Add a user to a team by username, or change their role.
 #[utoipa::path(post, path = "/api/v1/teams/{id}/members", tag = "teams", operation_id = "add_team_member",
     params(("id" = String, Path, description = "Team id")), request_body = AddMemberRequest,
-    responses((status = 200, body = TeamMember), (status = 400, body = ErrorBody),
+    responses((status = 401, body = ErrorBody), (status = 200, body = TeamMember), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_member(
     State(state): State<AppState>,
@@ -118,7 +118,7 @@ pub async fn add_member(
 #[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams",
     operation_id = "remove_team_member",
     params(("id" = String, Path, description = "Team id"), ("user_id" = String, Path, description = "User id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     auth: Auth,

@@ -22,7 +22,7 @@ const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
 
 /// Your API tokens.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", operation_id = "list_tokens",
-    params(PageQuery), responses((status = 200, body = Page<ApiToken>)))]
+    params(PageQuery), responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = Page<ApiToken>)))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     auth: Auth,
@@ -36,7 +36,7 @@ pub async fn list_tokens(
 /// Create an API token. The token itself is in this response only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", operation_id = "create_token",
     request_body = CreateTokenRequest,
-    responses((status = 201, body = CreateTokenResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 201, body = CreateTokenResponse), (status = 400, body = ErrorBody)))]
 pub async fn create_token(
     State(state): State<AppState>,
     auth: Auth,
@@ -91,7 +91,7 @@ pub async fn create_token(
 /// One of your API tokens.
 #[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "get_token",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = ApiToken), (status = 404, body = ErrorBody)))]
 pub async fn get_token(
     State(state): State<AppState>,
     auth: Auth,
@@ -103,7 +103,7 @@ pub async fn get_token(
 /// Revoke one of your API tokens; it stops working at once.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", operation_id = "revoke_token",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     auth: Auth,

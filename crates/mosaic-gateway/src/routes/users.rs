@@ -17,7 +17,7 @@ use crate::AppState;
 /// Admin: list users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
     params(PageQuery),
-    responses((status = 200, body = Page<User>), (status = 403, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 200, body = Page<User>), (status = 403, body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
     auth: Auth,
@@ -30,7 +30,7 @@ pub async fn list_users(
 /// Admin: create a user.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user",
     request_body = CreateUserRequest,
-    responses((status = 201, body = User), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 400, body = ErrorBody), (status = 201, body = User), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -51,7 +51,7 @@ pub async fn create_user(
 /// A user: yourself, or anyone for an admin.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "get_user",
     params(("id" = String, Path, description = "User id")),
-    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = User), (status = 404, body = ErrorBody)))]
 pub async fn get_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -63,7 +63,7 @@ pub async fn get_user(
 /// Change a user: your own display name, or (admins) anything.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "update_user",
     params(("id" = String, Path, description = "User id")), request_body = UpdateUserRequest,
-    responses((status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 400, body = ErrorBody), (status = 400, body = ErrorBody), (status = 200, body = User), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -101,7 +101,7 @@ pub async fn update_user(
 /// Admin: delete a user and everything they own.
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", operation_id = "delete_user",
     params(("id" = String, Path, description = "User id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 400, body = ErrorBody), (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_user(
     State(state): State<AppState>,
     auth: Auth,

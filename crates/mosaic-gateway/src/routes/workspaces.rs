@@ -15,7 +15,7 @@ use crate::AppState;
 
 /// Workspaces you can see.
 #[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces", operation_id = "list_workspaces",
-    params(PageQuery), responses((status = 200, body = Page<Workspace>)))]
+    params(PageQuery), responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = Page<Workspace>)))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
     auth: Auth,
@@ -29,7 +29,7 @@ pub async fn list_workspaces(
 /// Create a workspace, yours or (as its owner or admin) a team's.
 #[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces", operation_id = "create_workspace",
     request_body = CreateWorkspaceRequest,
-    responses((status = 201, body = Workspace), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 400, body = ErrorBody), (status = 201, body = Workspace), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create_workspace(
     State(state): State<AppState>,
     auth: Auth,
@@ -50,7 +50,7 @@ pub async fn create_workspace(
 /// A workspace you can see.
 #[utoipa::path(get, path = "/api/v1/workspaces/{id}", tag = "workspaces", operation_id = "get_workspace",
     params(("id" = String, Path, description = "Workspace id")),
-    responses((status = 200, body = Workspace), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 200, body = Workspace), (status = 404, body = ErrorBody)))]
 pub async fn get_workspace(
     State(state): State<AppState>,
     auth: Auth,
@@ -62,7 +62,7 @@ pub async fn get_workspace(
 /// Rename or describe a workspace.
 #[utoipa::path(patch, path = "/api/v1/workspaces/{id}", tag = "workspaces", operation_id = "update_workspace",
     params(("id" = String, Path, description = "Workspace id")), request_body = UpdateWorkspaceRequest,
-    responses((status = 200, body = Workspace), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 400, body = ErrorBody), (status = 200, body = Workspace), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_workspace(
     State(state): State<AppState>,
     auth: Auth,
@@ -85,7 +85,7 @@ pub async fn update_workspace(
 /// Delete a workspace.
 #[utoipa::path(delete, path = "/api/v1/workspaces/{id}", tag = "workspaces", operation_id = "delete_workspace",
     params(("id" = String, Path, description = "Workspace id")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 401, body = ErrorBody), (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_workspace(
     State(state): State<AppState>,
     auth: Auth,

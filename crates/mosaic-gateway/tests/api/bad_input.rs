@@ -61,6 +61,31 @@ async fn malformed_json_is_a_400_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_declared_json_is_a_400() {
+    let gw = TestGateway::start().await;
+    let root = gw.admin("root").await;
+    let resp = gw
+        .http
+        .post(format!("{}/api/v1/teams", gw.url))
+        .bearer_auth(&root)
+        .header("content-type", "text/plain")
+        .body("{\"name\": \"x\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let e: Value = resp.json().await.unwrap();
+    assert_eq!(e["error"]["code"], json!("bad_request"));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/json"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let gw = TestGateway::start().await;
     let (s, e) = gw

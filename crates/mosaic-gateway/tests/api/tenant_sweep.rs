@@ -226,7 +226,7 @@ async fn sweep(engine: Engine) {
         )
         .await;
     assert_eq!(
-        members.as_array().unwrap().len(),
+        members["items"].as_array().unwrap().len(),
         1,
         "bob got into alice's team: {members}"
     );
