@@ -63,12 +63,24 @@ impl Ctx {
 /// Commands that never talk to a gateway, and so do not need saved credentials (a
 /// damaged credentials file must not keep the gateway from starting).
 fn is_local(command: &Command) -> bool {
+    use crate::cli::AdminCommand;
     match command {
         Command::Serve(_) | Command::Config(_) | Command::Openapi | Command::Completions { .. } => {
             true
         }
-        Command::Admin(crate::cli::AdminCommand::Bootstrap(_)) => true,
-        _ => false,
+        Command::Admin(admin) => match admin {
+            AdminCommand::Bootstrap(_) => true,
+            AdminCommand::Claim { .. } | AdminCommand::Status => false,
+        },
+        Command::Login(_)
+        | Command::Logout
+        | Command::Whoami
+        | Command::Passwd(_)
+        | Command::Users(_)
+        | Command::Tokens(_)
+        | Command::Teams(_)
+        | Command::Workspaces(_)
+        | Command::Prefs(_) => false,
     }
 }
 
