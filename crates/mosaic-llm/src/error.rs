@@ -1,0 +1,50 @@
+//! Why a model call failed, shaped for the routing matrix: it must tell a failure
+//! worth retrying elsewhere (before the first token) from one that is final.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LlmError {
+    /// The provider could not be reached (DNS, refused, TLS, reset before an answer).
+    #[error("cannot connect to the provider: {0}")]
+    Connect(String),
+    /// No answer (or no first event) within the time allowed.
+    #[error("the provider did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The provider answered with an HTTP error.
+    #[error("the provider answered {status}: {message}")]
+    Http {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The provider's answer does not follow its wire format.
+    #[error("malformed answer from the provider: {0}")]
+    Protocol(String),
+    /// The provider reported an error inside the stream.
+    #[error("the provider reported an error: {0}")]
+    Provider(String),
+    /// The request cannot be sent as given (unknown model, bad configuration).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LlmError {
+    /// Whether another model may succeed where this one failed: connection failures,
+    /// timeouts, rate limits and server errors. Meaningful before the first token only.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LlmError::Connect(_) | LlmError::Timeout(_) => true,
+            LlmError::Http { status, .. } => *status == 429 || *status == 408 || *status >= 500,
+            LlmError::Protocol(_) | LlmError::Provider(_) | LlmError::Invalid(_) => false,
+        }
+    }
+
+    pub(crate) fn from_reqwest(e: reqwest::Error) -> LlmError {
+        if e.is_timeout() {
+            LlmError::Timeout(Duration::ZERO)
+        } else {
+            LlmError::Connect(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Each wire API against a local server that speaks it, scripted per test: what the
+//! provider streams, and what Mosaic sent (asserted on).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod openai_chat;
+// Some helpers serve only some wire APIs' tests.
+#[allow(dead_code)]
+mod support;
