@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod openai_chat;
+pub mod routing;
 pub mod sse;
 pub mod stream;
 pub mod types;

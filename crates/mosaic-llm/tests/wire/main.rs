@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod openai_chat;
+mod routing;
 // Some helpers serve only some wire APIs' tests.
 #[allow(dead_code)]
 mod support;
