@@ -10,6 +10,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod secretbox;
 pub mod secrets;
 pub mod server;
 

@@ -16,6 +16,9 @@ mod migrate;
 mod page;
 mod prefs;
 mod principal;
+mod providers;
+mod routes;
+mod usage;
 mod teams;
 mod users;
 mod workspaces;
@@ -25,6 +28,8 @@ pub use credentials::{AuthenticatedToken, NewApiToken, NewWebSession, WebSession
 pub use db::{redact_url, Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use principal::Principal;
+pub use providers::{NewProvider, ProviderChanges, ProviderForCall};
+pub use usage::day_of;
 pub use users::{LoginRecord, NewUser, UserChanges};
 
 /// Result of a store operation.

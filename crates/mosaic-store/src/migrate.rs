@@ -14,12 +14,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "accounts",
-    sqlite: include_str!("../migrations/sqlite/0001_accounts.sql"),
-    postgres: include_str!("../migrations/postgres/0001_accounts.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "accounts",
+        sqlite: include_str!("../migrations/sqlite/0001_accounts.sql"),
+        postgres: include_str!("../migrations/postgres/0001_accounts.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "providers",
+        sqlite: include_str!("../migrations/sqlite/0002_providers.sql"),
+        postgres: include_str!("../migrations/postgres/0002_providers.sql"),
+    },
+];
 
 /// An arbitrary constant: the advisory lock that keeps replicas from migrating at once.
 const PG_MIGRATION_LOCK: i64 = 0x6d6f_7361_6963;

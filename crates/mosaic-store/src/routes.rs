@@ -1,0 +1,149 @@
+//! Routes: named, ordered lists of `provider/model` steps. Gateway-wide routes are
+//! everyone's defaults; a user's route of the same name wins for that user.
+
+use mosaic_api::{ConfigScope, RouteInfo, RouteStep};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::{Acting, Tx};
+use crate::providers::{check_config_name, check_manageable, owner_for, VISIBLE};
+use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
+
+const COLUMNS: &str = "id, owner_user_id, name, steps, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<RouteInfo> {
+    let steps: String = row.try_get("steps")?;
+    let owner: Option<String> = row.try_get("owner_user_id")?;
+    Ok(RouteInfo {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        scope: if owner.is_some() { ConfigScope::User } else { ConfigScope::Gateway },
+        steps: serde_json::from_str(&steps)
+            .map_err(|e| StoreError::Invalid(format!("stored route is not valid: {e}")))?,
+        created_at: format_time(row.try_get("created_at")?),
+        updated_at: format_time(row.try_get("updated_at")?),
+    })
+}
+
+fn check_steps(steps: &[RouteStep]) -> Result<()> {
+    if steps.is_empty() || steps.len() > 16 {
+        return Err(StoreError::Invalid("a route needs 1 to 16 steps".into()));
+    }
+    for step in steps {
+        check_config_name("provider", &step.provider)?;
+        if step.model.trim().is_empty() || step.model.len() > 256 {
+            return Err(StoreError::Invalid("a step needs a model name (at most 256 characters)".into()));
+        }
+        if !(100..=600_000).contains(&step.timeout_ms) {
+            return Err(StoreError::Invalid("timeout_ms must be from 100 to 600000".into()));
+        }
+    }
+    Ok(())
+}
+
+async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<RouteInfo> {
+    let sql = tx
+        .sql(&format!("SELECT {COLUMNS} FROM routes WHERE id = $2 AND {VISIBLE}"))
+        .into_owned();
+    let row = tx
+        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    from_row(&row)
+}
+
+impl Store {
+    /// Create or replace the route of this name in this scope.
+    pub async fn set_route(
+        &self,
+        p: &Principal,
+        scope: ConfigScope,
+        name: &str,
+        steps: &[RouteStep],
+    ) -> Result<RouteInfo> {
+        let name = check_config_name("route", name)?;
+        check_steps(steps)?;
+        let owner = owner_for(p, scope, "route")?;
+        let steps_json = serde_json::to_string(steps)
+            .map_err(|e| StoreError::Invalid(format!("route steps: {e}")))?;
+        let now = now_ms();
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql(
+                "SELECT id FROM routes WHERE COALESCE(owner_user_id, '') = COALESCE($1, '') AND name = $2",
+            )
+            .into_owned();
+        let existing = tx
+            .fetch_optional(sqlx::query(&sql).bind(owner.clone()).bind(&name))
+            .await?;
+        let id = match existing {
+            Some(row) => {
+                let id: String = row.try_get("id")?;
+                let sql = tx
+                    .sql("UPDATE routes SET steps = $2, updated_at = $3 WHERE id = $1")
+                    .into_owned();
+                tx.execute(sqlx::query(&sql).bind(&id).bind(&steps_json).bind(now))
+                    .await?;
+                id
+            }
+            None => {
+                let id = new_id();
+                let sql = tx
+                    .sql(&format!("INSERT INTO routes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $5)"))
+                    .into_owned();
+                tx.execute(
+                    sqlx::query(&sql)
+                        .bind(&id)
+                        .bind(owner)
+                        .bind(&name)
+                        .bind(&steps_json)
+                        .bind(now),
+                )
+                .await?;
+                id
+            }
+        };
+        let route = select_visible(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        Ok(route)
+    }
+
+    /// The routes the principal can use: gateway-wide and their own.
+    pub async fn list_routes(&self, p: &Principal) -> Result<Vec<RouteInfo>> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {COLUMNS} FROM routes WHERE {VISIBLE} \
+                 ORDER BY name, CASE WHEN owner_user_id IS NULL THEN 1 ELSE 0 END"
+            ))
+            .into_owned();
+        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        tx.commit().await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn get_route(&self, p: &Principal, id: &str) -> Result<RouteInfo> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let route = select_visible(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(route)
+    }
+
+    /// The route a name means for this principal: their own, else the gateway's.
+    pub async fn resolve_route(&self, p: &Principal, name: &str) -> Result<RouteInfo> {
+        self.list_routes(p)
+            .await?
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn delete_route(&self, p: &Principal, id: &str) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let current = select_visible(&mut tx, p, id).await?;
+        check_manageable(p, current.scope, "route")?;
+        let sql = tx.sql("DELETE FROM routes WHERE id = $1").into_owned();
+        tx.execute(sqlx::query(&sql).bind(id)).await?;
+        tx.commit().await
+    }
+}

@@ -1,0 +1,95 @@
+//! Token usage per user, per `provider/model`, per day (UTC).
+
+use mosaic_api::UsageRow;
+use sqlx::Row;
+
+use crate::db::Acting;
+use crate::{Principal, Result, Store, StoreError};
+
+/// `YYYY-MM-DD` (UTC) of a time in milliseconds.
+pub fn day_of(ms: i64) -> String {
+    crate::format_time(ms)[..10].to_string()
+}
+
+fn check_day(day: &str) -> Result<()> {
+    let b = day.as_bytes();
+    let ok = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!("'{day}' is not a YYYY-MM-DD day")))
+    }
+}
+
+impl Store {
+    /// Add one call's tokens to the principal's tally for today.
+    pub async fn record_usage(
+        &self,
+        p: &Principal,
+        provider: &str,
+        model: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+        cached_tokens: u64,
+    ) -> Result<()> {
+        let day = day_of(crate::now_ms());
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql(
+                "INSERT INTO usage_daily (user_id, day, provider, model, requests, input_tokens, \
+                 output_tokens, cached_tokens) VALUES ($1, $2, $3, $4, 1, $5, $6, $7) \
+                 ON CONFLICT (user_id, day, provider, model) DO UPDATE SET \
+                 requests = usage_daily.requests + 1, \
+                 input_tokens = usage_daily.input_tokens + excluded.input_tokens, \
+                 output_tokens = usage_daily.output_tokens + excluded.output_tokens, \
+                 cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(p.user_id())
+                .bind(day)
+                .bind(provider)
+                .bind(model)
+                .bind(input_tokens as i64)
+                .bind(output_tokens as i64)
+                .bind(cached_tokens as i64),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// The principal's usage between two days, inclusive.
+    pub async fn usage_report(&self, p: &Principal, from: &str, to: &str) -> Result<Vec<UsageRow>> {
+        check_day(from)?;
+        check_day(to)?;
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(
+                "SELECT day, provider, model, requests, input_tokens, output_tokens, cached_tokens \
+                 FROM usage_daily WHERE user_id = $1 AND day >= $2 AND day <= $3 \
+                 ORDER BY day, provider, model",
+            )
+            .into_owned();
+        let rows = tx
+            .fetch_all(sqlx::query(&sql).bind(p.user_id()).bind(from).bind(to))
+            .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageRow {
+                    day: r.try_get("day")?,
+                    provider: r.try_get("provider")?,
+                    model: r.try_get("model")?,
+                    requests: r.try_get::<i64, _>("requests")? as u64,
+                    input_tokens: r.try_get::<i64, _>("input_tokens")? as u64,
+                    output_tokens: r.try_get::<i64, _>("output_tokens")? as u64,
+                    cached_tokens: r.try_get::<i64, _>("cached_tokens")? as u64,
+                })
+            })
+            .collect()
+    }
+}
