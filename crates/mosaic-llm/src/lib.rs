@@ -7,8 +7,10 @@
 //! the collected stream ([`collect`]). Dropping a stream aborts the call; whatever
 //! arrived before stays with the caller.
 
+pub mod anthropic;
 pub mod error;
 pub mod openai_chat;
+pub mod openai_responses;
 pub mod routing;
 pub mod sse;
 pub mod stream;

@@ -188,7 +188,9 @@ impl Router {
             _ => Duration::ZERO,
         };
         // A provider's own Retry-After wins over our schedule (within reason).
-        let cooldown = doubling.min(self.max_cooldown).max(asked.min(MAX_RETRY_AFTER));
+        let cooldown = doubling
+            .min(self.max_cooldown)
+            .max(asked.min(MAX_RETRY_AFTER));
         h.cooling_until = Some(Instant::now() + cooldown);
         h.last_error = Some(error.to_string());
     }

@@ -2,7 +2,9 @@
 //! provider streams, and what Mosaic sent (asserted on).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anthropic;
 mod openai_chat;
+mod openai_responses;
 mod routing;
 // Some helpers serve only some wire APIs' tests.
 #[allow(dead_code)]
