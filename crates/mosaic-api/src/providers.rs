@@ -93,9 +93,13 @@ impl WireApi {
     }
 
     pub fn parse(s: &str) -> Option<WireApi> {
-        [WireApi::ChatCompletions, WireApi::Responses, WireApi::AnthropicMessages]
-            .into_iter()
-            .find(|w| w.as_str() == s)
+        [
+            WireApi::ChatCompletions,
+            WireApi::Responses,
+            WireApi::AnthropicMessages,
+        ]
+        .into_iter()
+        .find(|w| w.as_str() == s)
     }
 }
 
@@ -269,7 +273,9 @@ pub struct UsageReport {
 }
 
 /// Which days a usage report covers (inclusive, `YYYY-MM-DD`); the last 30 when absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams, ToSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams, ToSchema,
+)]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     pub from: Option<String>,

@@ -69,6 +69,12 @@ pub struct Config {
     /// Largest number of pooled database connections.
     pub max_db_connections: u32,
     pub log_format: LogFormat,
+    /// The key that encrypts provider API keys at rest; `secret.key` in the data
+    /// directory when unset. Replicas of a scaled gateway must share one.
+    pub secret_key_file: Option<PathBuf>,
+    /// Let users (not only admins) point their own providers at loopback or private
+    /// addresses. Off: a user's provider could otherwise reach internal services.
+    pub allow_private_user_providers: bool,
     /// Mark session cookies `Secure`. Unset: yes unless the gateway listens on loopback
     /// (a non-loopback listener is fronted by TLS). Set false only for plain HTTP on a
     /// trusted network, where browsers would otherwise drop the cookie.
@@ -90,6 +96,8 @@ impl Default for Config {
             login_token_ttl_days: 90,
             max_db_connections: 8,
             log_format: LogFormat::Human,
+            secret_key_file: None,
+            allow_private_user_providers: false,
             secure_cookies: None,
         }
     }
@@ -173,6 +181,12 @@ impl Config {
         if let Some(v) = env("MOSAIC_SECURE_COOKIES") {
             self.secure_cookies = Some(parse("MOSAIC_SECURE_COOKIES", v)?);
         }
+        if let Some(v) = env("MOSAIC_SECRET_KEY_FILE") {
+            self.secret_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("MOSAIC_ALLOW_PRIVATE_USER_PROVIDERS") {
+            self.allow_private_user_providers = parse("MOSAIC_ALLOW_PRIVATE_USER_PROVIDERS", v)?;
+        }
         if let Some(v) = env("MOSAIC_LOG_FORMAT") {
             self.log_format = match v.as_str() {
                 "human" => LogFormat::Human,
@@ -212,6 +226,14 @@ impl Config {
     pub fn cookies_secure(&self) -> bool {
         self.secure_cookies
             .unwrap_or_else(|| !self.listen.ip().is_loopback())
+    }
+
+    /// The secret key file, falling back to `secret.key` in the data directory.
+    pub fn secret_key_file(&self) -> Result<PathBuf, ConfigError> {
+        match &self.secret_key_file {
+            Some(p) => Ok(p.clone()),
+            None => Ok(self.data_dir()?.join("secret.key")),
+        }
     }
 
     /// Refuse settings that would be unsafe or meaningless.

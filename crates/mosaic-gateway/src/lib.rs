@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod models;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
@@ -31,6 +32,7 @@ pub struct AppState(Arc<StateInner>);
 pub struct StateInner {
     pub store: mosaic_store::Store,
     pub config: Config,
+    pub models: models::ModelHub,
     pub login_ip_limiter: ratelimit::RateLimiter,
     pub login_user_limiter: ratelimit::RateLimiter,
     pub bootstrap_limiter: ratelimit::RateLimiter,
@@ -44,11 +46,12 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: mosaic_store::Store, config: Config) -> Self {
+    pub fn new(store: mosaic_store::Store, config: Config, secrets: secretbox::SecretBox) -> Self {
         let minute = Duration::from_secs(60);
         AppState(Arc::new(StateInner {
             store,
             config,
+            models: models::ModelHub::new(secrets),
             login_ip_limiter: ratelimit::RateLimiter::new(60, minute),
             login_user_limiter: ratelimit::RateLimiter::new(10, minute),
             bootstrap_limiter: ratelimit::RateLimiter::new(10, minute),

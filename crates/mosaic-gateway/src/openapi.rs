@@ -9,7 +9,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::routes::{auth, health, prefs, teams, tokens, users, workspaces};
+use crate::routes::{
+    auth, health, model_routes, openai_compat, prefs, providers, teams, tokens, users, workspaces,
+};
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -24,6 +26,8 @@ use crate::AppState;
         (name = "teams", description = "Teams and their members"),
         (name = "workspaces", description = "Workspaces of users and teams"),
         (name = "preferences", description = "Per-user typed settings"),
+        (name = "models", description = "Model providers, routes over them, their health, token usage"),
+        (name = "openai", description = "OpenAI-compatible endpoints for existing clients"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -89,6 +93,23 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             prefs::set_preference,
             prefs::delete_preference
         ))
+        .routes(routes!(
+            providers::list_providers,
+            providers::create_provider
+        ))
+        .routes(routes!(
+            providers::get_provider,
+            providers::update_provider,
+            providers::delete_provider
+        ))
+        .routes(routes!(providers::test_provider))
+        .routes(routes!(model_routes::list_models))
+        .routes(routes!(model_routes::model_health))
+        .routes(routes!(model_routes::list_routes, model_routes::set_route))
+        .routes(routes!(model_routes::get_route, model_routes::delete_route))
+        .routes(routes!(model_routes::get_usage))
+        .routes(routes!(openai_compat::chat_completions))
+        .routes(routes!(openai_compat::openai_models))
         .split_for_parts()
 }
 

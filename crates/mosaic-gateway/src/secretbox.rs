@@ -53,8 +53,8 @@ impl SecretBox {
         if key.len() != 32 {
             return Err(SecretBoxError::KeyLength(path.to_path_buf()));
         }
-        let cipher =
-            XChaCha20Poly1305::new_from_slice(&key).map_err(|_| SecretBoxError::KeyLength(path.to_path_buf()))?;
+        let cipher = XChaCha20Poly1305::new_from_slice(&key)
+            .map_err(|_| SecretBoxError::KeyLength(path.to_path_buf()))?;
         Ok(SecretBox { cipher })
     }
 
@@ -120,7 +120,13 @@ mod tests {
         assert!(sealed.starts_with("v1:") && !sealed.contains("sk-live"));
         assert_ne!(sealed, sb.seal("sk-live-123"), "fresh nonce each time");
         // Reopening uses the same key.
-        assert_eq!(SecretBox::open(&path).unwrap().open_secret(&sealed).unwrap(), "sk-live-123");
+        assert_eq!(
+            SecretBox::open(&path)
+                .unwrap()
+                .open_secret(&sealed)
+                .unwrap(),
+            "sk-live-123"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

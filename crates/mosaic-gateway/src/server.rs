@@ -36,6 +36,8 @@ pub enum ServeError {
     },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Secrets(#[from] crate::secretbox::SecretBoxError),
 }
 
 /// Open (creating when needed) the store the configuration names.
@@ -119,7 +121,8 @@ impl Server {
         if let Some(token) = crate::routes::auth::issue_bootstrap_token(&store, startup).await? {
             announce_bootstrap(&token, local_addr);
         }
-        let app = app(AppState::new(store.clone(), config));
+        let secrets = crate::secretbox::SecretBox::open(&config.secret_key_file()?)?;
+        let app = app(AppState::new(store.clone(), config, secrets));
         let (shutdown, mut rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             axum::serve(

@@ -18,8 +18,8 @@ mod prefs;
 mod principal;
 mod providers;
 mod routes;
-mod usage;
 mod teams;
+mod usage;
 mod users;
 mod workspaces;
 

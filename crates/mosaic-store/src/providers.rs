@@ -55,7 +55,11 @@ fn from_row(row: &AnyRow) -> Result<ProviderForCall> {
             wire: WireApi::parse(&wire)
                 .ok_or_else(|| StoreError::Invalid(format!("unknown wire API '{wire}'")))?,
             base_url: row.try_get("base_url")?,
-            scope: if owner.is_some() { ConfigScope::User } else { ConfigScope::Gateway },
+            scope: if owner.is_some() {
+                ConfigScope::User
+            } else {
+                ConfigScope::Gateway
+            },
             has_api_key: api_key_enc.is_some(),
             created_at: format_time(row.try_get("created_at")?),
             updated_at: format_time(row.try_get("updated_at")?),
@@ -68,7 +72,9 @@ fn from_row(row: &AnyRow) -> Result<ProviderForCall> {
 pub(crate) fn check_config_name(what: &str, name: &str) -> Result<String> {
     let name = name.trim();
     let ok = (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(name.to_string())
     } else {
@@ -91,7 +97,9 @@ pub(crate) fn owner_for(p: &Principal, scope: ConfigScope, what: &str) -> Result
 
 async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<ProviderForCall> {
     let sql = tx
-        .sql(&format!("SELECT {COLUMNS} FROM providers WHERE id = $2 AND {VISIBLE}"))
+        .sql(&format!(
+            "SELECT {COLUMNS} FROM providers WHERE id = $2 AND {VISIBLE}"
+        ))
         .into_owned();
     let row = tx
         .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
@@ -137,7 +145,9 @@ impl Store {
             )
             .await;
         if let Err(StoreError::Conflict(_)) = inserted {
-            return Err(StoreError::Conflict(format!("a provider named '{name}' exists already")));
+            return Err(StoreError::Conflict(format!(
+                "a provider named '{name}' exists already"
+            )));
         }
         inserted?;
         let info = select_visible(&mut tx, p, &id).await?.info;

@@ -17,7 +17,11 @@ fn from_row(row: &AnyRow) -> Result<RouteInfo> {
     Ok(RouteInfo {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        scope: if owner.is_some() { ConfigScope::User } else { ConfigScope::Gateway },
+        scope: if owner.is_some() {
+            ConfigScope::User
+        } else {
+            ConfigScope::Gateway
+        },
         steps: serde_json::from_str(&steps)
             .map_err(|e| StoreError::Invalid(format!("stored route is not valid: {e}")))?,
         created_at: format_time(row.try_get("created_at")?),
@@ -32,10 +36,14 @@ fn check_steps(steps: &[RouteStep]) -> Result<()> {
     for step in steps {
         check_config_name("provider", &step.provider)?;
         if step.model.trim().is_empty() || step.model.len() > 256 {
-            return Err(StoreError::Invalid("a step needs a model name (at most 256 characters)".into()));
+            return Err(StoreError::Invalid(
+                "a step needs a model name (at most 256 characters)".into(),
+            ));
         }
         if !(100..=600_000).contains(&step.timeout_ms) {
-            return Err(StoreError::Invalid("timeout_ms must be from 100 to 600000".into()));
+            return Err(StoreError::Invalid(
+                "timeout_ms must be from 100 to 600000".into(),
+            ));
         }
     }
     Ok(())
@@ -43,7 +51,9 @@ fn check_steps(steps: &[RouteStep]) -> Result<()> {
 
 async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<RouteInfo> {
     let sql = tx
-        .sql(&format!("SELECT {COLUMNS} FROM routes WHERE id = $2 AND {VISIBLE}"))
+        .sql(&format!(
+            "SELECT {COLUMNS} FROM routes WHERE id = $2 AND {VISIBLE}"
+        ))
         .into_owned();
     let row = tx
         .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
@@ -89,7 +99,9 @@ impl Store {
             None => {
                 let id = new_id();
                 let sql = tx
-                    .sql(&format!("INSERT INTO routes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $5)"))
+                    .sql(&format!(
+                        "INSERT INTO routes ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $5)"
+                    ))
                     .into_owned();
                 tx.execute(
                     sqlx::query(&sql)

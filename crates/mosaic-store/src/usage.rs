@@ -16,11 +16,15 @@ fn check_day(day: &str) -> Result<()> {
     let ok = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Invalid(format!("'{day}' is not a YYYY-MM-DD day")))
+        Err(StoreError::Invalid(format!(
+            "'{day}' is not a YYYY-MM-DD day"
+        )))
     }
 }
 

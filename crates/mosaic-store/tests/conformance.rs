@@ -22,6 +22,8 @@ mod bootstrap;
 mod credentials;
 #[path = "conformance/prefs.rs"]
 mod prefs;
+#[path = "conformance/providers.rs"]
+mod providers;
 #[path = "conformance/rls.rs"]
 mod rls;
 #[path = "conformance/teams.rs"]

@@ -4,7 +4,10 @@
 
 pub mod auth;
 pub mod health;
+pub mod model_routes;
+pub mod openai_compat;
 pub mod prefs;
+pub mod providers;
 pub mod teams;
 pub mod tokens;
 pub mod users;

@@ -26,6 +26,15 @@ fn body_for(operation_id: &str) -> Option<Value> {
         "create_workspace" => json!({"name": "sweep"}),
         "update_workspace" => json!({"name": "taken over"}),
         "set_preference" => json!({"value": "light"}),
+        "create_provider" => {
+            json!({"name": "sweep", "kind": "openai-compatible", "base_url": "http://203.0.113.10/v1"})
+        }
+        "update_provider" => json!({"api_key": "sk-taken-over"}),
+        "test_provider" => json!({"model": "m"}),
+        "set_route" => json!({"name": "sweep", "steps": [{"provider": "alice-llm", "model": "m"}]}),
+        "chat_completions" => {
+            json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]})
+        }
         _ => return None,
     })
 }
@@ -130,6 +139,24 @@ async fn sweep(engine: Engine) {
             Some(json!({"name": "alice-tok"})),
         )
         .await;
+    let (_, provider) = gw
+        .call(
+            Method::POST,
+            "/api/v1/providers",
+            Some(&alice),
+            Some(json!({"name": "alice-llm", "kind": "openai-compatible", "base_url": "http://203.0.113.10/v1", "api_key": "sk-alice-secret"})),
+        )
+        .await;
+    let (_, route) = gw
+        .call(
+            Method::POST,
+            "/api/v1/routes",
+            Some(&alice),
+            Some(
+                json!({"name": "alice-route", "steps": [{"provider": "alice-llm", "model": "m"}]}),
+            ),
+        )
+        .await;
     let (s, _) = gw
         .call(
             Method::PUT,
@@ -147,6 +174,8 @@ async fn sweep(engine: Engine) {
         ("workspaces", ws["id"].as_str().unwrap().to_string()),
         ("tokens", tok["info"]["id"].as_str().unwrap().to_string()),
         ("key", "theme".to_string()),
+        ("providers", provider["id"].as_str().unwrap().to_string()),
+        ("routes", route["id"].as_str().unwrap().to_string()),
     ]);
 
     let ops = operations();
@@ -205,6 +234,8 @@ async fn sweep(engine: Engine) {
         format!("/api/v1/teams/{}/members", ids["teams"]),
         format!("/api/v1/workspaces/{}", ids["workspaces"]),
         format!("/api/v1/tokens/{}", ids["tokens"]),
+        format!("/api/v1/providers/{}", ids["providers"]),
+        format!("/api/v1/routes/{}", ids["routes"]),
     ] {
         let (status, body) = gw.call(Method::GET, &path, Some(&alice), None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");

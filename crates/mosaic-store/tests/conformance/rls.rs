@@ -4,8 +4,8 @@
 //! `mosaic.teams`), and show that the database itself hides other users' rows even
 //! from a query that forgets to scope them.
 
-use mosaic_api::{PageQuery, Scope, TeamRole};
-use mosaic_store::{now_ms, NewApiToken, NewWebSession, Principal};
+use mosaic_api::{ConfigScope, PageQuery, ProviderKind, RouteStep, Scope, TeamRole, WireApi};
+use mosaic_store::{now_ms, NewApiToken, NewProvider, NewWebSession, Principal};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
@@ -17,6 +17,7 @@ postgres_only!(
     row_level_security_refuses_writes_to_other_users_rows,
     without_session_settings_no_rows_are_visible,
     row_level_security_holds_team_members_and_users_to_their_role,
+    row_level_security_shares_gateway_config_read_only_and_hides_users_own,
 );
 
 /// What each table shows, as sorted keys, for one query of every table.
@@ -363,4 +364,211 @@ async fn row_level_security_holds_team_members_and_users_to_their_role(db: TestD
     assert_eq!(ws.rows_affected(), 1);
     tx.rollback().await.unwrap();
     conn.close().await.unwrap();
+}
+
+async fn row_level_security_shares_gateway_config_read_only_and_hides_users_own(db: TestDb) {
+    let (admin, [(_, alice), (_, bob)]) = db.admin_and_users(["alice", "bob"]).await;
+    let provider = |scope, name: &str| NewProvider {
+        scope,
+        name: name.to_string(),
+        kind: ProviderKind::Openai,
+        wire: WireApi::ChatCompletions,
+        base_url: "https://api.openai.com/v1".into(),
+        api_key_enc: Some(format!("enc:{name}")),
+    };
+    let steps = [RouteStep {
+        provider: "openai".into(),
+        model: "gpt-4o".into(),
+        timeout_ms: 60_000,
+    }];
+    let gw_provider = db
+        .store
+        .create_provider(&admin, provider(ConfigScope::Gateway, "shared"))
+        .await
+        .unwrap();
+    let gw_route = db
+        .store
+        .set_route(&admin, ConfigScope::Gateway, "shared", &steps)
+        .await
+        .unwrap();
+    let mut own = Vec::new();
+    for (p, name) in [(&alice, "alices"), (&bob, "bobs"), (&admin, "admins")] {
+        let pr = db
+            .store
+            .create_provider(p, provider(ConfigScope::User, name))
+            .await
+            .unwrap();
+        let rt = db
+            .store
+            .set_route(p, ConfigScope::User, name, &steps)
+            .await
+            .unwrap();
+        db.store
+            .record_usage(p, name, "gpt-4o", 1, 2, 3)
+            .await
+            .unwrap();
+        own.push((p.user_id().to_string(), pr.id, rt.id));
+    }
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+
+    let mut conn = connect_as_store_role(&db).await;
+
+    // Bob sees the gateway's rows and his own, nothing of Alice's or the admin's.
+    let mut tx = acting_as(&mut conn, &bob, &[]).await;
+    assert_eq!(
+        keys(&mut tx, "SELECT id FROM providers").await,
+        sorted(vec![gw_provider.id.clone(), own[1].1.clone()])
+    );
+    assert_eq!(
+        keys(&mut tx, "SELECT id FROM routes").await,
+        sorted(vec![gw_route.id.clone(), own[1].2.clone()])
+    );
+    assert_eq!(
+        keys(
+            &mut tx,
+            "SELECT user_id || '/' || provider FROM usage_daily"
+        )
+        .await,
+        vec![format!("{}/bobs", bob.user_id())]
+    );
+    // The gateway's rows are read-only to him, and the others' are not there to change.
+    for sql in [
+        "UPDATE providers SET base_url = 'http://evil.example' WHERE owner_user_id IS NULL",
+        "UPDATE providers SET api_key_enc = NULL WHERE owner_user_id IS NULL",
+        "DELETE FROM providers WHERE owner_user_id IS NULL",
+        "UPDATE routes SET steps = '[]' WHERE owner_user_id IS NULL",
+        "DELETE FROM routes WHERE owner_user_id IS NULL",
+        "UPDATE providers SET base_url = 'http://evil.example' WHERE owner_user_id <> mosaic_uid()",
+        "DELETE FROM providers WHERE owner_user_id <> mosaic_uid()",
+        "UPDATE routes SET steps = '[]' WHERE owner_user_id <> mosaic_uid()",
+        "DELETE FROM routes WHERE owner_user_id <> mosaic_uid()",
+        "UPDATE usage_daily SET requests = 0 WHERE user_id <> mosaic_uid()",
+        "DELETE FROM usage_daily WHERE user_id <> mosaic_uid()",
+    ] {
+        let done = sqlx::query(sql).execute(&mut *tx).await.unwrap();
+        assert_eq!(done.rows_affected(), 0, "{sql}");
+    }
+    // His own rows he may change.
+    let done = sqlx::query("UPDATE providers SET base_url = 'http://mine.example'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    tx.rollback().await.unwrap();
+
+    // Nor can he make gateway rows, or rows in Alice's name, or turn his own into either.
+    let alice_id = alice.user_id().to_string();
+    for (sql, bind) in [
+        (
+            "INSERT INTO providers (id, owner_user_id, name, kind, wire, base_url, created_at, \
+             updated_at) VALUES ('forged', $1, 'forged', 'openai', 'chat_completions', 'x', 0, 0)",
+            None,
+        ),
+        (
+            "INSERT INTO providers (id, owner_user_id, name, kind, wire, base_url, created_at, \
+             updated_at) VALUES ('forged', $1, 'forged', 'openai', 'chat_completions', 'x', 0, 0)",
+            Some(alice_id.as_str()),
+        ),
+        (
+            "INSERT INTO routes (id, owner_user_id, name, steps, created_at, updated_at) \
+             VALUES ('forged', $1, 'forged', '[]', 0, 0)",
+            None,
+        ),
+        (
+            "INSERT INTO routes (id, owner_user_id, name, steps, created_at, updated_at) \
+             VALUES ('forged', $1, 'forged', '[]', 0, 0)",
+            Some(alice_id.as_str()),
+        ),
+        (
+            "INSERT INTO usage_daily (user_id, day, provider, model, requests, input_tokens, \
+             output_tokens, cached_tokens) VALUES ($1, '2024-01-01', 'p', 'm', 1, 1, 1, 1)",
+            Some(alice_id.as_str()),
+        ),
+        ("UPDATE providers SET owner_user_id = $1", None),
+        (
+            "UPDATE providers SET owner_user_id = $1",
+            Some(alice_id.as_str()),
+        ),
+        ("UPDATE routes SET owner_user_id = $1", None),
+        (
+            "UPDATE routes SET owner_user_id = $1",
+            Some(alice_id.as_str()),
+        ),
+        (
+            "UPDATE usage_daily SET user_id = $1",
+            Some(alice_id.as_str()),
+        ),
+    ] {
+        let mut tx = acting_as(&mut conn, &bob, &[]).await;
+        let err = sqlx::query(sql)
+            .bind(bind)
+            .execute(&mut *tx)
+            .await
+            .expect_err(sql);
+        assert!(
+            err.to_string().contains("row-level security"),
+            "{sql}: {err}"
+        );
+        tx.rollback().await.unwrap();
+    }
+
+    // The admin manages the gateway's rows, and still sees no user's own.
+    let mut tx = acting_as(&mut conn, &admin, &[]).await;
+    assert_eq!(
+        keys(&mut tx, "SELECT id FROM providers").await,
+        sorted(vec![gw_provider.id.clone(), own[2].1.clone()])
+    );
+    assert_eq!(
+        keys(&mut tx, "SELECT id FROM routes").await,
+        sorted(vec![gw_route.id.clone(), own[2].2.clone()])
+    );
+    assert_eq!(
+        keys(
+            &mut tx,
+            "SELECT user_id || '/' || provider FROM usage_daily"
+        )
+        .await,
+        vec![format!("{}/admins", admin.user_id())]
+    );
+    for sql in [
+        "UPDATE providers SET base_url = 'http://moved.example' WHERE owner_user_id IS NULL",
+        "UPDATE routes SET steps = '[]' WHERE owner_user_id IS NULL",
+    ] {
+        let done = sqlx::query(sql).execute(&mut *tx).await.unwrap();
+        assert_eq!(done.rows_affected(), 1, "{sql}");
+    }
+    for sql in [
+        "DELETE FROM providers WHERE owner_user_id <> mosaic_uid()",
+        "DELETE FROM routes WHERE owner_user_id <> mosaic_uid()",
+        "DELETE FROM usage_daily WHERE user_id <> mosaic_uid()",
+    ] {
+        let done = sqlx::query(sql).execute(&mut *tx).await.unwrap();
+        assert_eq!(done.rows_affected(), 0, "{sql}");
+    }
+    tx.rollback().await.unwrap();
+    conn.close().await.unwrap();
+
+    // Everything is as it was.
+    assert_eq!(
+        db.store.get_provider(&bob, &gw_provider.id).await.unwrap(),
+        gw_provider
+    );
+    assert_eq!(
+        db.store.get_route(&bob, &gw_route.id).await.unwrap(),
+        gw_route
+    );
+    for (p, (_, provider_id, route_id)) in [&alice, &bob, &admin].into_iter().zip(&own) {
+        db.store.get_provider(p, provider_id).await.unwrap();
+        db.store.get_route(p, route_id).await.unwrap();
+        let rows = db
+            .store
+            .usage_report(p, "2000-01-01", "2999-12-31")
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].requests, 1);
+    }
 }

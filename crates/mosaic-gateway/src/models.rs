@@ -1,0 +1,341 @@
+//! The gateway's side of model calls: builds callable providers from the store's
+//! configuration (decrypting keys only in memory), resolves what a user asks for — a
+//! route name or `provider/model` — into a route of the routing matrix, and meters the
+//! tokens each call uses.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mosaic_api::{ErrorCode, ModelHealth, ProviderInfo, WireApi};
+use mosaic_llm::routing::{Fallback, Route, RouteEntry, RouteError, Router};
+use mosaic_llm::{ChatRequest, EventStream, Provider, StreamEvent, Usage};
+use mosaic_store::{Principal, ProviderForCall, Store, StoreError};
+
+use crate::error::{ApiError, ApiResult};
+use crate::secretbox::SecretBox;
+
+/// Time to the first token when a `provider/model` is named directly.
+pub const DIRECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Providers built from configuration, and the routing matrix over them.
+pub struct ModelHub {
+    router: Router,
+    http: reqwest::Client,
+    secrets: SecretBox,
+    /// Provider id → the `updated_at` it was built from (rebuilt when it changes).
+    built: Mutex<HashMap<String, String>>,
+}
+
+/// A call under way, with where it went.
+pub struct Call {
+    pub stream: EventStream,
+    pub provider: String,
+    pub model: String,
+    pub fallbacks: Vec<Fallback>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl ModelHub {
+    pub fn new(secrets: SecretBox) -> ModelHub {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("mosaic/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        ModelHub {
+            router: Router::new(),
+            http,
+            secrets,
+            built: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn secrets(&self) -> &SecretBox {
+        &self.secrets
+    }
+
+    /// Make sure the router holds an up-to-date client for this provider.
+    fn ensure_built(&self, f: &ProviderForCall) -> ApiResult<()> {
+        if lock(&self.built).get(&f.info.id) == Some(&f.info.updated_at) {
+            return Ok(());
+        }
+        let key = match &f.api_key_enc {
+            Some(sealed) => Some(self.secrets.open_secret(sealed).map_err(|e| {
+                tracing::error!(provider = %f.info.name, error = %e, "cannot decrypt a provider key");
+                ApiError::new(ErrorCode::Internal, format!("the key of provider '{}' cannot be decrypted", f.info.name))
+            })?),
+            None => None,
+        };
+        let http = self.http.clone();
+        let base = f.info.base_url.as_str();
+        let provider: Arc<dyn Provider> = match f.info.wire {
+            WireApi::ChatCompletions => {
+                Arc::new(mosaic_llm::openai_chat::OpenAiChat::new(http, base, key))
+            }
+            WireApi::Responses => Arc::new(mosaic_llm::openai_responses::OpenAiResponses::new(
+                http, base, key,
+            )),
+            WireApi::AnthropicMessages => Arc::new(mosaic_llm::anthropic::AnthropicMessages::new(
+                http, base, key,
+            )),
+        };
+        self.router.set_provider(&f.info.id, provider);
+        lock(&self.built).insert(f.info.id.clone(), f.info.updated_at.clone());
+        Ok(())
+    }
+
+    /// The built provider of this id (after [`ModelHub::resolve`] built it).
+    pub fn provider_by_id(&self, id: &str) -> Option<Arc<dyn Provider>> {
+        self.router.provider(id)
+    }
+
+    /// Forget a deleted provider.
+    pub fn forget(&self, provider_id: &str) {
+        self.router.remove_provider(provider_id);
+        lock(&self.built).remove(provider_id);
+    }
+
+    /// The providers a principal can use, by name: their own win over the gateway's.
+    async fn by_name(
+        &self,
+        store: &Store,
+        p: &Principal,
+    ) -> ApiResult<HashMap<String, ProviderForCall>> {
+        let mut map = HashMap::new();
+        // Gateway-wide come first, so a user's own of the same name replaces them.
+        for f in store.providers_for_calls(p).await? {
+            map.insert(f.info.name.clone(), f);
+        }
+        Ok(map)
+    }
+
+    /// Turn what a caller asked for into a route over provider ids: `provider/model`
+    /// names one model directly; anything else is a route name.
+    pub async fn resolve(
+        &self,
+        store: &Store,
+        p: &Principal,
+        spec: &str,
+    ) -> ApiResult<(Route, HashMap<String, String>)> {
+        let providers = self.by_name(store, p).await?;
+        let mut names = HashMap::new();
+        let mut entry = |provider: &str, model: &str, timeout: Duration| -> ApiResult<RouteEntry> {
+            let f = providers.get(provider).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("no provider named '{provider}'"),
+                )
+            })?;
+            self.ensure_built(f)?;
+            names.insert(f.info.id.clone(), f.info.name.clone());
+            Ok(RouteEntry {
+                provider: f.info.id.clone(),
+                model: model.to_string(),
+                timeout,
+            })
+        };
+        let route = match spec.split_once('/') {
+            Some((provider, model)) if providers.contains_key(provider) => Route {
+                name: spec.to_string(),
+                entries: vec![entry(provider, model, DIRECT_TIMEOUT)?],
+            },
+            _ => {
+                let info = match store.resolve_route(p, spec).await {
+                    Ok(r) => r,
+                    Err(StoreError::NotFound) => {
+                        return Err(ApiError::new(
+                            ErrorCode::NotFound,
+                            format!("no route or provider/model named '{spec}'"),
+                        ))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let entries = info
+                    .steps
+                    .iter()
+                    .map(|s| entry(&s.provider, &s.model, Duration::from_millis(s.timeout_ms)))
+                    .collect::<ApiResult<Vec<_>>>()?;
+                Route {
+                    name: info.name,
+                    entries,
+                }
+            }
+        };
+        Ok((route, names))
+    }
+
+    /// Call a route or `provider/model` for a principal; tokens are metered to them.
+    pub async fn call(
+        &self,
+        store: &Store,
+        p: &Principal,
+        spec: &str,
+        request: ChatRequest,
+    ) -> ApiResult<Call> {
+        let (route, names) = self.resolve(store, p, spec).await?;
+        let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_string());
+        let named = |fallbacks: Vec<Fallback>| -> Vec<Fallback> {
+            fallbacks
+                .into_iter()
+                .map(|f| Fallback {
+                    provider: name_of(&f.provider),
+                    ..f
+                })
+                .collect()
+        };
+        match self.router.stream(&route, request).await {
+            Ok(routed) => {
+                let provider = name_of(&routed.provider);
+                let stream = metered(
+                    routed.stream,
+                    store.clone(),
+                    p.clone(),
+                    provider.clone(),
+                    routed.model.clone(),
+                );
+                Ok(Call {
+                    stream,
+                    provider,
+                    model: routed.model,
+                    fallbacks: named(routed.fallbacks),
+                })
+            }
+            Err(RouteError::Final {
+                provider,
+                model,
+                error,
+                ..
+            }) => Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("{}/{model}: {error}", name_of(&provider)),
+            )),
+            Err(RouteError::Exhausted(fallbacks)) => {
+                let why = named(fallbacks)
+                    .iter()
+                    .map(|f| format!("{}/{}: {}", f.provider, f.model, f.error))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("no model of '{}' answered: {why}", route.name),
+                ))
+            }
+            Err(e @ (RouteError::Empty(_) | RouteError::UnknownProvider(_))) => {
+                Err(ApiError::bad_request(e.to_string()))
+            }
+        }
+    }
+
+    /// Health of the `provider/model` pairs this principal can see.
+    pub async fn health(&self, store: &Store, p: &Principal) -> ApiResult<Vec<ModelHealth>> {
+        let visible: HashMap<String, ProviderInfo> = store
+            .list_providers(p)
+            .await?
+            .into_iter()
+            .map(|i| (i.id.clone(), i))
+            .collect();
+        Ok(self
+            .router
+            .health()
+            .into_iter()
+            .filter_map(|h| {
+                let info = visible.get(&h.provider)?;
+                Some(ModelHealth {
+                    provider: info.name.clone(),
+                    model: h.model,
+                    healthy: h.healthy,
+                    consecutive_failures: h.consecutive_failures,
+                    cooldown_remaining_secs: h.cooldown_remaining_secs,
+                    last_error: h.last_error,
+                })
+            })
+            .collect())
+    }
+
+    /// The models one provider offers.
+    pub async fn list_models(&self, f: &ProviderForCall) -> ApiResult<Vec<String>> {
+        self.ensure_built(f)?;
+        let provider = self
+            .router
+            .provider(&f.info.id)
+            .ok_or_else(ApiError::internal)?;
+        provider
+            .list_models()
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("{}: {e}", f.info.name)))
+    }
+}
+
+/// Count a call's tokens for the principal once it ends (successfully or not).
+fn metered(
+    stream: EventStream,
+    store: Store,
+    p: Principal,
+    provider: String,
+    model: String,
+) -> EventStream {
+    let seen = Arc::new(Mutex::new(Usage::default()));
+    let tally = seen.clone();
+    let counted = stream.inspect(move |event| {
+        if let Ok(StreamEvent::Usage { usage }) = event {
+            lock(&tally).merge(*usage);
+        }
+    });
+    let guard = MeterOnDrop {
+        seen,
+        store,
+        p,
+        provider,
+        model,
+    };
+    Box::pin(counted.map(move |e| {
+        let _ = &guard;
+        e
+    }))
+}
+
+/// Records usage when the stream is dropped: at its end, or when the caller stops.
+struct MeterOnDrop {
+    seen: Arc<Mutex<Usage>>,
+    store: Store,
+    p: Principal,
+    provider: String,
+    model: String,
+}
+
+impl Drop for MeterOnDrop {
+    fn drop(&mut self) {
+        let usage = *lock(&self.seen);
+        let (store, p, provider, model) = (
+            self.store.clone(),
+            self.p.clone(),
+            std::mem::take(&mut self.provider),
+            std::mem::take(&mut self.model),
+        );
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = store
+                    .record_usage(
+                        &p,
+                        &provider,
+                        &model,
+                        usage.input_tokens,
+                        usage.output_tokens,
+                        usage.cached_tokens,
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record token usage");
+                }
+            });
+        }
+    }
+}

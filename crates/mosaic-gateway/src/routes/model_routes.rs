@@ -1,0 +1,147 @@
+//! Models, routes, their health, and token usage.
+
+use axum::extract::State;
+use axum::response::Response;
+use mosaic_api::{
+    ErrorBody, HealthList, ModelInfo, ModelList, RouteInfo, RouteList, SetRouteRequest, UsageQuery,
+    UsageReport,
+};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::routes::no_content;
+use crate::AppState;
+
+/// Every model of every provider you can use, as `provider/model`.
+#[utoipa::path(get, path = "/api/v1/models", tag = "models", operation_id = "list_models",
+    responses((status = 200, body = ModelList), (status = 401, body = ErrorBody)))]
+pub async fn list_models(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<ModelList>> {
+    Ok(Json(models_of(&state, &auth).await?))
+}
+
+/// All models a principal can call; a provider that cannot list is reported, not fatal.
+pub async fn models_of(state: &AppState, auth: &Auth) -> ApiResult<ModelList> {
+    let providers = state.store.providers_for_calls(&auth.principal).await?;
+    // A user's own provider hides the gateway's of the same name.
+    let mut seen = std::collections::HashSet::new();
+    let chosen: Vec<_> = providers
+        .into_iter()
+        .rev()
+        .filter(|f| seen.insert(f.info.name.clone()))
+        .collect();
+    let lists =
+        futures_util::future::join_all(chosen.iter().map(|f| state.models.list_models(f))).await;
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for (f, listed) in chosen.iter().zip(lists) {
+        match listed {
+            Ok(models) => items.extend(models.into_iter().map(|m| ModelInfo {
+                id: format!("{}/{m}", f.info.name),
+                provider: f.info.name.clone(),
+                model: m,
+            })),
+            Err(e) => errors.push(e.message),
+        }
+    }
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(ModelList { items, errors })
+}
+
+/// The routes you can use: the gateway's and your own (yours win by name).
+#[utoipa::path(get, path = "/api/v1/routes", tag = "models", operation_id = "list_routes",
+    responses((status = 200, body = RouteList), (status = 401, body = ErrorBody)))]
+pub async fn list_routes(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<RouteList>> {
+    Ok(Json(RouteList {
+        items: state.store.list_routes(&auth.principal).await?,
+    }))
+}
+
+/// Create or replace a route by name: yours, or (admins) the gateway's.
+#[utoipa::path(post, path = "/api/v1/routes", tag = "models", operation_id = "set_route",
+    request_body = SetRouteRequest,
+    responses((status = 200, body = RouteInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn set_route(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<SetRouteRequest>,
+) -> ApiResult<Json<RouteInfo>> {
+    // Every step must name a provider the caller can use, so a typo fails now.
+    let providers = state.store.list_providers(&auth.principal).await?;
+    if let Some(step) = req
+        .steps
+        .iter()
+        .find(|s| !providers.iter().any(|p| p.name == s.provider))
+    {
+        return Err(ApiError::bad_request(format!(
+            "no provider named '{}'",
+            step.provider
+        )));
+    }
+    Ok(Json(
+        state
+            .store
+            .set_route(&auth.principal, req.scope, &req.name, &req.steps)
+            .await?,
+    ))
+}
+
+/// One route you can use.
+#[utoipa::path(get, path = "/api/v1/routes/{id}", tag = "models", operation_id = "get_route",
+    params(("id" = String, Path, description = "Route id")),
+    responses((status = 200, body = RouteInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_route(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RouteInfo>> {
+    Ok(Json(state.store.get_route(&auth.principal, &id).await?))
+}
+
+/// Remove a route.
+#[utoipa::path(delete, path = "/api/v1/routes/{id}", tag = "models", operation_id = "delete_route",
+    params(("id" = String, Path, description = "Route id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_route(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.store.delete_route(&auth.principal, &id).await?;
+    Ok(no_content())
+}
+
+/// Health of the models the routing matrix has called: failures, cool-downs, last error.
+#[utoipa::path(get, path = "/api/v1/models/health", tag = "models", operation_id = "model_health",
+    responses((status = 200, body = HealthList), (status = 401, body = ErrorBody)))]
+pub async fn model_health(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<HealthList>> {
+    Ok(Json(HealthList {
+        items: state.models.health(&state.store, &auth.principal).await?,
+    }))
+}
+
+/// Your token usage per day and `provider/model` (the last 30 days by default).
+#[utoipa::path(get, path = "/api/v1/usage", tag = "models", operation_id = "get_usage",
+    params(UsageQuery),
+    responses((status = 200, body = UsageReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn get_usage(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<UsageQuery>,
+) -> ApiResult<Json<UsageReport>> {
+    let now = mosaic_store::now_ms();
+    let to = q.to.unwrap_or_else(|| mosaic_store::day_of(now));
+    let from = q
+        .from
+        .unwrap_or_else(|| mosaic_store::day_of(now - 29 * 86_400_000));
+    Ok(Json(UsageReport {
+        items: state
+            .store
+            .usage_report(&auth.principal, &from, &to)
+            .await?,
+    }))
+}

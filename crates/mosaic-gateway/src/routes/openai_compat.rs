@@ -1,0 +1,329 @@
+//! An OpenAI-compatible endpoint, so existing OpenAI clients and SDKs can use Mosaic:
+//! `POST /v1/chat/completions` (streaming or not, tools passed through) and
+//! `GET /v1/models`, authenticated with a Mosaic API token. `model` is a route name or
+//! `provider/model`; where the call went (and what it fell back from) is in the
+//! `x-mosaic-provider`, `x-mosaic-model` and `x-mosaic-fallbacks` headers, and in a
+//! `mosaic` field of non-streamed answers.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use mosaic_api::ErrorBody;
+use mosaic_llm::{ChatRequest, Message, Role, StopReason, StreamEvent, ToolCall, ToolSpec, Usage};
+use serde_json::{json, Value};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::models::Call;
+use crate::AppState;
+
+fn text_of(content: &Value) -> ApiResult<String> {
+    match content {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        // Content parts: only text is supported here.
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match (p["type"].as_str(), p["text"].as_str()) {
+                (Some("text"), Some(t)) => Ok(t.to_string()),
+                _ => Err(ApiError::bad_request(
+                    "only text content parts are supported",
+                )),
+            })
+            .collect::<ApiResult<Vec<_>>>()
+            .map(|v| v.join("")),
+        _ => Err(ApiError::bad_request(
+            "message content must be a string or a list of parts",
+        )),
+    }
+}
+
+/// The provider-neutral request for an OpenAI Chat Completions body.
+pub fn parse_request(body: &Value) -> ApiResult<(String, ChatRequest, bool, bool)> {
+    let model = body["model"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("`model` is required (a route name or provider/model)")
+        })?
+        .to_string();
+    let raw = body["messages"]
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request("`messages` must be a list"))?;
+    let mut messages = Vec::with_capacity(raw.len());
+    for m in raw {
+        let role = match m["role"].as_str() {
+            Some("system") | Some("developer") => Role::System,
+            Some("user") => Role::User,
+            Some("assistant") => Role::Assistant,
+            Some("tool") => Role::Tool,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown message role {other:?}"
+                )))
+            }
+        };
+        let tool_calls = match m["tool_calls"].as_array() {
+            Some(calls) => calls
+                .iter()
+                .map(|c| {
+                    Ok(ToolCall {
+                        id: c["id"].as_str().unwrap_or_default().to_string(),
+                        name: c["function"]["name"]
+                            .as_str()
+                            .ok_or_else(|| {
+                                ApiError::bad_request("a tool call needs function.name")
+                            })?
+                            .to_string(),
+                        arguments: c["function"]["arguments"]
+                            .as_str()
+                            .unwrap_or("{}")
+                            .to_string(),
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        messages.push(Message {
+            role,
+            content: text_of(&m["content"])?,
+            tool_calls,
+            tool_call_id: m["tool_call_id"].as_str().map(str::to_string),
+        });
+    }
+    let tools = match body["tools"].as_array() {
+        Some(tools) => tools
+            .iter()
+            .map(|t| {
+                let f = &t["function"];
+                Ok(ToolSpec {
+                    name: f["name"]
+                        .as_str()
+                        .ok_or_else(|| ApiError::bad_request("a tool needs function.name"))?
+                        .to_string(),
+                    description: f["description"].as_str().unwrap_or_default().to_string(),
+                    parameters: f
+                        .get("parameters")
+                        .cloned()
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let max_tokens = body["max_completion_tokens"]
+        .as_u64()
+        .or_else(|| body["max_tokens"].as_u64())
+        .map(|n| n.min(u32::MAX as u64) as u32);
+    let request = ChatRequest {
+        model: model.clone(),
+        messages,
+        tools,
+        max_tokens,
+        temperature: body["temperature"].as_f64().map(|t| t as f32),
+        thinking_budget: None,
+    };
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let include_usage = body["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    Ok((model, request, stream, include_usage))
+}
+
+fn finish_reason(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::Stop | StopReason::Error | StopReason::Aborted => "stop",
+        StopReason::Length => "length",
+        StopReason::ToolUse => "tool_calls",
+    }
+}
+
+fn usage_json(u: &Usage) -> Value {
+    json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+    })
+}
+
+fn route_headers(call: &Call) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (name, value) in [
+        ("x-mosaic-provider", call.provider.clone()),
+        ("x-mosaic-model", call.model.clone()),
+        (
+            "x-mosaic-fallbacks",
+            serde_json::to_string(&call.fallbacks).unwrap_or_default(),
+        ),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    h
+}
+
+fn now_secs() -> u64 {
+    (mosaic_store::now_ms() / 1000) as u64
+}
+
+/// OpenAI Chat Completions, through the routing matrix.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", operation_id = "chat_completions",
+    request_body(content = Value, description = "An OpenAI Chat Completions request; `model` is a route name or provider/model"),
+    responses((status = 200, description = "A chat completion, or its chunks as server-sent events", body = Value),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    let (model, request, stream, include_usage) = parse_request(&body)?;
+    let call = state
+        .models
+        .call(&state.store, &auth.principal, &model, request)
+        .await?;
+    let id = format!("chatcmpl-{}", mosaic_store::new_id().replace('-', ""));
+    if stream {
+        Ok(stream_answer(call, id, model, include_usage))
+    } else {
+        whole_answer(call, id, model).await
+    }
+}
+
+async fn whole_answer(call: Call, id: String, model: String) -> ApiResult<Response> {
+    let headers = route_headers(&call);
+    let meta = json!({"provider": call.provider, "model": call.model, "fallbacks": call.fallbacks});
+    let done = mosaic_llm::collect(call.stream).await.map_err(|e| {
+        ApiError::new(
+            mosaic_api::ErrorCode::Unavailable,
+            format!("the model failed mid-answer: {e}"),
+        )
+    })?;
+    let mut message = json!({"role": "assistant", "content": done.text});
+    if !done.tool_calls.is_empty() {
+        message["tool_calls"] = done
+            .tool_calls
+            .iter()
+            .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+            .collect();
+    }
+    if !done.thinking.is_empty() {
+        message["reasoning_content"] = json!(done.thinking);
+    }
+    let body = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": now_secs(),
+        "model": model,
+        "choices": [{"index": 0, "message": message,
+            "finish_reason": finish_reason(done.stop_reason.unwrap_or(StopReason::Stop))}],
+        "usage": usage_json(&done.usage),
+        "mosaic": meta,
+    });
+    Ok((headers, axum::Json(body)).into_response())
+}
+
+fn stream_answer(call: Call, id: String, model: String, include_usage: bool) -> Response {
+    let mut headers = route_headers(&call);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let created = now_secs();
+    let envelope = move |choices: Value| -> Value {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": choices})
+    };
+    let chunk = {
+        let envelope = envelope.clone();
+        move |delta: Value, finish: Option<&str>| -> String {
+            let c = envelope(json!([{"index": 0, "delta": delta, "finish_reason": finish}]));
+            format!("data: {c}\n\n")
+        }
+    };
+    // The usage chunk has the same envelope, no choices, and the usage: as OpenAI sends it.
+    let usage_chunk = move |u: &Usage| -> String {
+        let mut c = envelope(json!([]));
+        c["usage"] = usage_json(u);
+        format!("data: {c}\n\n")
+    };
+    let mut tool_index: HashMap<usize, usize> = HashMap::new();
+    let mut usage = Usage::default();
+    let first = chunk(json!({"role": "assistant", "content": ""}), None);
+    let events = call.stream.flat_map(move |event| {
+        let out: Vec<String> = match event {
+            Ok(StreamEvent::TextDelta { text }) => vec![chunk(json!({"content": text}), None)],
+            Ok(StreamEvent::ThinkingDelta { text }) => {
+                vec![chunk(json!({"reasoning_content": text}), None)]
+            }
+            Ok(StreamEvent::ToolCallStart { index, id, name }) => {
+                let n = tool_index.len();
+                let i = *tool_index.entry(index).or_insert(n);
+                vec![chunk(
+                    json!({"tool_calls": [{"index": i, "id": id, "type": "function",
+                        "function": {"name": name, "arguments": ""}}]}),
+                    None,
+                )]
+            }
+            Ok(StreamEvent::ToolCallDelta { index, arguments }) => {
+                let i = tool_index.get(&index).copied().unwrap_or(0);
+                vec![chunk(
+                    json!({"tool_calls": [{"index": i, "function": {"arguments": arguments}}]}),
+                    None,
+                )]
+            }
+            Ok(StreamEvent::ToolCallEnd { .. }) => Vec::new(),
+            Ok(StreamEvent::Usage { usage: u }) => {
+                usage.merge(u);
+                Vec::new()
+            }
+            Ok(StreamEvent::Done { stop_reason }) => {
+                let mut v = vec![chunk(json!({}), Some(finish_reason(stop_reason)))];
+                if include_usage {
+                    v.push(usage_chunk(&usage));
+                }
+                v.push("data: [DONE]\n\n".to_string());
+                v
+            }
+            Err(e) => vec![format!(
+                "data: {}\n\n",
+                json!({"error": {"message": e.to_string(), "type": "provider_error"}})
+            )],
+        };
+        futures_util::stream::iter(out)
+    });
+    let body = futures_util::stream::iter([first])
+        .chain(events)
+        .map(|s| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(s)));
+    (headers, Body::from_stream(body)).into_response()
+}
+
+/// The models you can call, as OpenAI lists them: routes, then `provider/model`s.
+#[utoipa::path(get, path = "/v1/models", tag = "openai", operation_id = "openai_models",
+    responses((status = 200, description = "An OpenAI model list", body = Value), (status = 401, body = ErrorBody)))]
+pub async fn openai_models(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+    let routes = state.store.list_routes(&auth.principal).await?;
+    let models = super::model_routes::models_of(&state, &auth).await?;
+    let mut seen = std::collections::HashSet::new();
+    let data: Vec<Value> = routes
+        .iter()
+        .map(|r| (r.name.clone(), "mosaic-route".to_string()))
+        .chain(
+            models
+                .items
+                .iter()
+                .map(|m| (m.id.clone(), m.provider.clone())),
+        )
+        .filter(|(id, _)| seen.insert(id.clone()))
+        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
