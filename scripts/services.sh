@@ -43,6 +43,8 @@ readonly PG_HOME="$BASE/pg"
 readonly PG_BIN="$PG_HOME/pgserver/pginstall/bin"
 readonly PG_LAST="$BASE/postgres.last"
 readonly PG_USER=${MOSAIC_TEST_PG_USER:-mosaic-pg}
+readonly OPENAI_SDK="openai==3.57.0"
+readonly OPENAI_HOME="$BASE/py-openai"
 
 usage() {
     cat >&2 <<EOF
@@ -52,6 +54,8 @@ usage: scripts/services.sh COMMAND
                         127.0.0.1; prints export lines for eval:
                           MOSAIC_TEST_POSTGRES_URL  superuser URL
                           MOSAIC_TEST_POSTGRES_DIR  the instance (data, log, pid)
+  install-openai-sdk    install (once) the official OpenAI Python SDK for the client tests;
+                        prints: MOSAIC_TEST_PYTHONPATH
   stop-postgres [DIR]   stop an instance and delete its data: DIR, else
                         \$MOSAIC_TEST_POSTGRES_DIR, else the last one started
 EOF
@@ -291,6 +295,26 @@ stop_postgres() {
     stop_instance "$run"
 }
 
+install_openai_sdk() {
+    need python3 "apt-get install -y python3 python3-pip"
+    ensure_base
+    if ! PYTHONPATH="$OPENAI_HOME" python3 -c 'import openai' >/dev/null 2>&1; then
+        log "installing $OPENAI_SDK into $OPENAI_HOME"
+        local staging
+        staging=$(mktemp -d "$BASE/py-openai.install.XXXXXX")
+        if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+            --target "$staging" "$OPENAI_SDK" >&2; then
+            rm -rf "$staging"
+            die "pip could not install $OPENAI_SDK (is the PyPI registry reachable?)"
+        fi
+        rm -rf "$OPENAI_HOME"
+        mv -T "$staging" "$OPENAI_HOME" 2>/dev/null || rm -rf "$staging"
+        PYTHONPATH="$OPENAI_HOME" python3 -c 'import openai' || die "the openai SDK does not import"
+    fi
+    log "openai SDK $(PYTHONPATH="$OPENAI_HOME" python3 -c 'import openai; print(openai.__version__)') in $OPENAI_HOME"
+    printf 'export MOSAIC_TEST_PYTHONPATH=%s\n' "$OPENAI_HOME" >&3
+}
+
 main() {
     local cmd=${1:-}
     case "$cmd" in
@@ -301,6 +325,9 @@ main() {
         }
         trap 'on_start_exit $?' EXIT
         start_postgres
+        ;;
+    install-openai-sdk)
+        install_openai_sdk
         ;;
     stop-postgres)
         [[ $# -le 2 ]] || {

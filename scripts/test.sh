@@ -31,6 +31,9 @@ log "starting PostgreSQL (pgvector) for the storage conformance suite"
 eval "$(scripts/services.sh start-postgres)"
 trap 'scripts/services.sh stop-postgres "$MOSAIC_TEST_POSTGRES_DIR" || true' EXIT
 
+log "installing the OpenAI Python SDK for the client tests"
+eval "$(scripts/services.sh install-openai-sdk)"
+
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast
 

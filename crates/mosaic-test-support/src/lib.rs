@@ -6,6 +6,8 @@
 //! they never skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod scripted;
+
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection};
 

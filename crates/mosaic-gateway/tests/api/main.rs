@@ -5,6 +5,7 @@
 mod bad_input;
 mod bootstrap;
 mod credentials;
+mod models;
 mod openapi;
 mod support;
 mod tenant_sweep;

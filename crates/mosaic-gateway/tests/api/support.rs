@@ -63,6 +63,10 @@ impl TestGateway {
         }
     }
 
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().to_path_buf()
+    }
+
     pub fn store(&self) -> &mosaic_store::Store {
         &self.server.as_ref().unwrap().store
     }
