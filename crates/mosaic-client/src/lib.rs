@@ -1,6 +1,13 @@
 //! A typed client of the Mosaic HTTP API. The CLI and TUI reach the gateway only
 //! through it: one method per API operation, errors carrying the gateway's code and
-//! message.
+//! message. Account operations are here; providers, models, routes, usage and the
+//! OpenAI-compatible endpoint are in `models.rs`, its event stream in `sse.rs`.
+
+mod models;
+mod sse;
+
+pub use models::{routing_of, Fallback, Routing};
+pub use sse::ChatStream;
 
 use mosaic_api::*;
 use reqwest::{Method, StatusCode};
@@ -28,6 +35,9 @@ pub enum ClientError {
     Decode(String),
     #[error("invalid gateway URL '{0}'")]
     BadUrl(String),
+    /// A streamed answer failed part-way: the model's error, or the stream broke off.
+    #[error("the answer stream failed: {0}")]
+    Stream(String),
 }
 
 impl ClientError {
@@ -35,7 +45,10 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Api { code, .. } => Some(*code),
-            ClientError::Transport { .. } | ClientError::Decode(_) | ClientError::BadUrl(_) => None,
+            ClientError::Transport { .. }
+            | ClientError::Decode(_)
+            | ClientError::BadUrl(_)
+            | ClientError::Stream(_) => None,
         }
     }
 }
@@ -50,7 +63,7 @@ pub struct Client {
     http: reqwest::Client,
 }
 
-fn path_segment(s: &str) -> String {
+pub(crate) fn path_segment(s: &str) -> String {
     // Ids and keys are URL-safe by construction; escape anything else defensively.
     s.bytes()
         .map(|b| match b {
@@ -103,7 +116,7 @@ impl Client {
         self
     }
 
-    async fn send<B: Serialize + ?Sized>(
+    pub(crate) async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
@@ -149,7 +162,7 @@ impl Client {
         })
     }
 
-    async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
+    pub(crate) async fn json<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
@@ -167,11 +180,15 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T> {
         self.json::<T, ()>(Method::GET, path, query, None).await
     }
 
-    async fn empty<B: Serialize + ?Sized>(
+    pub(crate) async fn empty<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,

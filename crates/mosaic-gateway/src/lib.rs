@@ -48,10 +48,11 @@ impl Deref for AppState {
 impl AppState {
     pub fn new(store: mosaic_store::Store, config: Config, secrets: secretbox::SecretBox) -> Self {
         let minute = Duration::from_secs(60);
+        let models = models::ModelHub::new(secrets, config.allow_private_user_providers);
         AppState(Arc::new(StateInner {
             store,
             config,
-            models: models::ModelHub::new(secrets),
+            models,
             login_ip_limiter: ratelimit::RateLimiter::new(60, minute),
             login_user_limiter: ratelimit::RateLimiter::new(10, minute),
             bootstrap_limiter: ratelimit::RateLimiter::new(10, minute),

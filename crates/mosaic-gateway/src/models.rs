@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mosaic_api::{ErrorCode, ModelHealth, ProviderInfo, WireApi};
+use mosaic_api::{ConfigScope, ErrorCode, ModelHealth, ProviderInfo, WireApi};
 use mosaic_llm::routing::{Fallback, Route, RouteEntry, RouteError, Router};
 use mosaic_llm::{ChatRequest, EventStream, Provider, StreamEvent, Usage};
 use mosaic_store::{Principal, ProviderForCall, Store, StoreError};
@@ -23,6 +23,9 @@ pub const DIRECT_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ModelHub {
     router: Router,
     http: reqwest::Client,
+    /// For users' own providers: refuses internal addresses at every connection, so a
+    /// name that resolves elsewhere later (DNS rebinding) still cannot reach them.
+    http_public: reqwest::Client,
     secrets: SecretBox,
     /// Provider id → the `updated_at` it was built from (rebuilt when it changes).
     built: Mutex<HashMap<String, String>>,
@@ -44,15 +47,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ModelHub {
-    pub fn new(secrets: SecretBox) -> ModelHub {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("mosaic/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+    pub fn new(secrets: SecretBox, allow_private_user_providers: bool) -> ModelHub {
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .user_agent(concat!("mosaic/", env!("CARGO_PKG_VERSION")))
+        };
+        let http = builder().build().unwrap_or_default();
+        let http_public = if allow_private_user_providers {
+            http.clone()
+        } else {
+            builder()
+                .dns_resolver(Arc::new(PublicOnly))
+                .build()
+                .unwrap_or_default()
+        };
         ModelHub {
             router: Router::new(),
             http,
+            http_public,
             secrets,
             built: Mutex::new(HashMap::new()),
         }
@@ -74,7 +87,10 @@ impl ModelHub {
             })?),
             None => None,
         };
-        let http = self.http.clone();
+        let http = match f.info.scope {
+            ConfigScope::Gateway => self.http.clone(),
+            ConfigScope::User => self.http_public.clone(),
+        };
         let base = f.info.base_url.as_str();
         let provider: Arc<dyn Provider> = match f.info.wire {
             WireApi::ChatCompletions => {
@@ -92,9 +108,12 @@ impl ModelHub {
         Ok(())
     }
 
-    /// The built provider of this id (after [`ModelHub::resolve`] built it).
-    pub fn provider_by_id(&self, id: &str) -> Option<Arc<dyn Provider>> {
-        self.router.provider(id)
+    /// The callable provider for this configuration.
+    pub fn built(&self, f: &ProviderForCall) -> ApiResult<Arc<dyn Provider>> {
+        self.ensure_built(f)?;
+        self.router
+            .provider(&f.info.id)
+            .ok_or_else(ApiError::internal)
     }
 
     /// Forget a deleted provider.
@@ -274,7 +293,9 @@ impl ModelHub {
     }
 }
 
-/// Count a call's tokens for the principal once it ends (successfully or not).
+/// Count a call's tokens for the principal: recorded before `Done` is passed on (so a
+/// usage report right after an answer includes it), or when the caller drops the
+/// stream early.
 fn metered(
     stream: EventStream,
     store: Store,
@@ -282,60 +303,96 @@ fn metered(
     provider: String,
     model: String,
 ) -> EventStream {
-    let seen = Arc::new(Mutex::new(Usage::default()));
-    let tally = seen.clone();
-    let counted = stream.inspect(move |event| {
-        if let Ok(StreamEvent::Usage { usage }) = event {
-            lock(&tally).merge(*usage);
-        }
-    });
-    let guard = MeterOnDrop {
-        seen,
+    let meter = Arc::new(Meter {
+        seen: Mutex::new(Usage::default()),
+        recorded: std::sync::atomic::AtomicBool::new(false),
         store,
         p,
         provider,
         model,
-    };
-    Box::pin(counted.map(move |e| {
+    });
+    let guard = MeterOnDrop(meter.clone());
+    Box::pin(stream.then(move |event| {
+        let meter = meter.clone();
         let _ = &guard;
-        e
+        async move {
+            match &event {
+                Ok(StreamEvent::Usage { usage }) => lock(&meter.seen).merge(*usage),
+                Ok(StreamEvent::Done { .. }) => meter.record().await,
+                _ => {}
+            }
+            event
+        }
     }))
 }
 
-/// Records usage when the stream is dropped: at its end, or when the caller stops.
-struct MeterOnDrop {
-    seen: Arc<Mutex<Usage>>,
+struct Meter {
+    seen: Mutex<Usage>,
+    recorded: std::sync::atomic::AtomicBool,
     store: Store,
     p: Principal,
     provider: String,
     model: String,
 }
 
+impl Meter {
+    async fn record(&self) {
+        if self
+            .recorded
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let usage = *lock(&self.seen);
+        if let Err(e) = self
+            .store
+            .record_usage(
+                &self.p,
+                &self.provider,
+                &self.model,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_tokens,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not record token usage");
+        }
+    }
+}
+
+/// Records what was used when a stream is dropped before its end.
+struct MeterOnDrop(Arc<Meter>);
+
 impl Drop for MeterOnDrop {
     fn drop(&mut self) {
-        let usage = *lock(&self.seen);
-        let (store, p, provider, model) = (
-            self.store.clone(),
-            self.p.clone(),
-            std::mem::take(&mut self.provider),
-            std::mem::take(&mut self.model),
-        );
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                if let Err(e) = store
-                    .record_usage(
-                        &p,
-                        &provider,
-                        &model,
-                        usage.input_tokens,
-                        usage.output_tokens,
-                        usage.cached_tokens,
-                    )
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not record token usage");
-                }
-            });
+        if self.0.recorded.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
         }
+        let meter = self.0.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { meter.record().await });
+        }
+    }
+}
+
+/// A resolver that drops internal addresses (loopback, private, link-local, …) and
+/// fails when nothing else is left. IP literals in URLs skip DNS, so they are checked
+/// when the provider is configured.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !crate::routes::providers::is_internal(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves only to internal addresses").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }

@@ -41,10 +41,18 @@ impl LlmError {
     }
 
     pub(crate) fn from_reqwest(e: reqwest::Error) -> LlmError {
+        // reqwest's own message hides the cause ("connection refused", the DNS error):
+        // walk the chain so the user sees it.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
         if e.is_timeout() {
-            LlmError::Timeout(Duration::ZERO)
+            LlmError::Connect(format!("timed out: {message}"))
         } else {
-            LlmError::Connect(e.to_string())
+            LlmError::Connect(message)
         }
     }
 }

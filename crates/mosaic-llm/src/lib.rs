@@ -8,6 +8,7 @@
 //! arrived before stays with the caller.
 
 pub mod anthropic;
+pub mod embeddings;
 pub mod error;
 pub mod openai_chat;
 pub mod openai_responses;

@@ -4,6 +4,9 @@
 mod accounts;
 mod admin;
 mod auth;
+mod complete;
+mod models;
+mod routes;
 mod serve;
 
 use anyhow::{bail, Context, Result};
@@ -80,7 +83,12 @@ fn is_local(command: &Command) -> bool {
         | Command::Tokens(_)
         | Command::Teams(_)
         | Command::Workspaces(_)
-        | Command::Prefs(_) => false,
+        | Command::Prefs(_)
+        | Command::Providers(_)
+        | Command::Models(_)
+        | Command::Routes(_)
+        | Command::Usage(_)
+        | Command::Complete(_) => false,
     }
 }
 
@@ -113,6 +121,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Teams(cmd) => accounts::teams(&ctx, cmd).await,
         Command::Workspaces(cmd) => accounts::workspaces(&ctx, cmd).await,
         Command::Prefs(cmd) => accounts::prefs(&ctx, cmd).await,
+        Command::Providers(cmd) => models::providers(&ctx, cmd).await,
+        Command::Models(cmd) => models::models(&ctx, cmd).await,
+        Command::Routes(cmd) => routes::routes(&ctx, cmd).await,
+        Command::Usage(args) => models::usage(&ctx, args).await,
+        Command::Complete(args) => complete::complete(&ctx, args).await,
         Command::Admin(cmd) => admin::admin(&ctx, cmd).await,
     }
 }
@@ -157,16 +170,37 @@ pub fn print_page<T: serde::Serialize>(
     Ok(())
 }
 
+/// Print a list that comes whole (no pages): as JSON, or as a table of its items.
+pub fn print_list<L: serde::Serialize, T>(
+    ctx: &Ctx,
+    list: &L,
+    items: &[T],
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> Result<()> {
+    if ctx.json {
+        return crate::output::json(list);
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    crate::output::table(headers, &rows);
+    Ok(())
+}
+
+/// Read one line of standard input (a password, a key), without its line end.
+pub fn read_stdin_line(what: &str) -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let value = line.trim_end_matches(['\r', '\n']).to_string();
+    if value.is_empty() {
+        bail!("no {what} on standard input");
+    }
+    Ok(value)
+}
+
 /// Read a password: from standard input (one line) or by asking on the terminal.
 pub fn read_password(prompt: &str, from_stdin: bool) -> Result<String> {
     if from_stdin {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-        let pw = line.trim_end_matches(['\r', '\n']).to_string();
-        if pw.is_empty() {
-            bail!("no password on standard input");
-        }
-        return Ok(pw);
+        return read_stdin_line("password");
     }
     rpassword::prompt_password(prompt)
         .context("cannot ask for a password (no terminal?); use --password-stdin")

@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::response::Response;
 use mosaic_api::{
-    ErrorBody, HealthList, ModelInfo, ModelList, RouteInfo, RouteList, SetRouteRequest, UsageQuery,
-    UsageReport,
+    ConfigScope, ErrorBody, HealthList, ModelInfo, ModelList, RouteInfo, RouteList,
+    SetRouteRequest, UsageQuery, UsageReport,
 };
 
 use crate::auth::Auth;
@@ -67,15 +67,19 @@ pub async fn set_route(
     auth: Auth,
     Json(req): Json<SetRouteRequest>,
 ) -> ApiResult<Json<RouteInfo>> {
-    // Every step must name a provider the caller can use, so a typo fails now.
+    // Every step must name a provider the route's users can use, so a typo fails now:
+    // a gateway-wide route may only use gateway-wide providers.
     let providers = state.store.list_providers(&auth.principal).await?;
-    if let Some(step) = req
-        .steps
-        .iter()
-        .find(|s| !providers.iter().any(|p| p.name == s.provider))
-    {
+    let gateway_route = req.scope == ConfigScope::Gateway;
+    let usable = |name: &str| {
+        providers
+            .iter()
+            .any(|p| p.name == name && (!gateway_route || p.scope == ConfigScope::Gateway))
+    };
+    if let Some(step) = req.steps.iter().find(|s| !usable(&s.provider)) {
+        let which = if gateway_route { "gateway-wide " } else { "" };
         return Err(ApiError::bad_request(format!(
-            "no provider named '{}'",
+            "no {which}provider named '{}'",
             step.provider
         )));
     }

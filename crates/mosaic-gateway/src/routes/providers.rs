@@ -223,7 +223,6 @@ pub async fn test_provider(
             }
         },
     };
-    let spec = format!("{}/{model}", f.info.name);
     let request = ChatRequest {
         model: model.clone(),
         messages: vec![Message::user("Reply with the word: ok")],
@@ -231,19 +230,10 @@ pub async fn test_provider(
         ..ChatRequest::default()
     };
     let started = Instant::now();
-    // Straight to the provider, not through a route: the test is of this one.
-    let (route, _) = state
-        .models
-        .resolve(&state.store, &auth.principal, &spec)
-        .await?;
-    let provider_id = route
-        .entries
-        .first()
-        .map(|e| e.provider.clone())
-        .unwrap_or_default();
-    let outcome = match state.models.provider_by_id(&provider_id) {
-        Some(p) => first_event(p.as_ref(), request).await,
-        None => Err("provider unavailable".into()),
+    // Straight to this provider (by id), not through a route or a name lookup.
+    let outcome = match state.models.built(&f) {
+        Ok(p) => first_event(p.as_ref(), request).await,
+        Err(e) => Err(e.message),
     };
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(Json(TestProviderResponse {

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic;
+mod embeddings;
+mod llamacpp;
 mod openai_chat;
 mod openai_responses;
 mod routing;

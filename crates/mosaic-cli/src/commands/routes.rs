@@ -1,0 +1,233 @@
+//! `mosaic routes`: named, ordered lists of `provider/model` steps, each falling back
+//! to the next when it fails before its first token, and the health of what they call.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use mosaic_api::{RouteInfo, RouteStep, SetRouteRequest};
+use mosaic_client::Client;
+
+use crate::cli::RoutesCommand;
+use crate::commands::models::{pick_id, scope_of, scope_text};
+use crate::commands::{print_list, usage as usage_error, Ctx};
+use crate::output::{fields, json, yes_no};
+
+/// Time to the first token a route step gets when its `@timeout` is left out.
+const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn route_id(client: &Client, key: &str) -> Result<String> {
+    let list = client.list_routes().await?;
+    Ok(pick_id(
+        key,
+        list.items
+            .iter()
+            .map(|r| (r.id.as_str(), r.name.as_str(), r.scope)),
+    ))
+}
+
+/// A route step from `provider/model[@timeout]`. The model is everything after the
+/// first `/` (model names may hold more); an `@` suffix is a timeout only when it reads
+/// as one, because some model names carry `@` too (`claude-3-5-sonnet@20240620`).
+pub fn parse_step(step: &str) -> Result<RouteStep> {
+    let bad = |why: &str| {
+        usage_error(format!(
+            "route step '{step}': {why} (expected provider/model[@timeout], e.g. openai/gpt-4o@30s)"
+        ))
+    };
+    let (spec, timeout) = match step.rsplit_once('@') {
+        Some((spec, suffix)) => match humantime::parse_duration(suffix) {
+            Ok(d) => (spec, Some(d)),
+            // A number with a unit that is not one: a typo, not a model name.
+            Err(_)
+                if suffix.starts_with(|c: char| c.is_ascii_digit())
+                    && suffix.ends_with(|c: char| c.is_ascii_alphabetic()) =>
+            {
+                return Err(bad(&format!("'{suffix}' is not a duration")));
+            }
+            Err(_) => (step, None),
+        },
+        None => (step, None),
+    };
+    let Some((provider, model)) = spec.split_once('/') else {
+        return Err(bad("no provider"));
+    };
+    if provider.is_empty() || model.is_empty() {
+        return Err(bad("empty provider or model"));
+    }
+    let timeout = timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
+    if timeout.is_zero() {
+        return Err(bad("the timeout must be more than zero"));
+    }
+    Ok(RouteStep {
+        provider: provider.into(),
+        model: model.into(),
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// Steps as `set` takes them, so they can be copied back.
+fn steps_text(steps: &[RouteStep]) -> String {
+    steps
+        .iter()
+        .map(|s| {
+            let timeout = humantime::format_duration(Duration::from_millis(s.timeout_ms));
+            format!(
+                "{}/{}@{}",
+                s.provider,
+                s.model,
+                timeout.to_string().replace(' ', "")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn show_route(ctx: &Ctx, r: &RouteInfo) -> Result<()> {
+    if ctx.json {
+        return json(r);
+    }
+    fields(&[
+        ("id", r.id.clone()),
+        ("name", r.name.clone()),
+        ("scope", scope_text(r.scope)),
+        ("steps", steps_text(&r.steps)),
+        ("created", r.created_at.clone()),
+        ("updated", r.updated_at.clone()),
+    ]);
+    Ok(())
+}
+
+pub async fn routes(ctx: &Ctx, cmd: RoutesCommand) -> Result<()> {
+    let client = ctx.client()?;
+    match cmd {
+        RoutesCommand::Set {
+            name,
+            steps,
+            gateway,
+        } => {
+            let req = SetRouteRequest {
+                name,
+                steps: steps.iter().map(|s| parse_step(s)).collect::<Result<_>>()?,
+                scope: scope_of(gateway),
+            };
+            show_route(ctx, &client.set_route(&req).await?)
+        }
+        RoutesCommand::List => {
+            let list = client.list_routes().await?;
+            print_list(
+                ctx,
+                &list,
+                &list.items,
+                &["ID", "NAME", "SCOPE", "STEPS"],
+                |r| {
+                    vec![
+                        r.id.clone(),
+                        r.name.clone(),
+                        scope_text(r.scope),
+                        steps_text(&r.steps),
+                    ]
+                },
+            )
+        }
+        RoutesCommand::Show { id } => {
+            let id = route_id(&client, &id).await?;
+            show_route(ctx, &client.get_route(&id).await?)
+        }
+        RoutesCommand::Remove { id } => {
+            let resolved = route_id(&client, &id).await?;
+            client.delete_route(&resolved).await?;
+            eprintln!("removed route {id}");
+            Ok(())
+        }
+        RoutesCommand::Health => {
+            let list = client.model_health().await?;
+            print_list(
+                ctx,
+                &list,
+                &list.items,
+                &["MODEL", "HEALTHY", "FAILURES", "COOL-DOWN", "LAST ERROR"],
+                |h| {
+                    vec![
+                        format!("{}/{}", h.provider, h.model),
+                        yes_no(h.healthy),
+                        h.consecutive_failures.to_string(),
+                        h.cooldown_remaining_secs
+                            .map_or_else(|| "-".into(), |s| format!("{s}s")),
+                        h.last_error.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                },
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn step(provider: &str, model: &str, timeout_ms: u64) -> RouteStep {
+        RouteStep {
+            provider: provider.into(),
+            model: model.into(),
+            timeout_ms,
+        }
+    }
+
+    #[test]
+    fn route_steps_read_provider_model_and_an_optional_timeout() {
+        assert_eq!(
+            parse_step("openai/gpt-4o@30s").unwrap(),
+            step("openai", "gpt-4o", 30_000)
+        );
+        assert_eq!(
+            parse_step("local/m").unwrap(),
+            step("local", "m", 60_000),
+            "60 s by default"
+        );
+        assert_eq!(
+            parse_step("router/meta-llama/llama-3@1m30s").unwrap(),
+            step("router", "meta-llama/llama-3", 90_000),
+            "the model is everything after the first slash"
+        );
+        assert_eq!(
+            parse_step("vertex/claude-3-5-sonnet@20240620").unwrap(),
+            step("vertex", "claude-3-5-sonnet@20240620", 60_000),
+            "an @ that is no duration belongs to the model"
+        );
+        assert_eq!(
+            parse_step("vertex/claude@20240620@5s").unwrap(),
+            step("vertex", "claude@20240620", 5_000)
+        );
+    }
+
+    #[test]
+    fn malformed_route_steps_are_usage_errors() {
+        for bad in [
+            "gpt-4o",
+            "/gpt-4o",
+            "openai/",
+            "openai/gpt-4o@30x",
+            "a/b@0s",
+        ] {
+            let err = parse_step(bad).unwrap_err();
+            assert!(
+                matches!(
+                    err.downcast_ref::<crate::commands::CliError>(),
+                    Some(crate::commands::CliError::Usage(_))
+                ),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn steps_print_as_set_takes_them() {
+        let steps = vec![step("openai", "gpt-4o", 30_000), step("local", "m", 90_500)];
+        let text = steps_text(&steps);
+        assert_eq!(text, "openai/gpt-4o@30s local/m@1m30s500ms");
+        let parsed: Vec<RouteStep> = text.split(' ').map(|s| parse_step(s).unwrap()).collect();
+        assert_eq!(parsed, steps);
+    }
+}
