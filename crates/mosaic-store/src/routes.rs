@@ -78,6 +78,9 @@ impl Store {
             .map_err(|e| StoreError::Invalid(format!("route steps: {e}")))?;
         let now = now_ms();
         let mut tx = self.begin(Acting::As(p), true).await?;
+        // Two first sets of one name at once: the second replaces, not conflicts.
+        tx.lock(&format!("route:{}:{name}", owner.as_deref().unwrap_or("")))
+            .await?;
         let sql = tx
             .sql(
                 "SELECT id FROM routes WHERE COALESCE(owner_user_id, '') = COALESCE($1, '') AND name = $2",
@@ -143,6 +146,7 @@ impl Store {
 
     /// The route a name means for this principal: their own, else the gateway's.
     pub async fn resolve_route(&self, p: &Principal, name: &str) -> Result<RouteInfo> {
+        let name = name.trim();
         self.list_routes(p)
             .await?
             .into_iter()

@@ -12,20 +12,23 @@ pub fn day_of(ms: i64) -> String {
 }
 
 fn check_day(day: &str) -> Result<()> {
+    let bad = || StoreError::Invalid(format!("'{day}' is not a YYYY-MM-DD day"));
     let b = day.as_bytes();
-    let ok = b.len() == 10
+    let shape = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
         && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "'{day}' is not a YYYY-MM-DD day"
-        )))
+    if !shape {
+        return Err(bad());
     }
+    let month: u32 = day[5..7].parse().map_err(|_| bad())?;
+    let dom: u32 = day[8..10].parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&dom) {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 impl Store {

@@ -26,8 +26,12 @@ mod prefs;
 mod providers;
 #[path = "conformance/rls.rs"]
 mod rls;
+#[path = "conformance/routes.rs"]
+mod routes;
 #[path = "conformance/teams.rs"]
 mod teams;
+#[path = "conformance/usage.rs"]
+mod usage;
 #[path = "conformance/users.rs"]
 mod users;
 #[path = "conformance/workspaces.rs"]
