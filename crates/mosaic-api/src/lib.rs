@@ -6,6 +6,7 @@
 //! cursor pagination (`cursor`, `limit` in; `items`, `next_cursor` out), errors as
 //! `{ "error": { "code", "message" } }`.
 
+pub mod agents;
 pub mod auth;
 pub mod error;
 pub mod page;
@@ -16,6 +17,7 @@ pub mod tokens;
 pub mod users;
 pub mod workspaces;
 
+pub use agents::*;
 pub use auth::*;
 pub use error::*;
 pub use page::*;

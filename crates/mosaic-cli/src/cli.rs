@@ -69,6 +69,9 @@ pub enum Command {
     /// Read and set your preferences.
     #[command(subcommand)]
     Prefs(PrefsCommand),
+    /// Manage your agents (prompt, model route, tools).
+    #[command(subcommand)]
+    Agents(AgentsCommand),
     /// Manage model providers: endpoints, their keys and wire APIs.
     #[command(subcommand)]
     Providers(ProvidersCommand),
@@ -456,4 +459,76 @@ pub struct CompleteArgs {
     pub verbose: bool,
     /// The prompt; `-` reads it from standard input.
     pub prompt: String,
+}
+
+/// `--tool NAME=POLICY`, e.g. `http_fetch=needs_approval`.
+#[derive(Debug, Clone)]
+pub struct ToolArg(pub mosaic_api::AgentTool);
+
+impl std::str::FromStr for ToolArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, policy) = s.split_once('=').ok_or_else(|| {
+            format!("'{s}': expected NAME=POLICY (allowed, needs_approval, denied)")
+        })?;
+        let policy = match policy {
+            "allowed" => mosaic_api::ToolPolicy::Allowed,
+            "needs_approval" => mosaic_api::ToolPolicy::NeedsApproval,
+            "denied" => mosaic_api::ToolPolicy::Denied,
+            other => {
+                return Err(format!(
+                    "unknown policy '{other}' (allowed, needs_approval, denied)"
+                ))
+            }
+        };
+        Ok(ToolArg(mosaic_api::AgentTool {
+            name: name.trim().to_string(),
+            policy,
+        }))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List your agents.
+    List,
+    /// Create an agent.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// The system prompt (`-` reads it from standard input).
+        #[arg(long)]
+        system_prompt: Option<String>,
+        /// A route name or provider/model (default: the `default` route).
+        #[arg(long)]
+        route: Option<String>,
+        /// A tool and its policy, NAME=allowed|needs_approval|denied; repeatable.
+        #[arg(long = "tool")]
+        tools: Vec<ToolArg>,
+    },
+    /// Show an agent (by id or name).
+    Show { agent: String },
+    /// Change an agent (by id or name).
+    Update {
+        agent: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// The system prompt (`-` reads it from standard input).
+        #[arg(long)]
+        system_prompt: Option<String>,
+        #[arg(long)]
+        route: Option<String>,
+        /// Replace the tool list: NAME=POLICY, repeatable.
+        #[arg(long = "tool")]
+        tools: Vec<ToolArg>,
+        /// Remove every tool.
+        #[arg(long, conflicts_with = "tools")]
+        no_tools: bool,
+    },
+    /// Delete an agent (by id or name; not `default`).
+    Delete { agent: String },
 }

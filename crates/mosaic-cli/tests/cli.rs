@@ -315,3 +315,69 @@ fn sigterm_as_soon_as_the_gateway_answers_still_stops_it_cleanly() {
         assert!(status.success(), "run {run}: {status}:\n{}", gateway.log());
     }
 }
+
+#[test]
+fn agents_are_listed_created_changed_and_deleted_by_name() {
+    let world = World::new();
+    let bob = world.user("bob");
+
+    let list = bob.run(&["agents", "list", "--json"]).ok().json();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["default"],
+        "every user starts with a default agent"
+    );
+
+    let made = bob
+        .run(&[
+            "agents",
+            "create",
+            "coder",
+            "--route",
+            "code",
+            "--tool",
+            "current_time=allowed",
+            "--tool",
+            "http_fetch=denied",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(made["route"], "code");
+    assert_eq!(
+        made["tools"],
+        serde_json::json!([{"name": "current_time", "policy": "allowed"}, {"name": "http_fetch", "policy": "denied"}])
+    );
+    let changed = bob
+        .run_with_stdin(
+            &[
+                "agents",
+                "update",
+                "coder",
+                "--system-prompt",
+                "-",
+                "--no-tools",
+                "--json",
+            ],
+            "Write Rust.\n",
+        )
+        .ok()
+        .json();
+    assert_eq!(changed["system_prompt"], "Write Rust.\n");
+    assert_eq!(changed["tools"], serde_json::json!([]));
+    bob.run(&["agents", "create", "coder"]).expect_code(6);
+    bob.run(&["agents", "create", "x", "--tool", "fetch=sometimes"])
+        .expect_code(2);
+    bob.run(&["agents", "delete", "default"]).expect_code(7);
+    bob.run(&["agents", "delete", "coder"]).ok();
+    bob.run(&["agents", "show", "coder"]).expect_code(5);
+    // Another user's agents are not there.
+    let root_list = world.admin.run(&["agents", "list", "--json"]).ok().json();
+    assert_eq!(root_list["items"].as_array().unwrap().len(), 1);
+}

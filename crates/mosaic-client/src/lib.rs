@@ -3,6 +3,7 @@
 //! message. Account operations are here; providers, models, routes, usage and the
 //! OpenAI-compatible endpoint are in `models.rs`, its event stream in `sse.rs`.
 
+mod agents;
 mod models;
 mod sse;
 

@@ -10,7 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    auth, health, model_routes, openai_compat, prefs, providers, teams, tokens, users, workspaces,
+    agents, auth, health, model_routes, openai_compat, prefs, providers, teams, tokens, users,
+    workspaces,
 };
 use crate::AppState;
 
@@ -27,6 +28,7 @@ use crate::AppState;
         (name = "workspaces", description = "Workspaces of users and teams"),
         (name = "preferences", description = "Per-user typed settings"),
         (name = "models", description = "Model providers, routes over them, their health, token usage"),
+        (name = "agents", description = "Agents: prompt, route and tools"),
         (name = "openai", description = "OpenAI-compatible endpoints for existing clients"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -108,6 +110,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(model_routes::list_routes, model_routes::set_route))
         .routes(routes!(model_routes::get_route, model_routes::delete_route))
         .routes(routes!(model_routes::get_usage))
+        .routes(routes!(agents::list_agents, agents::create_agent))
+        .routes(routes!(
+            agents::get_agent,
+            agents::update_agent,
+            agents::delete_agent
+        ))
         .routes(routes!(openai_compat::chat_completions))
         .routes(routes!(openai_compat::openai_models))
         .split_for_parts()

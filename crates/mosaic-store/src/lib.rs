@@ -8,6 +8,7 @@
 //! migrations, is a second wall behind the scoping done here). SQL is written once with
 //! `$n` placeholders and translated for SQLite.
 
+mod agents;
 mod bootstrap;
 mod credentials;
 mod db;
@@ -23,6 +24,7 @@ mod usage;
 mod users;
 mod workspaces;
 
+pub use agents::{default_agent, AgentChanges, NewAgent};
 pub use bootstrap::BootstrapSource;
 pub use credentials::{AuthenticatedToken, NewApiToken, NewWebSession, WebSessionAuth};
 pub use db::{redact_url, Backend, Store, StoreOptions};

@@ -27,6 +27,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_providers.sql"),
         postgres: include_str!("../migrations/postgres/0002_providers.sql"),
     },
+    Migration {
+        version: 3,
+        name: "agents",
+        sqlite: include_str!("../migrations/sqlite/0003_agents.sql"),
+        postgres: include_str!("../migrations/postgres/0003_agents.sql"),
+    },
 ];
 
 /// An arbitrary constant: the advisory lock that keeps replicas from migrating at once.

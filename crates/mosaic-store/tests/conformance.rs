@@ -16,6 +16,8 @@
 #[path = "conformance/support.rs"]
 mod support;
 
+#[path = "conformance/agents.rs"]
+mod agents;
 #[path = "conformance/bootstrap.rs"]
 mod bootstrap;
 #[path = "conformance/credentials.rs"]

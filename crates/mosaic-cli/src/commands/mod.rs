@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod agents;
 mod auth;
 mod complete;
 mod models;
@@ -84,6 +85,7 @@ fn is_local(command: &Command) -> bool {
         | Command::Teams(_)
         | Command::Workspaces(_)
         | Command::Prefs(_)
+        | Command::Agents(_)
         | Command::Providers(_)
         | Command::Models(_)
         | Command::Routes(_)
@@ -121,6 +123,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Teams(cmd) => accounts::teams(&ctx, cmd).await,
         Command::Workspaces(cmd) => accounts::workspaces(&ctx, cmd).await,
         Command::Prefs(cmd) => accounts::prefs(&ctx, cmd).await,
+        Command::Agents(cmd) => agents::agents(&ctx, cmd).await,
         Command::Providers(cmd) => models::providers(&ctx, cmd).await,
         Command::Models(cmd) => models::models(&ctx, cmd).await,
         Command::Routes(cmd) => routes::routes(&ctx, cmd).await,

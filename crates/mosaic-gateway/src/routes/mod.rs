@@ -2,6 +2,7 @@
 //! description, and the router is built from those descriptions (utoipa-axum), so a
 //! route cannot exist without appearing in the document.
 
+pub mod agents;
 pub mod auth;
 pub mod health;
 pub mod model_routes;

@@ -32,6 +32,8 @@ fn body_for(operation_id: &str) -> Option<Value> {
         "update_provider" => json!({"api_key": "sk-taken-over"}),
         "test_provider" => json!({"model": "m"}),
         "set_route" => json!({"name": "sweep", "steps": [{"provider": "alice-llm", "model": "m"}]}),
+        "create_agent" => json!({"name": "sweep"}),
+        "update_agent" => json!({"system_prompt": "taken over"}),
         "chat_completions" => {
             json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]})
         }
@@ -157,6 +159,14 @@ async fn sweep(engine: Engine) {
             ),
         )
         .await;
+    let (_, agent) = gw
+        .call(
+            Method::POST,
+            "/api/v1/agents",
+            Some(&alice),
+            Some(json!({"name": "alice-agent", "system_prompt": "alice's secret instructions"})),
+        )
+        .await;
     let (s, _) = gw
         .call(
             Method::PUT,
@@ -176,6 +186,7 @@ async fn sweep(engine: Engine) {
         ("key", "theme".to_string()),
         ("providers", provider["id"].as_str().unwrap().to_string()),
         ("routes", route["id"].as_str().unwrap().to_string()),
+        ("agents", agent["id"].as_str().unwrap().to_string()),
     ]);
 
     let ops = operations();
@@ -236,6 +247,7 @@ async fn sweep(engine: Engine) {
         format!("/api/v1/tokens/{}", ids["tokens"]),
         format!("/api/v1/providers/{}", ids["providers"]),
         format!("/api/v1/routes/{}", ids["routes"]),
+        format!("/api/v1/agents/{}", ids["agents"]),
     ] {
         let (status, body) = gw.call(Method::GET, &path, Some(&alice), None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");

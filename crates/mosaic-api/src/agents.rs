@@ -1,0 +1,73 @@
+//! Agents: named configurations of a system prompt, a model route and the tools the
+//! agent may use, each with a policy.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Name of the agent every user has, created on first use.
+pub const DEFAULT_AGENT: &str = "default";
+
+/// What an agent may do with a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolPolicy {
+    /// Runs when the model calls it.
+    Allowed,
+    /// Waits for a person to approve each call.
+    NeedsApproval,
+    /// Never offered to the model.
+    Denied,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentTool {
+    pub name: String,
+    pub policy: ToolPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub system_prompt: String,
+    /// A route name or `provider/model`.
+    pub route: String,
+    pub tools: Vec<AgentTool>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateAgentRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// `default` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<AgentTool>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateAgentRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Replaces the whole tool list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<AgentTool>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentList {
+    pub items: Vec<Agent>,
+}

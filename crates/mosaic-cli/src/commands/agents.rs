@@ -1,0 +1,140 @@
+//! `mosaic agents`: the caller's agents.
+
+use anyhow::Result;
+use mosaic_api::{Agent, AgentTool, CreateAgentRequest, ToolPolicy, UpdateAgentRequest};
+use mosaic_client::Client;
+
+use crate::cli::{AgentsCommand, ToolArg};
+use crate::commands::{print_list, usage, Ctx};
+use crate::output::{fields, json};
+
+fn policy_text(p: ToolPolicy) -> &'static str {
+    match p {
+        ToolPolicy::Allowed => "allowed",
+        ToolPolicy::NeedsApproval => "needs_approval",
+        ToolPolicy::Denied => "denied",
+    }
+}
+
+fn tools_text(tools: &[AgentTool]) -> String {
+    tools
+        .iter()
+        .map(|t| format!("{}={}", t.name, policy_text(t.policy)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn show(ctx: &Ctx, a: &Agent) -> Result<()> {
+    if ctx.json {
+        return json(a);
+    }
+    fields(&[
+        ("id", a.id.clone()),
+        ("name", a.name.clone()),
+        ("description", a.description.clone()),
+        ("route", a.route.clone()),
+        ("tools", tools_text(&a.tools)),
+        ("created", a.created_at.clone()),
+        ("updated", a.updated_at.clone()),
+    ]);
+    println!("\n{}", a.system_prompt);
+    Ok(())
+}
+
+/// An agent's id from an id or a name.
+async fn resolve(client: &Client, agent: &str) -> Result<String> {
+    let list = client.list_agents().await?;
+    Ok(list
+        .items
+        .iter()
+        .find(|a| a.name == agent)
+        .map(|a| a.id.clone())
+        .unwrap_or_else(|| agent.to_string()))
+}
+
+fn prompt_arg(p: Option<String>) -> Result<Option<String>> {
+    match p.as_deref() {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+            Ok(Some(text))
+        }
+        _ => Ok(p),
+    }
+}
+
+pub async fn agents(ctx: &Ctx, cmd: AgentsCommand) -> Result<()> {
+    let client = ctx.client()?;
+    match cmd {
+        AgentsCommand::List => {
+            let list = client.list_agents().await?;
+            print_list(
+                ctx,
+                &list,
+                &list.items,
+                &["ID", "NAME", "ROUTE", "TOOLS"],
+                |a| {
+                    vec![
+                        a.id.clone(),
+                        a.name.clone(),
+                        a.route.clone(),
+                        tools_text(&a.tools),
+                    ]
+                },
+            )
+        }
+        AgentsCommand::Create {
+            name,
+            description,
+            system_prompt,
+            route,
+            tools,
+        } => {
+            let req = CreateAgentRequest {
+                name,
+                description,
+                system_prompt: prompt_arg(system_prompt)?,
+                route,
+                tools: (!tools.is_empty()).then(|| tools.into_iter().map(|ToolArg(t)| t).collect()),
+            };
+            show(ctx, &client.create_agent(&req).await?)
+        }
+        AgentsCommand::Show { agent } => {
+            let id = resolve(&client, &agent).await?;
+            show(ctx, &client.get_agent(&id).await?)
+        }
+        AgentsCommand::Update {
+            agent,
+            name,
+            description,
+            system_prompt,
+            route,
+            tools,
+            no_tools,
+        } => {
+            let tools = match (no_tools, tools.is_empty()) {
+                (true, _) => Some(Vec::new()),
+                (false, false) => Some(tools.into_iter().map(|ToolArg(t)| t).collect()),
+                (false, true) => None,
+            };
+            let req = UpdateAgentRequest {
+                name,
+                description,
+                system_prompt: prompt_arg(system_prompt)?,
+                route,
+                tools,
+            };
+            if req == UpdateAgentRequest::default() {
+                return Err(usage("nothing to change: pass --name, --description, --system-prompt, --route or --tool"));
+            }
+            let id = resolve(&client, &agent).await?;
+            show(ctx, &client.update_agent(&id, &req).await?)
+        }
+        AgentsCommand::Delete { agent } => {
+            let id = resolve(&client, &agent).await?;
+            client.delete_agent(&id).await?;
+            eprintln!("deleted agent {agent}");
+            Ok(())
+        }
+    }
+}

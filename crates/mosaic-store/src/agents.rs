@@ -1,0 +1,276 @@
+//! Agents: each user's own. Every user has an agent named `default` (made on first
+//! use, and kept: it can be changed but not deleted), so a chat never lacks one.
+
+use mosaic_api::{Agent, AgentTool, ToolPolicy, DEFAULT_AGENT};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::{Acting, Tx};
+use crate::providers::check_config_name;
+use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
+
+/// An agent to create.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub name: String,
+    pub description: String,
+    pub system_prompt: String,
+    pub route: String,
+    pub tools: Vec<AgentTool>,
+}
+
+/// Changes to an agent; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct AgentChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub system_prompt: Option<String>,
+    pub route: Option<String>,
+    pub tools: Option<Vec<AgentTool>>,
+}
+
+const COLUMNS: &str =
+    "id, owner_user_id, name, description, system_prompt, route, tools, created_at, updated_at";
+
+/// The default agent's configuration: the built-in tools that cannot do harm run
+/// freely; the one that reaches the network asks first.
+pub fn default_agent() -> NewAgent {
+    NewAgent {
+        name: DEFAULT_AGENT.into(),
+        description: "The agent new sessions start with".into(),
+        system_prompt: "You are a helpful assistant. Answer concisely and say when you are unsure."
+            .into(),
+        route: "default".into(),
+        tools: vec![
+            AgentTool {
+                name: "current_time".into(),
+                policy: ToolPolicy::Allowed,
+            },
+            AgentTool {
+                name: "http_fetch".into(),
+                policy: ToolPolicy::NeedsApproval,
+            },
+        ],
+    }
+}
+
+fn from_row(row: &AnyRow) -> Result<Agent> {
+    let tools: String = row.try_get("tools")?;
+    Ok(Agent {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        system_prompt: row.try_get("system_prompt")?,
+        route: row.try_get("route")?,
+        tools: serde_json::from_str(&tools)
+            .map_err(|e| StoreError::Invalid(format!("stored agent tools are not valid: {e}")))?,
+        created_at: format_time(row.try_get("created_at")?),
+        updated_at: format_time(row.try_get("updated_at")?),
+    })
+}
+
+fn check_fields(
+    description: &str,
+    system_prompt: &str,
+    route: &str,
+    tools: &[AgentTool],
+) -> Result<()> {
+    if description.chars().count() > 1000 {
+        return Err(StoreError::Invalid(
+            "description is longer than 1000 characters".into(),
+        ));
+    }
+    if system_prompt.len() > 100_000 {
+        return Err(StoreError::Invalid(
+            "system prompt is longer than 100 kB".into(),
+        ));
+    }
+    let route = route.trim();
+    if route.is_empty() || route.len() > 256 {
+        return Err(StoreError::Invalid(
+            "route must be a route name or provider/model".into(),
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for tool in tools {
+        check_config_name("tool", &tool.name)?;
+        if !names.insert(tool.name.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "tool '{}' is listed twice",
+                tool.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn tools_json(tools: &[AgentTool]) -> Result<String> {
+    serde_json::to_string(tools).map_err(|e| StoreError::Invalid(format!("tools: {e}")))
+}
+
+async fn select(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Agent> {
+    let sql = tx
+        .sql(&format!(
+            "SELECT {COLUMNS} FROM agents WHERE owner_user_id = $1 AND id = $2"
+        ))
+        .into_owned();
+    let row = tx
+        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    from_row(&row)
+}
+
+async fn insert(tx: &mut Tx<'_>, p: &Principal, new: NewAgent) -> Result<String> {
+    let name = check_config_name("agent", &new.name)?;
+    check_fields(&new.description, &new.system_prompt, &new.route, &new.tools)?;
+    let id = new_id();
+    let sql = tx
+        .sql(&format!(
+            "INSERT INTO agents ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+        ))
+        .into_owned();
+    let inserted = tx
+        .execute(
+            sqlx::query(&sql)
+                .bind(&id)
+                .bind(p.user_id())
+                .bind(&name)
+                .bind(new.description.trim())
+                .bind(&new.system_prompt)
+                .bind(new.route.trim())
+                .bind(tools_json(&new.tools)?)
+                .bind(now_ms()),
+        )
+        .await;
+    if let Err(StoreError::Conflict(_)) = inserted {
+        return Err(StoreError::Conflict(format!(
+            "you have an agent named '{name}' already"
+        )));
+    }
+    inserted?;
+    Ok(id)
+}
+
+impl Store {
+    pub async fn create_agent(&self, p: &Principal, new: NewAgent) -> Result<Agent> {
+        self.ensure_default_agent(p).await?;
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let id = insert(&mut tx, p, new).await?;
+        let agent = select(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        Ok(agent)
+    }
+
+    /// Make the principal's `default` agent when they have none yet.
+    pub async fn ensure_default_agent(&self, p: &Principal) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        // Two first requests at once must not both try to make it.
+        tx.lock(&format!("default-agent:{}", p.user_id())).await?;
+        let sql = tx
+            .sql("SELECT id FROM agents WHERE owner_user_id = $1 AND name = $2")
+            .into_owned();
+        let exists = tx
+            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(DEFAULT_AGENT))
+            .await?
+            .is_some();
+        if !exists {
+            insert(&mut tx, p, default_agent()).await?;
+        }
+        tx.commit().await
+    }
+
+    /// The principal's agents by name (`default` among them).
+    pub async fn list_agents(&self, p: &Principal) -> Result<Vec<Agent>> {
+        self.ensure_default_agent(p).await?;
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {COLUMNS} FROM agents WHERE owner_user_id = $1 ORDER BY name"
+            ))
+            .into_owned();
+        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        tx.commit().await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn get_agent(&self, p: &Principal, id: &str) -> Result<Agent> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let agent = select(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(agent)
+    }
+
+    /// One of the principal's agents by name.
+    pub async fn agent_by_name(&self, p: &Principal, name: &str) -> Result<Agent> {
+        self.list_agents(p)
+            .await?
+            .into_iter()
+            .find(|a| a.name == name.trim())
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn update_agent(
+        &self,
+        p: &Principal,
+        id: &str,
+        changes: AgentChanges,
+    ) -> Result<Agent> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let current = select(&mut tx, p, id).await?;
+        let name = match &changes.name {
+            Some(n) => check_config_name("agent", n)?,
+            None => current.name.clone(),
+        };
+        if current.name == DEFAULT_AGENT && name != DEFAULT_AGENT {
+            return Err(StoreError::Invalid(
+                "the default agent keeps its name".into(),
+            ));
+        }
+        let description = changes.description.unwrap_or(current.description);
+        let system_prompt = changes.system_prompt.unwrap_or(current.system_prompt);
+        let route = changes.route.unwrap_or(current.route);
+        let tools = changes.tools.unwrap_or(current.tools);
+        check_fields(&description, &system_prompt, &route, &tools)?;
+        let sql = tx
+            .sql(
+                "UPDATE agents SET name = $2, description = $3, system_prompt = $4, route = $5, \
+                 tools = $6, updated_at = $7 WHERE id = $1",
+            )
+            .into_owned();
+        let updated = tx
+            .execute(
+                sqlx::query(&sql)
+                    .bind(id)
+                    .bind(&name)
+                    .bind(description.trim())
+                    .bind(&system_prompt)
+                    .bind(route.trim())
+                    .bind(tools_json(&tools)?)
+                    .bind(now_ms()),
+            )
+            .await;
+        if let Err(StoreError::Conflict(_)) = updated {
+            return Err(StoreError::Conflict(format!(
+                "you have an agent named '{name}' already"
+            )));
+        }
+        updated?;
+        let agent = select(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(agent)
+    }
+
+    pub async fn delete_agent(&self, p: &Principal, id: &str) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let current = select(&mut tx, p, id).await?;
+        if current.name == DEFAULT_AGENT {
+            return Err(StoreError::Invalid(
+                "the default agent cannot be deleted".into(),
+            ));
+        }
+        let sql = tx.sql("DELETE FROM agents WHERE id = $1").into_owned();
+        tx.execute(sqlx::query(&sql).bind(id)).await?;
+        tx.commit().await
+    }
+}
