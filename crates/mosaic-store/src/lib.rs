@@ -19,6 +19,7 @@ mod prefs;
 mod principal;
 mod providers;
 mod routes;
+mod sessions;
 mod teams;
 mod usage;
 mod users;

@@ -33,6 +33,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_agents.sql"),
         postgres: include_str!("../migrations/postgres/0003_agents.sql"),
     },
+    Migration {
+        version: 4,
+        name: "sessions",
+        sqlite: include_str!("../migrations/sqlite/0004_sessions.sql"),
+        postgres: include_str!("../migrations/postgres/0004_sessions.sql"),
+    },
 ];
 
 /// An arbitrary constant: the advisory lock that keeps replicas from migrating at once.

@@ -1,0 +1,28 @@
+-- Sessions: a user's conversations, each an append-only tree of entries.
+CREATE TABLE sessions (
+    id              TEXT PRIMARY KEY,
+    owner_user_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    agent_id        TEXT REFERENCES agents(id) ON DELETE SET NULL,
+    title           TEXT NOT NULL,
+    active_leaf_id  TEXT,
+    archived        INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX sessions_owner ON sessions(owner_user_id, archived, id);
+
+-- Entry ids are unique within their session, so an exported session imports back with
+-- the same ids beside the original. `seq` is the order of appending.
+CREATE TABLE session_entries (
+    session_id   TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    id           TEXT NOT NULL,
+    parent_id    TEXT,
+    seq          INTEGER NOT NULL,
+    kind         TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    search_text  TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (session_id, id),
+    UNIQUE (session_id, seq)
+);
+CREATE INDEX session_entries_parent ON session_entries(session_id, parent_id);
