@@ -32,6 +32,7 @@ pub use db::{redact_url, Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use principal::Principal;
 pub use providers::{NewProvider, ProviderChanges, ProviderForCall};
+pub use sessions::Parent;
 pub use usage::day_of;
 pub use users::{LoginRecord, NewUser, UserChanges};
 

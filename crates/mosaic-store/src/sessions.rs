@@ -16,6 +16,17 @@ use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 const SESSION_COLUMNS: &str =
     "id, owner_user_id, agent_id, title, active_leaf_id, archived, created_at, updated_at";
 
+/// Where a new entry goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parent<'a> {
+    /// After the active leaf: the conversation goes on (a root when the session is empty).
+    ActiveLeaf,
+    /// A new root: an edit of the first message.
+    Root,
+    /// Under this entry: an edit or a retry when it already has children.
+    Entry(&'a str),
+}
+
 /// Largest session an import accepts, in entries.
 const MAX_IMPORT_ENTRIES: usize = 100_000;
 
@@ -263,20 +274,19 @@ impl Store {
         tx.commit().await
     }
 
-    /// Append an entry under `parent_id` (the active leaf when `None`; a root when the
-    /// session is empty) and make it the active leaf. Appending under an entry that
+    /// Append an entry and make it the active leaf. Appending under an entry that
     /// already has children starts a branch.
     pub async fn append_entry(
         &self,
         p: &Principal,
         session_id: &str,
-        parent_id: Option<&str>,
+        parent: Parent<'_>,
         body: EntryBody,
     ) -> Result<Entry> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let session = select_session(&mut tx, p, session_id).await?;
-        let parent = match parent_id {
-            Some(id) => {
+        let parent = match parent {
+            Parent::Entry(id) => {
                 let sql = tx
                     .sql("SELECT id FROM session_entries WHERE session_id = $1 AND id = $2")
                     .into_owned();
@@ -285,7 +295,8 @@ impl Store {
                     .ok_or_else(|| StoreError::Invalid(format!("no entry {id} in this session")))?;
                 Some(id.to_string())
             }
-            None => session.active_leaf_id.clone(),
+            Parent::ActiveLeaf => session.active_leaf_id.clone(),
+            Parent::Root => None,
         };
         let now = now_ms();
         let entry = Entry {
