@@ -72,6 +72,9 @@ pub enum Command {
     /// Manage your agents (prompt, model route, tools).
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Your conversations: read, search, switch branches, rename, archive, export, import.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Manage model providers: endpoints, their keys and wire APIs.
     #[command(subcommand)]
     Providers(ProvidersCommand),
@@ -531,4 +534,55 @@ pub enum AgentsCommand {
     },
     /// Delete an agent (by id or name; not `default`).
     Delete { agent: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List your sessions, newest first.
+    List {
+        /// Only sessions whose title or entries contain this text.
+        #[arg(long, value_name = "TEXT")]
+        q: Option<String>,
+        /// List archived sessions instead of active ones.
+        #[arg(long)]
+        archived: bool,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Start a session.
+    Create {
+        /// The agent (id or name; default: `default`).
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Print the transcript of a branch (the active one unless --leaf names another).
+    Show {
+        id: String,
+        /// The entry the branch ends at.
+        #[arg(long, value_name = "ENTRY")]
+        leaf: Option<String>,
+    },
+    /// List a session's branches, one per leaf.
+    Branches { id: String },
+    /// Continue a session from another entry.
+    Switch { id: String, entry: String },
+    /// Rename a session.
+    Rename { id: String, title: String },
+    /// Archive a session (hidden from the list unless --archived).
+    Archive { id: String },
+    /// Bring an archived session back.
+    Unarchive { id: String },
+    /// Delete a session and all its entries.
+    Delete { id: String },
+    /// Write a session as JSON Lines.
+    Export {
+        id: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Recreate a session from an export (`-` reads standard input).
+    Import { file: PathBuf },
 }

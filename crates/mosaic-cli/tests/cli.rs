@@ -381,3 +381,163 @@ fn agents_are_listed_created_changed_and_deleted_by_name() {
     let root_list = world.admin.run(&["agents", "list", "--json"]).ok().json();
     assert_eq!(root_list["items"].as_array().unwrap().len(), 1);
 }
+
+// --- sessions ---------------------------------------------------------------------------------
+
+/// A session export with an edited second turn: u1 → a1 → { u2 → a2, u2b → a2b (active) }.
+const EXPORT: &str = r#"{"format":"mosaic.session","version":1,"title":"Colours","agent":"coder","active_leaf_id":"a2b","archived":false,"created_at":"2025-01-01T10:00:00.000Z"}
+{"id":"u1","parent_id":null,"created_at":"2025-01-01T10:00:01.000Z","body":{"type":"user","text":"Name a colour."}}
+{"id":"a1","parent_id":"u1","created_at":"2025-01-01T10:00:02.000Z","body":{"type":"assistant","text":"Blue.","model":"local/m","stop_reason":"stop"}}
+{"id":"u2","parent_id":"a1","created_at":"2025-01-01T10:00:03.000Z","body":{"type":"user","text":"Another?"}}
+{"id":"a2","parent_id":"u2","created_at":"2025-01-01T10:00:04.000Z","body":{"type":"assistant","text":"Green."}}
+{"id":"u2b","parent_id":"a1","created_at":"2025-01-01T10:00:05.000Z","body":{"type":"user","text":"A warmer one?"}}
+{"id":"a2b","parent_id":"u2b","created_at":"2025-01-01T10:00:06.000Z","body":{"type":"assistant","text":"Orange."}}
+"#;
+
+#[test]
+fn sessions_are_created_read_renamed_archived_exported_imported_and_deleted() {
+    let world = World::new();
+    let bob = world.user("bob");
+    let coder = bob
+        .run(&["agents", "create", "coder", "--json"])
+        .ok()
+        .json();
+    let made = bob
+        .run(&[
+            "sessions", "create", "--agent", "coder", "--title", "First", "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(made["agent_id"], coder["id"]);
+    let untitled = bob.run(&["sessions", "create", "--json"]).ok().json();
+    assert_ne!(untitled["agent_id"], coder["id"], "the default agent");
+
+    let file = world.sandbox.path("colours.jsonl");
+    std::fs::write(&file, EXPORT).unwrap();
+    let colours = bob
+        .run(&["sessions", "import", file.to_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    let id = colours["id"].as_str().unwrap();
+    assert_eq!(colours["agent_id"], coder["id"], "matched by name");
+    assert_eq!(colours["active_leaf_id"], "a2b");
+
+    let list = bob.run(&["sessions", "list", "--json"]).ok().json();
+    let all = vec![
+        id.to_string(),
+        untitled["id"].as_str().unwrap().to_string(),
+        made["id"].as_str().unwrap().to_string(),
+    ];
+    assert_eq!(ids(&list), all, "newest first");
+    let paged = bob
+        .run(&["sessions", "list", "--limit", "1", "--all", "--json"])
+        .ok()
+        .json();
+    assert_eq!(ids(&paged), all);
+    let found = bob
+        .run(&["sessions", "list", "--q", "WARMER", "--json"])
+        .ok()
+        .json();
+    assert_eq!(ids(&found), vec![id.to_string()], "found by entry text");
+    let table = bob.run(&["sessions", "list"]).ok();
+    assert!(table.stdout.starts_with("ID"), "{table}");
+    assert!(
+        table.stdout.contains("Colours") && table.stdout.contains("coder"),
+        "{table}"
+    );
+
+    // The transcript of the active branch, then of the other one.
+    let shown = bob.run(&["sessions", "show", id]).ok();
+    for text in [
+        "── user · ",
+        "Name a colour.",
+        "── assistant (local/m, stop) · ",
+        "A warmer one?",
+        "Orange.",
+    ] {
+        assert!(shown.stdout.contains(text), "{text}: {shown}");
+    }
+    assert!(!shown.stdout.contains("Green."), "{shown}");
+    let other = bob
+        .run(&["sessions", "show", id, "--leaf", "a2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(ids(&other), ["u1", "a1", "u2", "a2"]);
+    let branches = bob.run(&["sessions", "branches", id, "--json"]).ok().json();
+    let leaves: Vec<(&str, bool)> = branches["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["leaf"]["id"].as_str().unwrap(),
+                b["active"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(leaves, [("a2", false), ("a2b", true)]);
+    let switched = bob
+        .run(&["sessions", "switch", id, "a2", "--json"])
+        .ok()
+        .json();
+    assert_eq!(switched["active_leaf_id"], "a2");
+    let active = bob.run(&["sessions", "show", id, "--json"]).ok().json();
+    assert_eq!(ids(&active), ["u1", "a1", "u2", "a2"]);
+    bob.run(&["sessions", "switch", id, "nope"]).expect_code(7);
+
+    let renamed = bob
+        .run(&["sessions", "rename", id, "Colour chat", "--json"])
+        .ok()
+        .json();
+    assert_eq!(renamed["title"], "Colour chat");
+    bob.run(&["sessions", "archive", id]).ok();
+    let active_list = bob.run(&["sessions", "list", "--json"]).ok().json();
+    assert!(
+        !ids(&active_list).contains(&id.to_string()),
+        "{active_list}"
+    );
+    let archived = bob
+        .run(&["sessions", "list", "--archived", "--json"])
+        .ok()
+        .json();
+    assert_eq!(ids(&archived), vec![id.to_string()]);
+
+    // Export to a file and to stdout; import the file back (and from stdin).
+    let out = world.sandbox.path("out.jsonl");
+    bob.run(&["sessions", "export", id, "-o", out.to_str().unwrap()])
+        .ok();
+    let exported = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(bob.run(&["sessions", "export", id]).ok().stdout, exported);
+    assert!(exported.contains("\"title\":\"Colour chat\""), "{exported}");
+    assert!(exported.contains("\"archived\":true"), "{exported}");
+    let copy = bob
+        .run(&["sessions", "import", out.to_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    let copy_id = copy["id"].as_str().unwrap();
+    assert_ne!(copy_id, id);
+    assert_eq!(
+        bob.run(&["sessions", "export", copy_id]).ok().stdout,
+        exported
+    );
+    let piped = bob
+        .run_with_stdin(&["sessions", "import", "-", "--json"], &exported)
+        .ok()
+        .json();
+    assert_eq!(piped["title"], "Colour chat");
+    let bad = bob
+        .run_with_stdin(&["sessions", "import", "-"], "{\"format\": \"nope\"}\n")
+        .expect_code(7);
+    assert!(bad.stderr.contains("line 1"), "{bad}");
+
+    bob.run(&["sessions", "unarchive", id]).ok();
+    bob.run(&["sessions", "delete", id]).ok();
+    bob.run(&["sessions", "show", id]).expect_code(5);
+    // Another user sees none of it.
+    let theirs = world.admin.run(&["sessions", "list", "--json"]).ok().json();
+    assert_eq!(theirs["items"], serde_json::json!([]));
+    world
+        .admin
+        .run(&["sessions", "export", copy_id])
+        .expect_code(5);
+}

@@ -1,10 +1,12 @@
 //! A typed client of the Mosaic HTTP API. The CLI and TUI reach the gateway only
 //! through it: one method per API operation, errors carrying the gateway's code and
 //! message. Account operations are here; providers, models, routes, usage and the
-//! OpenAI-compatible endpoint are in `models.rs`, its event stream in `sse.rs`.
+//! OpenAI-compatible endpoint are in `models.rs`, its event stream in `sse.rs`; agents
+//! and sessions in their own modules.
 
 mod agents;
 mod models;
+mod sessions;
 mod sse;
 
 pub use models::{routing_of, Fallback, Routing};
@@ -117,6 +119,21 @@ impl Client {
         self
     }
 
+    /// A request to `path`, carrying the token.
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}{}", self.base, path);
+        let req = self.http.request(method, &url).query(query);
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
     pub(crate) async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -124,14 +141,15 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<reqwest::Response> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url).query(query);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
+        let mut req = self.request(method, path, query);
         if let Some(body) = body {
             req = req.json(body);
         }
+        self.execute(req).await
+    }
+
+    /// Send a request; a non-success answer becomes [`ClientError::Api`].
+    pub(crate) async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let resp = req.send().await.map_err(|source| ClientError::Transport {
             url: self.base.clone(),
             source,
@@ -160,6 +178,14 @@ impl Client {
                     text.chars().take(500).collect()
                 },
             },
+        })
+    }
+
+    /// Read a whole answer as text.
+    pub(crate) async fn text(&self, resp: reqwest::Response) -> Result<String> {
+        resp.text().await.map_err(|source| ClientError::Transport {
+            url: self.base.clone(),
+            source,
         })
     }
 

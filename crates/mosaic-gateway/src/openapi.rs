@@ -10,8 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    agents, auth, health, model_routes, openai_compat, prefs, providers, teams, tokens, users,
-    workspaces,
+    agents, auth, health, model_routes, openai_compat, prefs, providers, sessions, teams, tokens,
+    users, workspaces,
 };
 use crate::AppState;
 
@@ -19,6 +19,8 @@ use crate::AppState;
 #[openapi(
     info(title = "Mosaic API", description = "The contract of a Mosaic gateway: every surface (web, TUI, CLI) speaks it."),
     modifiers(&Security),
+    // Not a JSON body of any operation, but the first line of every session export.
+    components(schemas(mosaic_api::ExportHeader)),
     security(("bearer" = []), ("cookie" = [])),
     tags(
         (name = "auth", description = "Log in and out, bootstrap, who am I"),
@@ -29,6 +31,7 @@ use crate::AppState;
         (name = "preferences", description = "Per-user typed settings"),
         (name = "models", description = "Model providers, routes over them, their health, token usage"),
         (name = "agents", description = "Agents: prompt, route and tools"),
+        (name = "sessions", description = "Conversations: entry trees, branches, export and import"),
         (name = "openai", description = "OpenAI-compatible endpoints for existing clients"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -116,6 +119,17 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             agents::update_agent,
             agents::delete_agent
         ))
+        .routes(routes!(sessions::list_sessions, sessions::create_session))
+        .routes(routes!(sessions::import_session))
+        .routes(routes!(
+            sessions::get_session,
+            sessions::update_session,
+            sessions::delete_session
+        ))
+        .routes(routes!(sessions::list_session_entries))
+        .routes(routes!(sessions::list_session_branches))
+        .routes(routes!(sessions::set_session_leaf))
+        .routes(routes!(sessions::export_session))
         .routes(routes!(openai_compat::chat_completions))
         .routes(routes!(openai_compat::openai_models))
         .split_for_parts()

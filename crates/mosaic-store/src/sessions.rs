@@ -158,7 +158,8 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let sql = tx
             .sql(&format!(
-                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, NULL, 0, $5, $5)"
+                "INSERT INTO sessions ({SESSION_COLUMNS}, title_search) \
+                 VALUES ($1, $2, $3, $4, NULL, 0, $5, $5, $6)"
             ))
             .into_owned();
         tx.execute(
@@ -167,7 +168,8 @@ impl Store {
                 .bind(p.user_id())
                 .bind(&agent_id)
                 .bind(&title)
-                .bind(now),
+                .bind(now)
+                .bind(title.to_lowercase()),
         )
         .await?;
         let session = select_session(&mut tx, p, &id).await?;
@@ -179,23 +181,22 @@ impl Store {
     /// titles or entries.
     pub async fn list_sessions(&self, p: &Principal, q: &SessionQuery) -> Result<Page<Session>> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        let pattern =
-            q.q.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    format!(
-                        "%{}%",
-                        s.to_lowercase()
-                            .replace('\\', "\\\\")
-                            .replace('%', "\\%")
-                            .replace('_', "\\_")
-                    )
-                });
+        let like = |s: &str| {
+            format!(
+                "%{}%",
+                s.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        };
+        let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        // Titles and entries are searched in forms lowercased by Rust (Unicode-aware);
+        // SQL's lower() folds ASCII only on SQLite.
+        let pattern = text.map(|t| like(&t.to_lowercase())).unwrap_or_default();
         let mut tx = self.begin(Acting::As(p), false).await?;
-        let search = if pattern.is_some() {
-            "AND (lower(title) LIKE $5 ESCAPE '\\' OR id IN (SELECT session_id FROM session_entries \
-             WHERE search_text LIKE $5 ESCAPE '\\'))"
+        let search = if text.is_some() {
+            "AND (title_search LIKE $5 ESCAPE '\\' \
+             OR id IN (SELECT session_id FROM session_entries WHERE search_text LIKE $5 ESCAPE '\\'))"
         } else {
             "AND $5 = ''"
         };
@@ -212,7 +213,7 @@ impl Store {
                     .bind(i64::from(q.archived.unwrap_or(false)))
                     .bind(q.cursor.clone().unwrap_or_default())
                     .bind(i64::from(limit) + 1)
-                    .bind(pattern.unwrap_or_default()),
+                    .bind(pattern),
             )
             .await?;
         tx.commit().await?;
@@ -249,16 +250,19 @@ impl Store {
         select_session(&mut tx, p, id).await?;
         let sql = tx
             .sql(
-                "UPDATE sessions SET title = COALESCE($2, title), archived = COALESCE($3, archived), \
+                "UPDATE sessions SET title = COALESCE($2, title), \
+                 title_search = COALESCE($5, title_search), archived = COALESCE($3, archived), \
                  updated_at = $4 WHERE id = $1",
             )
             .into_owned();
+        let title_search = title.as_deref().map(str::to_lowercase);
         tx.execute(
             sqlx::query(&sql)
                 .bind(id)
                 .bind(title)
                 .bind(archived.map(i64::from))
-                .bind(now_ms()),
+                .bind(now_ms())
+                .bind(title_search),
         )
         .await?;
         let s = select_session(&mut tx, p, id).await?;
@@ -284,6 +288,8 @@ impl Store {
         body: EntryBody,
     ) -> Result<Entry> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        // Appends to one session take turns (seq is the next number).
+        tx.lock(&format!("session:{session_id}")).await?;
         let session = select_session(&mut tx, p, session_id).await?;
         let parent = match parent {
             Parent::Entry(id) => {
@@ -326,9 +332,15 @@ impl Store {
         let session = select_session(&mut tx, p, session_id).await?;
         let entries = all_entries(&mut tx, session_id).await?;
         tx.commit().await?;
-        match leaf.or(session.active_leaf_id.as_deref()) {
-            Some(leaf) => path_to(&entries, leaf),
-            None => Ok(Vec::new()),
+        match (leaf, session.active_leaf_id.as_deref()) {
+            (Some(leaf), _) => path_to(&entries, leaf).map_err(|e| match e {
+                StoreError::NotFound => {
+                    StoreError::Invalid(format!("no entry {leaf} in this session"))
+                }
+                other => other,
+            }),
+            (None, Some(active)) => path_to(&entries, active),
+            (None, None) => Ok(Vec::new()),
         }
     }
 
@@ -480,7 +492,8 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let sql = tx
             .sql(&format!(
-                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                "INSERT INTO sessions ({SESSION_COLUMNS}, title_search) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             ))
             .into_owned();
         tx.execute(
@@ -492,7 +505,8 @@ impl Store {
                 .bind(header.active_leaf_id.clone())
                 .bind(i64::from(header.archived))
                 .bind(created)
-                .bind(now_ms()),
+                .bind(now_ms())
+                .bind(title.to_lowercase()),
         )
         .await?;
         for (entry, ms) in entries.iter().zip(times) {

@@ -42,7 +42,7 @@ fn show(ctx: &Ctx, a: &Agent) -> Result<()> {
 }
 
 /// An agent's id from an id or a name.
-async fn resolve(client: &Client, agent: &str) -> Result<String> {
+pub(crate) async fn resolve(client: &Client, agent: &str) -> Result<String> {
     let list = client.list_agents().await?;
     Ok(list
         .items

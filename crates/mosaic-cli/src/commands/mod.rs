@@ -9,6 +9,7 @@ mod complete;
 mod models;
 mod routes;
 mod serve;
+mod sessions;
 
 use anyhow::{bail, Context, Result};
 use mosaic_api::{Page, PageQuery};
@@ -86,6 +87,7 @@ fn is_local(command: &Command) -> bool {
         | Command::Workspaces(_)
         | Command::Prefs(_)
         | Command::Agents(_)
+        | Command::Sessions(_)
         | Command::Providers(_)
         | Command::Models(_)
         | Command::Routes(_)
@@ -124,6 +126,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Workspaces(cmd) => accounts::workspaces(&ctx, cmd).await,
         Command::Prefs(cmd) => accounts::prefs(&ctx, cmd).await,
         Command::Agents(cmd) => agents::agents(&ctx, cmd).await,
+        Command::Sessions(cmd) => sessions::sessions(&ctx, cmd).await,
         Command::Providers(cmd) => models::providers(&ctx, cmd).await,
         Command::Models(cmd) => models::models(&ctx, cmd).await,
         Command::Routes(cmd) => routes::routes(&ctx, cmd).await,

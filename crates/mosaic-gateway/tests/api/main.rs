@@ -7,5 +7,7 @@ mod bootstrap;
 mod credentials;
 mod models;
 mod openapi;
+mod session_export;
+mod sessions;
 mod support;
 mod tenant_sweep;

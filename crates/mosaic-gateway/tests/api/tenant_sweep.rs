@@ -34,6 +34,11 @@ fn body_for(operation_id: &str) -> Option<Value> {
         "set_route" => json!({"name": "sweep", "steps": [{"provider": "alice-llm", "model": "m"}]}),
         "create_agent" => json!({"name": "sweep"}),
         "update_agent" => json!({"system_prompt": "taken over"}),
+        "create_session" => json!({"title": "sweep"}),
+        "update_session" => json!({"title": "taken over", "archived": true}),
+        "set_session_leaf" => json!({"entry_id": "taken-over"}),
+        // Sent as JSON by this sweep; refused before the body is read without credentials.
+        "import_session" => json!("{\"format\": \"mosaic.session\"}"),
         "chat_completions" => {
             json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]})
         }
@@ -167,6 +172,28 @@ async fn sweep(engine: Engine) {
             Some(json!({"name": "alice-agent", "system_prompt": "alice's secret instructions"})),
         )
         .await;
+    let (_, session) = gw
+        .call(
+            Method::POST,
+            "/api/v1/sessions",
+            Some(&alice),
+            Some(json!({"title": "alice-session"})),
+        )
+        .await;
+    let session_id = session["id"].as_str().unwrap().to_string();
+    let alice_principal = mosaic_store::Principal::user(alice_id.clone(), false);
+    let first = gw
+        .store()
+        .append_entry(
+            &alice_principal,
+            &session_id,
+            mosaic_store::Parent::ActiveLeaf,
+            mosaic_api::EntryBody::User {
+                text: "alice's secret question".into(),
+            },
+        )
+        .await
+        .unwrap();
     let (s, _) = gw
         .call(
             Method::PUT,
@@ -187,6 +214,7 @@ async fn sweep(engine: Engine) {
         ("providers", provider["id"].as_str().unwrap().to_string()),
         ("routes", route["id"].as_str().unwrap().to_string()),
         ("agents", agent["id"].as_str().unwrap().to_string()),
+        ("sessions", session_id.clone()),
     ]);
 
     let ops = operations();
@@ -248,6 +276,7 @@ async fn sweep(engine: Engine) {
         format!("/api/v1/providers/{}", ids["providers"]),
         format!("/api/v1/routes/{}", ids["routes"]),
         format!("/api/v1/agents/{}", ids["agents"]),
+        format!("/api/v1/sessions/{session_id}"),
     ] {
         let (status, body) = gw.call(Method::GET, &path, Some(&alice), None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -260,6 +289,25 @@ async fn sweep(engine: Engine) {
         .call(Method::GET, "/api/v1/preferences/theme", Some(&alice), None)
         .await;
     assert_eq!(pref["value"], json!("dark"));
+    let (_, session) = gw
+        .call(
+            Method::GET,
+            &format!("/api/v1/sessions/{session_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(session["archived"], json!(false));
+    assert_eq!(session["active_leaf_id"], json!(first.id));
+    let (_, entries) = gw
+        .call(
+            Method::GET,
+            &format!("/api/v1/sessions/{session_id}/entries"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(entries["items"].as_array().unwrap().len(), 1, "{entries}");
     let (_, members) = gw
         .call(
             Method::GET,
@@ -279,6 +327,8 @@ async fn sweep(engine: Engine) {
         "/api/v1/workspaces",
         "/api/v1/tokens",
         "/api/v1/preferences",
+        "/api/v1/sessions",
+        "/api/v1/sessions?q=secret",
     ] {
         let (_, list) = gw.call(Method::GET, path, Some(&bob), None).await;
         let text = list.to_string();

@@ -4,6 +4,8 @@ CREATE TABLE sessions (
     owner_user_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     agent_id        TEXT REFERENCES agents(id) ON DELETE SET NULL,
     title           TEXT NOT NULL,
+    -- The title lowercased by Mosaic (Unicode-aware; SQL lower() folds ASCII only).
+    title_search    TEXT NOT NULL,
     active_leaf_id  TEXT,
     archived        INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL,

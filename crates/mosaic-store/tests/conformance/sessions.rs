@@ -170,6 +170,21 @@ async fn sessions_are_found_by_title_and_content_and_filtered_by_archive(db: Tes
             .unwrap()),
         vec![taxes.id.clone()]
     );
+    // Case folds beyond ASCII, in titles as in entries.
+    let umlaut = db
+        .store
+        .create_session(&alice, None, "Über Ärger")
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(db
+            .store
+            .list_sessions(&alice, &find("über ärger"))
+            .await
+            .unwrap()),
+        vec![umlaut.id.clone()]
+    );
+    db.store.delete_session(&alice, &umlaut.id).await.unwrap();
     // LIKE wildcards in the query are literal.
     assert_eq!(
         ids(db.store.list_sessions(&alice, &find("100%")).await.unwrap()),
