@@ -77,11 +77,14 @@ fn version_of(cli: &Path) -> String {
 impl LiteLlm {
     /// Write a config for `upstream_base` (e.g. `http://127.0.0.1:PORT/v1`) into `dir`,
     /// start the proxy with `workers` worker processes, and wait until it answers.
+    /// Each worker may open up to `connections` connections to the upstream (LiteLLM's
+    /// own default is 500 per host per worker, which would cap the held streams).
     pub async fn start(
         cli: &Path,
         dir: &Path,
         upstream_base: &str,
         workers: usize,
+        connections: usize,
     ) -> Result<Self> {
         let config = dir.join("litellm.yaml");
         std::fs::write(
@@ -119,6 +122,8 @@ impl LiteLlm {
             .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
             .env("LITELLM_TELEMETRY", "False")
             .env("LITELLM_LOG", "ERROR")
+            .env("AIOHTTP_CONNECTOR_LIMIT", connections.to_string())
+            .env("AIOHTTP_CONNECTOR_LIMIT_PER_HOST", connections.to_string())
             .env("HOME", dir)
             .env_remove("DATABASE_URL")
             .env_remove("OPENAI_API_KEY");
@@ -160,11 +165,32 @@ impl LiteLlm {
         }
     }
 
-    /// The last lines of its log.
+    /// The last lines of its log, without colour codes.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        let text = strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default());
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// The lines of its log that report a problem (at most the last 20).
+    pub fn log_problems(&self) -> String {
+        let text = strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default());
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                [
+                    "ERROR",
+                    "Error",
+                    "Exception",
+                    "Traceback",
+                    "WARNING",
+                    "Timeout",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
+            })
+            .collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     fn pgid(&self) -> i32 {
@@ -209,4 +235,23 @@ impl Drop for LiteLlm {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Text without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the sequence's final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

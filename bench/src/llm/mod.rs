@@ -23,11 +23,13 @@ use serde_json::{json, Value};
 
 use crate::server::{Launcher, Server};
 use litellm::LiteLlm;
-use streams::{Live, StreamStats, Target};
+use streams::{StreamStats, Target};
 use upstream::Upstream;
 
 const ADDED_TTFT_TARGET_MS: f64 = 1.0;
 const THROUGHPUT_RATIO_TARGET: f64 = 10.0;
+/// Longest the held streams may take to all get their first token.
+const HOLD_RAMP_LIMIT: Duration = Duration::from_secs(60);
 /// The provider name Mosaic knows the upstream by.
 const PROVIDER: &str = "bench";
 
@@ -40,7 +42,8 @@ usage: mosaic-bench llm [MOSAIC_BINARY] [options]
   --tokens N             tokens per scripted answer (default 20)
   --pace S               time between tokens (default 5ms)
   --hold N               streams held open for the memory figure (default 1000)
-  --hold-pace S          time between tokens while holding (default 500ms)
+  --hold-pace S          time between tokens while holding (default 5s: the streams
+                         outlast the ramp, and are cut off once sampled)
   --litellm PATH         the litellm CLI (default /var/tmp/mosaic-bench/litellm/bin/litellm,
                          else one on PATH)
   --litellm-workers N    LiteLLM worker processes (default: the number of cores)
@@ -71,7 +74,7 @@ fn parse_args() -> Result<Args> {
         tokens: 20,
         pace: Duration::from_millis(5),
         hold: 1000,
-        hold_pace: Duration::from_millis(500),
+        hold_pace: Duration::from_secs(5),
         litellm: None,
         litellm_workers: cores(),
         no_litellm: false,
@@ -164,6 +167,8 @@ struct Row {
     gateway_cores: Option<f64>,
     /// CPU cores this process (clients and upstream) used during it.
     bench_cores: f64,
+    /// Connects dropped by a full listen queue during it, warm-up included.
+    listen_overflows: u64,
 }
 
 /// Memory while `count` streams were held open through a gateway.
@@ -171,12 +176,18 @@ struct Hold {
     count: usize,
     /// The most streams seen open at once (first token in, end not yet).
     max_open: usize,
+    /// From sending them all to the last one's first token, when all got open.
+    ramp: Option<Duration>,
     /// Streams the upstream was sending at the sample.
     upstream_open: usize,
     rss_before_kib: u64,
-    /// Largest VmRSS sampled while all of them were open.
+    /// Largest VmRSS sampled while they were open.
     rss_kib: u64,
-    stats: StreamStats,
+    /// VmRSS a second after they were cut off.
+    rss_after_kib: u64,
+    /// Connects dropped by a full listen queue while opening them.
+    listen_overflows: u64,
+    stats: streams::HeldStats,
 }
 
 /// The gateways of the run, for CPU and memory readings.
@@ -254,7 +265,13 @@ async fn prepare_mosaic(url: &str, bootstrap_token: &str, upstream_base: &str) -
 async fn warm_up(target: &Target) -> Result<()> {
     let stats = tokio::time::timeout(
         Duration::from_secs(60),
-        streams::run(target, 4, Duration::from_secs(2), Duration::from_secs(30)),
+        streams::run(
+            target,
+            4,
+            Duration::from_secs(2),
+            Duration::from_secs(30),
+            || {},
+        ),
     )
     .await
     .context("warm-up took over 60 s")??;
@@ -280,14 +297,18 @@ async fn measure(
     gateways: &Gateways<'_>,
 ) -> Result<Row> {
     let stream_timeout = Duration::from_secs(30);
-    let cpu_before = gateways.cpu(via);
-    let own_before = proc::own_cpu();
+    let overflows_before = proc::listen_overflows();
+    // CPU readings as the measured part starts, after the connections are open.
+    let before = std::cell::Cell::new((None, Duration::ZERO));
     let stats = tokio::time::timeout(
-        args.duration + stream_timeout + Duration::from_secs(30),
-        streams::run(target, level, args.duration, stream_timeout),
+        args.duration + 2 * stream_timeout + Duration::from_secs(30),
+        streams::run(target, level, args.duration, stream_timeout, || {
+            before.set((gateways.cpu(via), proc::own_cpu()))
+        }),
     )
     .await
     .with_context(|| format!("{} at {level} streams overran its time", via.name()))??;
+    let (cpu_before, own_before) = before.get();
     let secs = stats.elapsed.as_secs_f64();
     let gateway_cores = match (cpu_before, gateways.cpu(via)) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before).as_secs_f64() / secs),
@@ -300,11 +321,12 @@ async fn measure(
         stats,
         gateway_cores,
         bench_cores,
+        listen_overflows: proc::listen_overflows().saturating_sub(overflows_before),
     })
 }
 
-/// Open `count` streams at once through a gateway with a slow upstream and sample its
-/// memory while all of them are open.
+/// Open `count` streams at once through a gateway with a slow upstream, sample its
+/// memory while all of them are open, then cut them off.
 async fn hold(
     target: &Target,
     via: Via,
@@ -315,35 +337,41 @@ async fn hold(
 ) -> Result<Hold> {
     upstream.set_pace(args.hold_pace);
     let answer_time = args.hold_pace * args.tokens as u32;
-    let live = Live::default();
     let rss_before_kib = gateways.rss_kib(via);
-    let handle = streams::hold(target, count, answer_time + Duration::from_secs(60), &live)?;
+    let overflows_before = proc::listen_overflows();
+    let sent = Instant::now();
+    let held = streams::hold(target, count, answer_time + Duration::from_secs(60))?;
     // Wait for all of them to be open (or for the ramp to give up), then sample.
-    let ramp_deadline = Instant::now() + Duration::from_secs(30);
+    let ramp_deadline = sent + HOLD_RAMP_LIMIT;
     let mut max_open = 0;
-    while Instant::now() < ramp_deadline && live.get() < count && !handle.is_finished() {
-        max_open = max_open.max(live.get());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    while Instant::now() < ramp_deadline && held.live.open() < count && !held.finished() {
+        max_open = max_open.max(held.live.open());
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let ramp = (held.live.open() >= count).then(|| sent.elapsed());
+    let listen_overflows = proc::listen_overflows().saturating_sub(overflows_before);
     let mut rss_kib = 0;
     let mut upstream_open = 0;
     for _ in 0..5 {
-        max_open = max_open.max(live.get());
+        max_open = max_open.max(held.live.open());
         upstream_open = upstream_open.max(upstream.open_streams());
         rss_kib = rss_kib.max(gateways.rss_kib(via));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let stats = tokio::time::timeout(answer_time + Duration::from_secs(90), handle)
+    let stats = tokio::time::timeout(Duration::from_secs(30), held.stop())
         .await
-        .with_context(|| format!("holding {count} streams through {} overran", via.name()))?
-        .context("the hold phase failed")?;
+        .with_context(|| format!("cutting off the streams through {} overran", via.name()))?;
     upstream.set_pace(args.pace);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(Hold {
         count,
         max_open,
+        ramp,
         upstream_open,
         rss_before_kib,
         rss_kib,
+        rss_after_kib: gateways.rss_kib(via),
+        listen_overflows,
         stats,
     })
 }
@@ -357,6 +385,7 @@ fn row_json(row: &Row, direct: Option<&Row>) -> Value {
         "ttft_ms": {"p50": s.ttft_ms(0.5), "p99": s.ttft_ms(0.99)},
         "duration_s": s.elapsed.as_secs_f64(),
         "bench_cpu_cores": row.bench_cores,
+        "listen_overflows": row.listen_overflows,
     });
     if let Some(e) = &s.first_error {
         v["first_error"] = json!(e);
@@ -382,10 +411,13 @@ fn hold_json(h: &Hold) -> Value {
         "streams": h.count,
         "max_open": h.max_open,
         "all_open": h.max_open >= h.count,
+        "ramp_s": h.ramp.map(|d| d.as_secs_f64()),
         "upstream_open": h.upstream_open,
         "rss_before_kib": h.rss_before_kib,
         "rss_kib": h.rss_kib,
-        "served": h.stats.served(),
+        "rss_after_kib": h.rss_after_kib,
+        "listen_overflows": h.listen_overflows,
+        "first_tokens": h.stats.ttft_us.len(),
         "errors": h.stats.errors,
         "first_error": h.stats.first_error,
         "ttft_ms": {"p50": h.stats.ttft_ms(0.5), "p99": h.stats.ttft_ms(0.99)},
@@ -486,6 +518,7 @@ pub fn run() -> Result<()> {
                 &dir,
                 &upstream.base_url(),
                 args.litellm_workers,
+                args.hold.max(1000),
             ))
         });
         match started {
@@ -540,6 +573,14 @@ pub fn run() -> Result<()> {
     if let Some(t) = &via_litellm {
         targets.push((Via::LiteLlm, t));
     }
+    // Everything measured from here on: how much CPU did other processes of the machine
+    // take meanwhile?
+    let ours = || {
+        proc::own_cpu()
+            + gateways.cpu(Via::Mosaic).unwrap_or_default()
+            + gateways.cpu(Via::LiteLlm).unwrap_or_default()
+    };
+    let (busy_before, ours_before, measuring) = (proc::machine_busy(), ours(), Instant::now());
     let mut rows: Vec<Row> = Vec::new();
     for &level in &args.levels {
         for &(via, target) in &targets {
@@ -567,10 +608,31 @@ pub fn run() -> Result<()> {
             );
             let held = runtime.block_on(hold(target, via, args.hold, &args, &upstream, &gateways));
             upstream.set_pace(args.pace);
+            if let (Ok(h), Via::LiteLlm, Some(proxy)) = (&held, via, &litellm) {
+                if h.max_open < h.count {
+                    let problems = proxy.log_problems();
+                    eprintln!(
+                        "mosaic-bench llm: only {} of {} streams got open through LiteLLM; {}",
+                        h.max_open,
+                        h.count,
+                        if problems.is_empty() {
+                            "its log reports no problem".to_string()
+                        } else {
+                            format!("its log reports:\n{problems}")
+                        }
+                    );
+                }
+            }
             holds.push((via, held));
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+    let machine_s = proc::machine_busy()
+        .saturating_sub(busy_before)
+        .as_secs_f64();
+    let ours_s = ours().saturating_sub(ours_before).as_secs_f64();
+    let measured_s = measuring.elapsed().as_secs_f64();
+    let others_cores = (machine_s - ours_s).max(0.0) / measured_s;
     let mosaic_peak = mosaic.memory_kib()?.peak_kib;
     let load_after = proc::load_average();
 
@@ -591,12 +653,18 @@ pub fn run() -> Result<()> {
         (None, None) => {}
     }
     println!(
-        "machine: {} cores shared by clients, upstream and gateway; load average {load_before:.2} before, {load_after:.2} after",
+        "machine: {} cores shared by clients, upstream and gateways; load average {load_before:.2} before, {load_after:.2} after;",
         cores()
+    );
+    println!(
+        "  while measuring: {:.2} cores busy in all, {:.2} of them this benchmark and its gateways \
+         (other processes ~{others_cores:.2}; /proc/stat and per-process times differ by a few %)",
+        machine_s / measured_s,
+        ours_s / measured_s
     );
     println!();
     println!(
-        "{:>7}  {:<8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>6} {:>9} {:>9}",
+        "{:>7}  {:<8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>7} {:>6} {:>8} {:>8} {:>6}",
         "streams",
         "via",
         "req/s",
@@ -606,15 +674,16 @@ pub fn run() -> Result<()> {
         "added p99",
         "served",
         "errors",
-        "gw cores",
-        "bench cor"
+        "gw CPU",
+        "bench",
+        "drops"
     );
     for row in &rows {
         let s = &row.stats;
         let direct_row = find(row.level, Via::Direct).filter(|_| row.via != Via::Direct);
         let added = |q: f64| direct_row.map_or(f64::NAN, |d| s.ttft_ms(q) - d.stats.ttft_ms(q));
         println!(
-            "{:>7}  {:<8} {:>8.1} {:>7} ms {:>7} ms {:>7} ms {:>7} ms {:>8} {:>6} {:>9} {:>9.2}",
+            "{:>7}  {:<8} {:>8.1} {:>7} ms {:>7} ms {:>7} ms {:>7} ms {:>7} {:>6} {:>8} {:>8.2} {:>6}",
             row.level,
             row.via.name(),
             s.per_second(),
@@ -626,40 +695,81 @@ pub fn run() -> Result<()> {
             s.errors,
             row.gateway_cores.map_or("-".into(), |c| format!("{c:.2}")),
             row.bench_cores,
+            row.listen_overflows,
         );
         if let Some(e) = &s.first_error {
             println!("{:>18} first error: {}", "", tail(e, 3));
         }
     }
-    println!();
-    println!("memory of the gateways (VmRSS)");
     println!(
-        "  mosaic after setup      {:>8.1} MiB",
+        "  (gw CPU and bench: cores used by the gateway and by this process, clients and \
+         upstream; drops: connects dropped by a full listen queue, warm-up included)"
+    );
+    println!();
+    println!("memory (VmRSS)");
+    println!(
+        "  mosaic after setup        {:>8.1} MiB",
         crate::mib(mosaic_setup_rss)
     );
     println!(
-        "  mosaic after the levels {:>8.1} MiB",
+        "  mosaic after the levels   {:>8.1} MiB",
         crate::mib(mosaic_loaded_rss)
     );
+    if !holds.is_empty() {
+        println!(
+            "  holding {} streams at once ({:?} between tokens; cut off once sampled):",
+            args.hold, args.hold_pace
+        );
+        println!(
+            "    {:<8} {:>5} {:>7} {:>12} {:>12} {:>12} {:>10} {:>10} {:>6} {:>6}",
+            "via",
+            "open",
+            "ramp",
+            "RSS held",
+            "before",
+            "1 s after",
+            "TTFT p50",
+            "TTFT p99",
+            "errors",
+            "drops"
+        );
+    }
     for (via, held) in &holds {
         match held {
-            Ok(h) => println!(
-                "  {:<7} holding {:>5} streams {:>8.1} MiB  ({} open at once, upstream sending {}; {:.1} MiB before; {} served, {} errors, TTFT p50 {} ms)",
-                via.name(),
-                h.count,
-                crate::mib(h.rss_kib),
-                h.max_open,
-                h.upstream_open,
-                crate::mib(h.rss_before_kib),
-                h.stats.served(),
-                h.stats.errors,
-                fmt_ms(h.stats.ttft_ms(0.5)),
-            ),
-            Err(e) => println!("  {:<7} holding failed: {e:#}", via.name()),
+            Ok(h) => {
+                println!(
+                    "    {:<8} {:>5} {:>7} {:>8.1} MiB {:>8.1} MiB {:>8.1} MiB {:>7} ms {:>7} ms {:>6} {:>6}",
+                    via.name(),
+                    h.max_open,
+                    h.ramp
+                        .map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+                    crate::mib(h.rss_kib),
+                    crate::mib(h.rss_before_kib),
+                    crate::mib(h.rss_after_kib),
+                    fmt_ms(h.stats.ttft_ms(0.5)),
+                    fmt_ms(h.stats.ttft_ms(0.99)),
+                    h.stats.errors,
+                    h.listen_overflows,
+                );
+                if h.max_open < h.count {
+                    println!(
+                        "    {:<8} only {} of {} got their first token within {:?}; the upstream was sending {}",
+                        "",
+                        h.max_open,
+                        h.count,
+                        HOLD_RAMP_LIMIT,
+                        h.upstream_open
+                    );
+                }
+                if let Some(e) = &h.stats.first_error {
+                    println!("    {:<8} first error: {}", "", tail(e, 3));
+                }
+            }
+            Err(e) => println!("    {:<8} holding failed: {e:#}", via.name()),
         }
     }
     println!(
-        "  mosaic peak (VmHWM)     {:>8.1} MiB",
+        "  mosaic peak (VmHWM)       {:>8.1} MiB",
         crate::mib(mosaic_peak)
     );
 
@@ -723,6 +833,8 @@ pub fn run() -> Result<()> {
         "binary": args.binary.display().to_string(),
         "cores": cores(),
         "load_average": {"before": load_before, "after": load_after},
+        "other_processes_cpu_cores": others_cores,
+        "cpu_while_measuring_s": {"wall": measured_s, "machine": machine_s, "benchmark_and_gateways": ours_s},
         "fd_limit": fd_limit,
         "upstream": {
             "tokens": args.tokens,

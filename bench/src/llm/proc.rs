@@ -101,3 +101,49 @@ pub fn own_cpu() -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
+
+/// Connections the kernel dropped because a listen queue was full, machine-wide, so far
+/// (`TcpExt: ListenOverflows` in `/proc/net/netstat`; the client retries its SYN after
+/// a second or more).
+pub fn listen_overflows() -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/net/netstat") else {
+        return 0;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [names, values] if names.starts_with("TcpExt:") => names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .find(|(name, _)| *name == "ListenOverflows")
+                .and_then(|(_, v)| v.parse().ok()),
+            _ => None,
+        })
+        .next()
+        .unwrap_or(0)
+}
+
+/// CPU time all processes of the machine have used so far (the busy part of the `cpu`
+/// line of `/proc/stat`: user, nice, system, irq, softirq, steal).
+pub fn machine_busy() -> Duration {
+    let busy_ticks = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("cpu "))?;
+            let f: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal
+            Some(
+                [0, 1, 2, 5, 6, 7]
+                    .iter()
+                    .filter_map(|&i| f.get(i))
+                    .sum::<u64>(),
+            )
+        })
+        .unwrap_or(0);
+    Duration::from_secs_f64(busy_ticks as f64 / crate::server::clock_ticks_per_second())
+}

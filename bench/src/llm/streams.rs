@@ -64,13 +64,27 @@ impl StreamStats {
     }
 }
 
-/// Streams that have had their first token and not yet their end, across workers.
+/// Streams that have had their first token and not yet their end, across workers, and
+/// the time to first token of each, as it comes.
 #[derive(Clone, Default)]
-pub struct Live(Arc<AtomicUsize>);
+pub struct Live(Arc<LiveInner>);
+
+#[derive(Default)]
+struct LiveInner {
+    open: AtomicUsize,
+    first_tokens_us: Mutex<Vec<u64>>,
+}
 
 impl Live {
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+    pub fn open(&self) -> usize {
+        self.0.open.load(Ordering::Relaxed)
+    }
+
+    fn first_token(&self, ttft: Duration) {
+        self.0.open.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut v) = self.0.first_tokens_us.lock() {
+            v.push(ttft.as_micros() as u64);
+        }
     }
 }
 
@@ -96,25 +110,32 @@ fn request_body(target: &Target) -> Bytes {
     )
 }
 
-/// `concurrency` workers repeat streams until `duration` has passed; each stream may
-/// take up to `timeout`.
+/// `concurrency` workers repeat streams for `duration`; each stream may take up to
+/// `timeout`. Each worker first opens its connection with one stream that is not
+/// counted, and all start together once every worker has: the figures are those of
+/// streams over open keep-alive connections, not of a storm of connects.
+/// `at_start` runs as the measured part starts, to take readings then.
 pub async fn run(
     target: &Target,
     concurrency: usize,
     duration: Duration,
     timeout: Duration,
+    at_start: impl FnOnce(),
 ) -> Result<StreamStats> {
     let clients = (0..concurrency)
         .map(|_| client(timeout))
         .collect::<Result<Vec<_>>>()?;
     let body = request_body(target);
     let live = Live::default();
-    let started = Instant::now();
-    let deadline = started + duration;
+    let ready = Arc::new(tokio::sync::Barrier::new(concurrency + 1));
     let mut workers = Vec::with_capacity(concurrency);
     for http in clients {
-        let (target, body, live) = (target.clone(), body.clone(), live.clone());
+        let (target, body, live, ready) =
+            (target.clone(), body.clone(), live.clone(), ready.clone());
         workers.push(tokio::spawn(async move {
+            let _ = one(&http, &target, body.clone(), &live).await;
+            ready.wait().await;
+            let deadline = Instant::now() + duration;
             let mut stats = StreamStats::default();
             while Instant::now() < deadline {
                 record(&mut stats, one(&http, &target, body.clone(), &live).await);
@@ -122,6 +143,9 @@ pub async fn run(
             stats
         }));
     }
+    ready.wait().await;
+    let started = Instant::now();
+    at_start();
     let mut total = StreamStats::default();
     for worker in workers {
         total.absorb(worker.await.context("a stream worker failed")?);
@@ -132,45 +156,91 @@ pub async fn run(
     Ok(total)
 }
 
-/// `count` streams at once, one per worker, each read to its end; `live` counts those
-/// between their first token and their end, so the caller can sample while all are open.
-pub fn hold(
-    target: &Target,
-    count: usize,
-    timeout: Duration,
-    live: &Live,
-) -> Result<tokio::task::JoinHandle<StreamStats>> {
+/// Streams held open at once; [`Held::stop`] cuts them off.
+pub struct Held {
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    errors: Arc<Mutex<StreamStats>>,
+    pub live: Live,
+}
+
+/// What holding saw: time to first token of every stream that got one (sorted), and
+/// the streams that failed before they were cut off.
+pub struct HeldStats {
+    pub ttft_us: Vec<u64>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+}
+
+impl HeldStats {
+    pub fn ttft_ms(&self, q: f64) -> f64 {
+        crate::percentile(&self.ttft_us, q).map_or(f64::NAN, |us| us as f64 / 1000.0)
+    }
+}
+
+/// Send `count` streams at once, one per worker, and keep reading them; `live` tells
+/// how many are open.
+pub fn hold(target: &Target, count: usize, timeout: Duration) -> Result<Held> {
     let clients = (0..count)
         .map(|_| client(timeout))
         .collect::<Result<Vec<_>>>()?;
     let body = request_body(target);
-    let (target, live) = (target.clone(), live.clone());
-    Ok(tokio::spawn(async move {
-        let started = Instant::now();
-        let stats = Arc::new(Mutex::new(StreamStats::default()));
-        let mut workers = Vec::with_capacity(count);
-        for http in clients {
-            let (target, body, live, stats) =
-                (target.clone(), body.clone(), live.clone(), stats.clone());
-            workers.push(tokio::spawn(async move {
+    let live = Live::default();
+    let errors = Arc::new(Mutex::new(StreamStats::default()));
+    let workers = clients
+        .into_iter()
+        .map(|http| {
+            let (target, body, live, errors) =
+                (target.clone(), body.clone(), live.clone(), errors.clone());
+            tokio::spawn(async move {
                 let outcome = one(&http, &target, body, &live).await;
-                if let Ok(mut s) = stats.lock() {
-                    record(&mut s, outcome);
+                if outcome.is_err() {
+                    if let Ok(mut s) = errors.lock() {
+                        record(&mut s, outcome);
+                    }
                 }
-            }));
+            })
+        })
+        .collect();
+    Ok(Held {
+        workers,
+        errors,
+        live,
+    })
+}
+
+impl Held {
+    /// All streams ended (served or failed) before being cut off.
+    pub fn finished(&self) -> bool {
+        self.workers.iter().all(|w| w.is_finished())
+    }
+
+    /// Cut off every stream still open (their connections close) and answer what was seen.
+    pub async fn stop(self) -> HeldStats {
+        for worker in &self.workers {
+            worker.abort();
         }
-        for worker in workers {
+        for worker in self.workers {
             let _ = worker.await;
         }
-        let mut total = stats
+        let mut ttft_us = self
+            .live
+            .0
+            .first_tokens_us
             .lock()
-            .map(|mut s| std::mem::take(&mut *s))
+            .map(|v| v.clone())
             .unwrap_or_default();
-        total.elapsed = started.elapsed();
-        total.ttft_us.sort_unstable();
-        total.total_us.sort_unstable();
-        total
-    }))
+        ttft_us.sort_unstable();
+        let (errors, first_error) = self
+            .errors
+            .lock()
+            .map(|s| (s.errors, s.first_error.clone()))
+            .unwrap_or_default();
+        HeldStats {
+            ttft_us,
+            errors,
+            first_error,
+        }
+    }
 }
 
 fn record(stats: &mut StreamStats, outcome: Result<(Duration, Duration), String>) {
@@ -193,7 +263,7 @@ struct LiveGuard<'a>(&'a Live);
 
 impl Drop for LiveGuard<'_> {
     fn drop(&mut self) {
-        (self.0).0.fetch_sub(1, Ordering::Relaxed);
+        (self.0).0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -212,7 +282,7 @@ async fn one(
     if let Some(token) = &target.bearer {
         request = request.bearer_auth(token);
     }
-    let mut response = request.send().await.map_err(|e| format!("{e:#}"))?;
+    let mut response = request.send().await.map_err(|e| causes(&e))?;
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let text = response.text().await.unwrap_or_default();
@@ -224,11 +294,12 @@ async fn one(
     let mut scan = Scan::default();
     let mut first_token = None;
     let mut _live = None;
-    while let Some(bytes) = response.chunk().await.map_err(|e| format!("{e:#}"))? {
+    while let Some(bytes) = response.chunk().await.map_err(|e| causes(&e))? {
         scan.feed(&bytes)?;
         if first_token.is_none() && scan.content_len > 0 {
-            first_token = Some(sent.elapsed());
-            live.0.fetch_add(1, Ordering::Relaxed);
+            let ttft = sent.elapsed();
+            first_token = Some(ttft);
+            live.first_token(ttft);
             _live = Some(LiveGuard(live));
         }
     }
@@ -248,6 +319,18 @@ async fn one(
         ));
     }
     Ok((ttft, total))
+}
+
+/// An error with its causes: reqwest's own message rarely says what happened.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// An incremental reader of `data:` lines.
@@ -293,5 +376,76 @@ impl Scan {
         }
         self.partial.drain(..start);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::upstream::Upstream;
+
+    #[test]
+    fn scan_reads_lines_split_anywhere() {
+        let text =
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\r\n\r\n\
+                    data: {\"choices\":[{\"delta\":{\"content\":\"ab\"}}]}\n\n\
+                    : a comment\n\
+                    data: {\"choices\":[],\"usage\":{\"completion_tokens\":2}}\n\n\
+                    data: [DONE]\n\n";
+        for cut in 0..text.len() {
+            let mut scan = Scan::default();
+            scan.feed(&text.as_bytes()[..cut]).unwrap();
+            scan.feed(&text.as_bytes()[cut..]).unwrap();
+            assert_eq!(scan.content_len, 2, "cut at {cut}");
+            assert!(scan.usage && scan.done, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn scan_fails_on_an_error_event_or_bad_json() {
+        let mut scan = Scan::default();
+        assert!(scan
+            .feed(b"data: {\"error\":{\"message\":\"boom\"}}\n\n")
+            .is_err());
+        let mut scan = Scan::default();
+        assert!(scan.feed(b"data: {not json\n\n").is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn whole_streams_from_the_scripted_upstream() {
+        let upstream = Upstream::start(5, Duration::from_millis(1)).await.unwrap();
+        let target = Target {
+            url: format!("{}/chat/completions", upstream.base_url()),
+            bearer: None,
+            model: "scripted".into(),
+            expected: upstream.expected_text().into(),
+        };
+        let stats = run(
+            &target,
+            3,
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+            || {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(stats.errors, 0, "{:?}", stats.first_error);
+        assert!(stats.served() >= 3);
+        assert!(stats.ttft_us.first() <= stats.total_us.first());
+
+        upstream.set_pace(Duration::from_secs(5));
+        let held = hold(&target, 10, Duration::from_secs(30)).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while held.live.open() < 10 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(upstream.open_streams(), 10);
+        let stats = held.stop().await;
+        assert_eq!((stats.ttft_us.len(), stats.errors), (10, 0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(upstream.open_streams(), 0);
     }
 }

@@ -42,9 +42,13 @@ pub struct Upstream {
 impl Upstream {
     /// Bind a free loopback port and serve `tokens` tokens per answer, `pace` apart.
     pub async fn start(tokens: usize, pace: Duration) -> Result<Upstream> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
+        // A deep accept queue: a thousand connects at once must not wait for SYN
+        // retransmits here (tokio's `bind` listens with a backlog of 128).
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .context("binding the scripted upstream")?;
+        let listener = socket.listen(4096)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             tokens,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use axum::Router;
 use mosaic_api::ErrorCode;
 use mosaic_store::{Store, StoreOptions};
@@ -109,13 +110,10 @@ impl Server {
         if let Err(e) = store.purge_expired().await {
             tracing::warn!(error = %e, "could not purge expired sessions");
         }
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = bind(config.listen).map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let local_addr = listener.local_addr()?;
         let startup = mosaic_store::BootstrapSource::Startup;
         if let Some(token) = crate::routes::auth::issue_bootstrap_token(&store, startup).await? {
@@ -125,6 +123,10 @@ impl Server {
         let app = app(AppState::new(store.clone(), config, secrets));
         let (shutdown, mut rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
+            // Small SSE writes go out at once rather than waiting to be batched.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -172,6 +174,18 @@ fn announce_bootstrap(token: &str, addr: SocketAddr) {
          (valid 24 hours; a restart prints a new one; `mosaic admin bootstrap` makes another):\n\n    \
          {token}\n\n  e.g.  mosaic admin claim --url {url} --username admin --token {token}\n"
     );
+}
+
+/// Listen with a deep accept queue: a burst of new clients (hundreds of streams opening
+/// at once) must wait in the queue, not be dropped by the kernel and retry a second later.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// `mosaic serve`: run until SIGINT or SIGTERM.
