@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use mosaic_api::{BootstrapRequest, CreateWorkspaceRequest, LoginMode, LoginRequest, PageQuery};
+use mosaic_api::{CreateWorkspaceRequest, PageQuery};
 use serde_json::json;
 
 use crate::server::Launcher;
@@ -152,29 +152,8 @@ fn verdict(met: bool) -> &'static str {
 /// Create the first admin with the printed token, log in for a bearer token, and create
 /// the workspaces the throughput phase lists.
 async fn prepare(url: &str, bootstrap_token: &str) -> Result<String> {
-    const USER: &str = "bench";
-    const PASSWORD: &str = "mosaic-bench password";
-    let client = mosaic_client::Client::new(url, None)?;
-    client
-        .bootstrap(&BootstrapRequest {
-            token: bootstrap_token.to_string(),
-            username: USER.into(),
-            password: PASSWORD.into(),
-            display_name: None,
-        })
-        .await
-        .context("bootstrapping the admin")?;
-    let login = client
-        .login(&LoginRequest {
-            username: USER.into(),
-            password: PASSWORD.into(),
-            mode: LoginMode::Token,
-            token_name: Some("mosaic-bench".into()),
-        })
-        .await
-        .context("logging in")?;
-    let token = login.token.context("login answered without a token")?;
-    let client = client.with_token(Some(token.clone()));
+    let token = crate::server::first_admin_token(url, bootstrap_token, "mosaic-bench").await?;
+    let client = mosaic_client::Client::new(url, Some(token.clone()))?;
     for i in 1..=WORKSPACES {
         client
             .create_workspace(&CreateWorkspaceRequest {

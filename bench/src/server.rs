@@ -221,6 +221,38 @@ pub struct Memory {
 }
 
 /// `getconf CLK_TCK`, 100 (Linux's value everywhere in practice) when unknown.
+/// Create the first admin with the gateway's printed bootstrap token and log in: the
+/// bearer token every measurement uses.
+pub async fn first_admin_token(
+    url: &str,
+    bootstrap_token: &str,
+    token_name: &str,
+) -> Result<String> {
+    use mosaic_api::{BootstrapRequest, LoginMode, LoginRequest};
+    const USER: &str = "bench";
+    const PASSWORD: &str = "mosaic-bench password";
+    let client = mosaic_client::Client::new(url, None)?;
+    client
+        .bootstrap(&BootstrapRequest {
+            token: bootstrap_token.to_string(),
+            username: USER.into(),
+            password: PASSWORD.into(),
+            display_name: None,
+        })
+        .await
+        .context("bootstrapping the admin")?;
+    let login = client
+        .login(&LoginRequest {
+            username: USER.into(),
+            password: PASSWORD.into(),
+            mode: LoginMode::Token,
+            token_name: Some(token_name.into()),
+        })
+        .await
+        .context("logging in")?;
+    login.token.context("login answered without a token")
+}
+
 pub fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")

@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use mosaic_api::{BootstrapRequest, LoginMode, LoginRequest};
 use serde_json::{json, Value};
 
 use crate::server::{Launcher, Server};
@@ -216,28 +215,7 @@ impl Gateways<'_> {
 
 /// Bootstrap the admin, log in for an API token, add the upstream as a gateway provider.
 async fn prepare_mosaic(url: &str, bootstrap_token: &str, upstream_base: &str) -> Result<String> {
-    const USER: &str = "bench";
-    const PASSWORD: &str = "mosaic-bench password";
-    let client = mosaic_client::Client::new(url, None)?;
-    client
-        .bootstrap(&BootstrapRequest {
-            token: bootstrap_token.to_string(),
-            username: USER.into(),
-            password: PASSWORD.into(),
-            display_name: None,
-        })
-        .await
-        .context("bootstrapping the admin")?;
-    let login = client
-        .login(&LoginRequest {
-            username: USER.into(),
-            password: PASSWORD.into(),
-            mode: LoginMode::Token,
-            token_name: Some("mosaic-bench-llm".into()),
-        })
-        .await
-        .context("logging in")?;
-    let token = login.token.context("login answered without a token")?;
+    let token = crate::server::first_admin_token(url, bootstrap_token, "mosaic-bench-llm").await?;
     let resp = reqwest::Client::new()
         .post(format!("{url}/api/v1/providers"))
         .bearer_auth(&token)
