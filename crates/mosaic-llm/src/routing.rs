@@ -277,7 +277,7 @@ impl Router {
 
 /// Start a call and wait for its first event, all within `timeout`. A stream whose
 /// first item is an error fails here, where falling back is still possible.
-async fn first_event(
+pub async fn first_event(
     provider: &dyn Provider,
     request: ChatRequest,
     timeout: Duration,

@@ -6,12 +6,11 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use mosaic_api::{
     ConfigScope, CreateProviderRequest, ErrorBody, ProviderInfo, ProviderList, TestProviderRequest,
     TestProviderResponse, UpdateProviderRequest,
 };
-use mosaic_llm::{ChatRequest, Message, Provider};
+use mosaic_llm::{ChatRequest, Message};
 use mosaic_store::{NewProvider, ProviderChanges};
 
 use crate::auth::Auth;
@@ -232,7 +231,12 @@ pub async fn test_provider(
     let started = Instant::now();
     // Straight to this provider (by id), not through a route or a name lookup.
     let outcome = match state.models.built(&f) {
-        Ok(p) => first_event(p.as_ref(), request).await,
+        Ok(p) => {
+            mosaic_llm::routing::first_event(p.as_ref(), request, crate::models::DIRECT_TIMEOUT)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
         Err(e) => Err(e.message),
     };
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -242,21 +246,6 @@ pub async fn test_provider(
         latency_ms,
         error: outcome.err(),
     }))
-}
-
-async fn first_event(provider: &dyn Provider, request: ChatRequest) -> Result<(), String> {
-    let call = async {
-        let mut stream = provider.stream(request).await.map_err(|e| e.to_string())?;
-        match stream.next().await {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(e.to_string()),
-            None => Err("the provider sent an empty stream".to_string()),
-        }
-    };
-    match tokio::time::timeout(crate::models::DIRECT_TIMEOUT, call).await {
-        Ok(result) => result,
-        Err(_) => Err("no answer within 60 s".into()),
-    }
 }
 
 #[cfg(test)]
