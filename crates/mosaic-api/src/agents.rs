@@ -25,6 +25,22 @@ pub struct AgentTool {
     pub policy: ToolPolicy,
 }
 
+/// Limits of one run. Unset fields take the gateway's defaults (`run_max_model_calls`,
+/// `run_token_budget`, `context_window` in the configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentLimits {
+    /// Model calls a run may make before it stops with `max_model_calls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_model_calls: Option<u32>,
+    /// Input plus output tokens a run may use before it stops with `token_budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_budget: Option<u64>,
+    /// The model's context window in tokens; older entries are compacted into a
+    /// summary when a call would exceed it minus a reserve (a quarter, at most 16,384).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Agent {
     pub id: String,
@@ -34,6 +50,9 @@ pub struct Agent {
     /// A route name or `provider/model`.
     pub route: String,
     pub tools: Vec<AgentTool>,
+    /// Limits of this agent's runs; unset ones take the gateway's defaults.
+    #[serde(default)]
+    pub limits: AgentLimits,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -50,6 +69,8 @@ pub struct CreateAgentRequest {
     pub route: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<AgentTool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<AgentLimits>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -65,6 +86,8 @@ pub struct UpdateAgentRequest {
     /// Replaces the whole tool list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<AgentTool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<AgentLimits>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -80,6 +80,17 @@ pub struct Config {
     /// trusted network, where browsers would otherwise drop the cookie.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secure_cookies: Option<bool>,
+    /// Model calls a run may make, for agents that set no limit.
+    pub run_max_model_calls: u32,
+    /// Input plus output tokens a run may use, for agents that set no limit.
+    pub run_token_budget: u64,
+    /// The context window assumed for agents that set none, in tokens.
+    pub context_window: u32,
+    /// Let the `http_fetch` tool reach loopback, private and link-local addresses.
+    pub fetch_allow_private: bool,
+    /// Networks (CIDR, e.g. `10.1.2.0/24`) `http_fetch` may reach although they are
+    /// private: an intranet wiki, a local documentation server.
+    pub fetch_allow_networks: Vec<String>,
 }
 
 impl Default for Config {
@@ -99,6 +110,11 @@ impl Default for Config {
             secret_key_file: None,
             allow_private_user_providers: false,
             secure_cookies: None,
+            run_max_model_calls: 50,
+            run_token_budget: 2_000_000,
+            context_window: 128_000,
+            fetch_allow_private: false,
+            fetch_allow_networks: Vec::new(),
         }
     }
 }
@@ -187,6 +203,26 @@ impl Config {
         if let Some(v) = env("MOSAIC_ALLOW_PRIVATE_USER_PROVIDERS") {
             self.allow_private_user_providers = parse("MOSAIC_ALLOW_PRIVATE_USER_PROVIDERS", v)?;
         }
+        if let Some(v) = env("MOSAIC_RUN_MAX_MODEL_CALLS") {
+            self.run_max_model_calls = parse("MOSAIC_RUN_MAX_MODEL_CALLS", v)?;
+        }
+        if let Some(v) = env("MOSAIC_RUN_TOKEN_BUDGET") {
+            self.run_token_budget = parse("MOSAIC_RUN_TOKEN_BUDGET", v)?;
+        }
+        if let Some(v) = env("MOSAIC_CONTEXT_WINDOW") {
+            self.context_window = parse("MOSAIC_CONTEXT_WINDOW", v)?;
+        }
+        if let Some(v) = env("MOSAIC_FETCH_ALLOW_PRIVATE") {
+            self.fetch_allow_private = parse("MOSAIC_FETCH_ALLOW_PRIVATE", v)?;
+        }
+        if let Some(v) = env("MOSAIC_FETCH_ALLOW_NETWORKS") {
+            self.fetch_allow_networks = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
         if let Some(v) = env("MOSAIC_LOG_FORMAT") {
             self.log_format = match v.as_str() {
                 "human" => LogFormat::Human,
@@ -236,6 +272,14 @@ impl Config {
         }
     }
 
+    /// What the `http_fetch` tool may reach.
+    pub fn fetch_config(&self) -> mosaic_agent::tools::FetchConfig {
+        mosaic_agent::tools::FetchConfig {
+            allow_private: self.fetch_allow_private,
+            ..mosaic_agent::tools::FetchConfig::default()
+        }
+    }
+
     /// Refuse settings that would be unsafe or meaningless.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.listen.ip().is_loopback() && !self.allow_insecure_bind {
@@ -249,6 +293,16 @@ impl Config {
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.run_max_model_calls == 0 || self.run_token_budget == 0 {
+            return Err(ConfigError::Invalid(
+                "run_max_model_calls and run_token_budget must be positive".into(),
+            ));
+        }
+        if self.context_window < 256 {
+            return Err(ConfigError::Invalid(
+                "context_window must be at least 256 tokens".into(),
             ));
         }
         if self.session_ttl_hours == 0 || self.login_token_ttl_days == 0 {

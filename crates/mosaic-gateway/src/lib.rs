@@ -32,7 +32,8 @@ pub struct AppState(Arc<StateInner>);
 pub struct StateInner {
     pub store: mosaic_store::Store,
     pub config: Config,
-    pub models: models::ModelHub,
+    pub models: Arc<models::ModelHub>,
+    pub runtime: mosaic_agent::Runtime,
     pub login_ip_limiter: ratelimit::RateLimiter,
     pub login_user_limiter: ratelimit::RateLimiter,
     pub bootstrap_limiter: ratelimit::RateLimiter,
@@ -48,11 +49,26 @@ impl Deref for AppState {
 impl AppState {
     pub fn new(store: mosaic_store::Store, config: Config, secrets: secretbox::SecretBox) -> Self {
         let minute = Duration::from_secs(60);
-        let models = models::ModelHub::new(secrets, config.allow_private_user_providers);
+        let models = Arc::new(models::ModelHub::new(
+            secrets,
+            config.allow_private_user_providers,
+        ));
+        let runtime = mosaic_agent::Runtime::new(
+            store.clone(),
+            Arc::new(models::RunModels::new(models.clone(), store.clone())),
+            mosaic_agent::tools::Registry::builtin(config.fetch_config()),
+            mosaic_agent::RuntimeConfig {
+                max_model_calls: config.run_max_model_calls,
+                token_budget: config.run_token_budget,
+                context_window: config.context_window,
+                ..mosaic_agent::RuntimeConfig::default()
+            },
+        );
         AppState(Arc::new(StateInner {
             store,
             config,
             models,
+            runtime,
             login_ip_limiter: ratelimit::RateLimiter::new(60, minute),
             login_user_limiter: ratelimit::RateLimiter::new(10, minute),
             bootstrap_limiter: ratelimit::RateLimiter::new(10, minute),

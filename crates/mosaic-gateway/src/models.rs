@@ -376,6 +376,45 @@ impl Drop for MeterOnDrop {
     }
 }
 
+/// The runtime's way to models: the hub, for the run's user.
+pub struct RunModels {
+    hub: Arc<ModelHub>,
+    store: Store,
+}
+
+impl RunModels {
+    pub fn new(hub: Arc<ModelHub>, store: Store) -> RunModels {
+        RunModels { hub, store }
+    }
+}
+
+impl mosaic_agent::Models for RunModels {
+    fn call<'a>(
+        &'a self,
+        principal: &'a Principal,
+        route: &'a str,
+        request: ChatRequest,
+    ) -> mosaic_llm::BoxFuture<'a, Result<mosaic_agent::ModelStream, String>> {
+        Box::pin(async move {
+            let call = self
+                .hub
+                .call(&self.store, principal, route, request)
+                .await
+                .map_err(|e| e.message)?;
+            Ok(mosaic_agent::ModelStream {
+                stream: call.stream,
+                provider: call.provider,
+                model: call.model,
+                fallbacks: call
+                    .fallbacks
+                    .iter()
+                    .map(|f| format!("{}/{}: {}", f.provider, f.model, f.error))
+                    .collect(),
+            })
+        })
+    }
+}
+
 /// A resolver that drops internal addresses (loopback, private, link-local, …) and
 /// fails when nothing else is left. IP literals in URLs skip DNS, so they are checked
 /// when the provider is configured.

@@ -10,8 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    agents, auth, health, model_routes, openai_compat, prefs, providers, sessions, teams, tokens,
-    users, workspaces,
+    agents, auth, health, model_routes, openai_compat, prefs, providers, runs, sessions, teams,
+    tokens, users, workspaces,
 };
 use crate::AppState;
 
@@ -32,6 +32,7 @@ use crate::AppState;
         (name = "models", description = "Model providers, routes over them, their health, token usage"),
         (name = "agents", description = "Agents: prompt, route and tools"),
         (name = "sessions", description = "Conversations: entry trees, branches, export and import"),
+        (name = "runs", description = "Runs of agents in sessions: messages, interrupts, approvals, live events"),
         (name = "openai", description = "OpenAI-compatible endpoints for existing clients"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -130,6 +131,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::list_session_branches))
         .routes(routes!(sessions::set_session_leaf))
         .routes(routes!(sessions::export_session))
+        .routes(routes!(runs::post_message))
+        .routes(routes!(runs::start_run, runs::list_runs))
+        .routes(routes!(runs::interrupt_run))
+        .routes(routes!(runs::answer_approval))
+        .routes(routes!(runs::get_session_state))
+        .routes(routes!(runs::session_events))
         .routes(routes!(openai_compat::chat_completions))
         .routes(routes!(openai_compat::openai_models))
         .split_for_parts()

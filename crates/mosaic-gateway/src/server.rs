@@ -97,6 +97,7 @@ pub fn app(state: AppState) -> Router {
 pub struct Server {
     pub local_addr: SocketAddr,
     pub store: Store,
+    runtime: mosaic_agent::Runtime,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -120,7 +121,23 @@ impl Server {
             announce_bootstrap(&token, local_addr);
         }
         let secrets = crate::secretbox::SecretBox::open(&config.secret_key_file()?)?;
-        let app = app(AppState::new(store.clone(), config, secrets));
+        let state = AppState::new(store.clone(), config, secrets);
+        let runtime = state.runtime.clone();
+        // Runs a previous process left open are closed before anyone can start one.
+        runtime.recover().await?;
+        let sweeper = runtime.clone();
+        tokio::spawn(async move {
+            let stopping = sweeper.stopping();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                        sweeper.sweep(Duration::from_secs(600));
+                    }
+                    _ = stopping.cancelled() => break,
+                }
+            }
+        });
+        let app = app(state);
         let (shutdown, mut rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             // Small SSE writes go out at once rather than waiting to be batched.
@@ -140,14 +157,17 @@ impl Server {
         Ok(Server {
             local_addr,
             store,
+            runtime,
             shutdown,
             task,
         })
     }
 
-    /// Stop accepting, let in-flight requests finish (up to `grace`), close the store.
+    /// Stop accepting, interrupt runs (they record that the gateway stopped), end live
+    /// streams, let in-flight requests finish (up to `grace`), close the store.
     pub async fn stop(self, grace: Duration) -> Result<(), ServeError> {
         let _ = self.shutdown.send(true);
+        self.runtime.shutdown(grace / 2).await;
         let mut task = self.task;
         let result = match tokio::time::timeout(grace, &mut task).await {
             Ok(joined) => joined.map_err(|e| ServeError::Io(std::io::Error::other(e)))?,

@@ -18,5 +18,5 @@ pub mod stream;
 pub mod types;
 
 pub use error::LlmError;
-pub use stream::{collect, EventStream, Provider};
+pub use stream::{collect, BoxFuture, EventStream, Provider};
 pub use types::*;

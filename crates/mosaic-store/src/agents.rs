@@ -1,7 +1,7 @@
 //! Agents: each user's own. Every user has an agent named `default` (made on first
 //! use, and kept: it can be changed but not deleted), so a chat never lacks one.
 
-use mosaic_api::{Agent, AgentTool, ToolPolicy, DEFAULT_AGENT};
+use mosaic_api::{Agent, AgentLimits, AgentTool, ToolPolicy, DEFAULT_AGENT};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -17,6 +17,7 @@ pub struct NewAgent {
     pub system_prompt: String,
     pub route: String,
     pub tools: Vec<AgentTool>,
+    pub limits: AgentLimits,
 }
 
 /// Changes to an agent; `None` keeps a field.
@@ -27,10 +28,11 @@ pub struct AgentChanges {
     pub system_prompt: Option<String>,
     pub route: Option<String>,
     pub tools: Option<Vec<AgentTool>>,
+    pub limits: Option<AgentLimits>,
 }
 
-const COLUMNS: &str =
-    "id, owner_user_id, name, description, system_prompt, route, tools, created_at, updated_at";
+const COLUMNS: &str = "id, owner_user_id, name, description, system_prompt, route, tools, \
+     limits, created_at, updated_at";
 
 /// The default agent's configuration: the built-in tools that cannot do harm run
 /// freely; the one that reaches the network asks first.
@@ -51,11 +53,13 @@ pub fn default_agent() -> NewAgent {
                 policy: ToolPolicy::NeedsApproval,
             },
         ],
+        limits: AgentLimits::default(),
     }
 }
 
 fn from_row(row: &AnyRow) -> Result<Agent> {
     let tools: String = row.try_get("tools")?;
+    let limits: String = row.try_get("limits")?;
     Ok(Agent {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -64,6 +68,8 @@ fn from_row(row: &AnyRow) -> Result<Agent> {
         route: row.try_get("route")?,
         tools: serde_json::from_str(&tools)
             .map_err(|e| StoreError::Invalid(format!("stored agent tools are not valid: {e}")))?,
+        limits: serde_json::from_str(&limits)
+            .map_err(|e| StoreError::Invalid(format!("stored agent limits are not valid: {e}")))?,
         created_at: format_time(row.try_get("created_at")?),
         updated_at: format_time(row.try_get("updated_at")?),
     })
@@ -108,6 +114,20 @@ fn tools_json(tools: &[AgentTool]) -> Result<String> {
     serde_json::to_string(tools).map_err(|e| StoreError::Invalid(format!("tools: {e}")))
 }
 
+fn limits_json(limits: &AgentLimits) -> Result<String> {
+    if limits.max_model_calls == Some(0) || limits.token_budget == Some(0) {
+        return Err(StoreError::Invalid(
+            "run limits must be at least 1 (leave a limit out for the gateway's default)".into(),
+        ));
+    }
+    if limits.context_window.is_some_and(|w| w < 256) {
+        return Err(StoreError::Invalid(
+            "context_window must be at least 256 tokens".into(),
+        ));
+    }
+    serde_json::to_string(limits).map_err(|e| StoreError::Invalid(format!("limits: {e}")))
+}
+
 async fn select(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Agent> {
     let sql = tx
         .sql(&format!(
@@ -127,7 +147,7 @@ async fn insert(tx: &mut Tx<'_>, p: &Principal, new: NewAgent) -> Result<String>
     let id = new_id();
     let sql = tx
         .sql(&format!(
-            "INSERT INTO agents ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+            "INSERT INTO agents ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
         ))
         .into_owned();
     let inserted = tx
@@ -140,6 +160,7 @@ async fn insert(tx: &mut Tx<'_>, p: &Principal, new: NewAgent) -> Result<String>
                 .bind(&new.system_prompt)
                 .bind(new.route.trim())
                 .bind(tools_json(&new.tools)?)
+                .bind(limits_json(&new.limits)?)
                 .bind(now_ms()),
         )
         .await;
@@ -231,11 +252,12 @@ impl Store {
         let system_prompt = changes.system_prompt.unwrap_or(current.system_prompt);
         let route = changes.route.unwrap_or(current.route);
         let tools = changes.tools.unwrap_or(current.tools);
+        let limits = changes.limits.unwrap_or(current.limits);
         check_fields(&description, &system_prompt, &route, &tools)?;
         let sql = tx
             .sql(
                 "UPDATE agents SET name = $2, description = $3, system_prompt = $4, route = $5, \
-                 tools = $6, updated_at = $7 WHERE id = $1",
+                 tools = $6, limits = $8, updated_at = $7 WHERE id = $1",
             )
             .into_owned();
         let updated = tx
@@ -247,7 +269,8 @@ impl Store {
                     .bind(&system_prompt)
                     .bind(route.trim())
                     .bind(tools_json(&tools)?)
-                    .bind(now_ms()),
+                    .bind(now_ms())
+                    .bind(limits_json(&limits)?),
             )
             .await;
         if let Err(StoreError::Conflict(_)) = updated {

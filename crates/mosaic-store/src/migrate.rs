@@ -39,6 +39,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_sessions.sql"),
         postgres: include_str!("../migrations/postgres/0004_sessions.sql"),
     },
+    Migration {
+        version: 5,
+        name: "runs",
+        sqlite: include_str!("../migrations/sqlite/0005_runs.sql"),
+        postgres: include_str!("../migrations/postgres/0005_runs.sql"),
+    },
 ];
 
 /// An arbitrary constant: the advisory lock that keeps replicas from migrating at once.

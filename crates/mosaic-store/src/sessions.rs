@@ -63,7 +63,7 @@ fn check_title(title: &str) -> Result<String> {
     Ok(title.to_string())
 }
 
-async fn select_session(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Session> {
+pub(crate) async fn select_session(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Session> {
     let sql = tx
         .sql(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE owner_user_id = $1 AND id = $2"
@@ -129,6 +129,52 @@ async fn insert_entry(
             .bind(created_ms),
     )
     .await?;
+    Ok(())
+}
+
+/// Append an entry inside a transaction and make it the active leaf.
+pub(crate) async fn append_in(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    session_id: &str,
+    parent: Parent<'_>,
+    body: EntryBody,
+) -> Result<Entry> {
+    // Appends to one session take turns (seq is the next number).
+    tx.lock(&format!("session:{session_id}")).await?;
+    let session = select_session(tx, p, session_id).await?;
+    let parent = match parent {
+        Parent::Entry(id) => {
+            check_entry(tx, session_id, id).await?;
+            Some(id.to_string())
+        }
+        Parent::ActiveLeaf => session.active_leaf_id.clone(),
+        Parent::Root => None,
+    };
+    let now = now_ms();
+    let entry = Entry {
+        id: new_id(),
+        parent_id: parent,
+        created_at: format_time(now),
+        body,
+    };
+    insert_entry(tx, session_id, &entry, now).await?;
+    let sql = tx
+        .sql("UPDATE sessions SET active_leaf_id = $2, updated_at = $3 WHERE id = $1")
+        .into_owned();
+    tx.execute(sqlx::query(&sql).bind(session_id).bind(&entry.id).bind(now))
+        .await?;
+    Ok(entry)
+}
+
+/// Fails with `Invalid` unless the session has this entry.
+pub(crate) async fn check_entry(tx: &mut Tx<'_>, session_id: &str, id: &str) -> Result<()> {
+    let sql = tx
+        .sql("SELECT id FROM session_entries WHERE session_id = $1 AND id = $2")
+        .into_owned();
+    tx.fetch_optional(sqlx::query(&sql).bind(session_id).bind(id))
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("no entry {id} in this session")))?;
     Ok(())
 }
 
@@ -288,35 +334,7 @@ impl Store {
         body: EntryBody,
     ) -> Result<Entry> {
         let mut tx = self.begin(Acting::As(p), true).await?;
-        // Appends to one session take turns (seq is the next number).
-        tx.lock(&format!("session:{session_id}")).await?;
-        let session = select_session(&mut tx, p, session_id).await?;
-        let parent = match parent {
-            Parent::Entry(id) => {
-                let sql = tx
-                    .sql("SELECT id FROM session_entries WHERE session_id = $1 AND id = $2")
-                    .into_owned();
-                tx.fetch_optional(sqlx::query(&sql).bind(session_id).bind(id))
-                    .await?
-                    .ok_or_else(|| StoreError::Invalid(format!("no entry {id} in this session")))?;
-                Some(id.to_string())
-            }
-            Parent::ActiveLeaf => session.active_leaf_id.clone(),
-            Parent::Root => None,
-        };
-        let now = now_ms();
-        let entry = Entry {
-            id: new_id(),
-            parent_id: parent,
-            created_at: format_time(now),
-            body,
-        };
-        insert_entry(&mut tx, session_id, &entry, now).await?;
-        let sql = tx
-            .sql("UPDATE sessions SET active_leaf_id = $2, updated_at = $3 WHERE id = $1")
-            .into_owned();
-        tx.execute(sqlx::query(&sql).bind(session_id).bind(&entry.id).bind(now))
-            .await?;
+        let entry = append_in(&mut tx, p, session_id, parent, body).await?;
         tx.commit().await?;
         Ok(entry)
     }
@@ -376,12 +394,7 @@ impl Store {
     ) -> Result<Session> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         select_session(&mut tx, p, session_id).await?;
-        let sql = tx
-            .sql("SELECT id FROM session_entries WHERE session_id = $1 AND id = $2")
-            .into_owned();
-        tx.fetch_optional(sqlx::query(&sql).bind(session_id).bind(entry_id))
-            .await?
-            .ok_or_else(|| StoreError::Invalid(format!("no entry {entry_id} in this session")))?;
+        check_entry(&mut tx, session_id, entry_id).await?;
         let sql = tx
             .sql("UPDATE sessions SET active_leaf_id = $2, updated_at = $3 WHERE id = $1")
             .into_owned();

@@ -38,6 +38,7 @@ pub async fn create_agent(
         system_prompt: req.system_prompt.unwrap_or(defaults.system_prompt),
         route: req.route.unwrap_or(defaults.route),
         tools: req.tools.unwrap_or(defaults.tools),
+        limits: req.limits.unwrap_or_default(),
     };
     let agent = state.store.create_agent(&auth.principal, new).await?;
     Ok((StatusCode::CREATED, Json(agent)).into_response())
@@ -72,6 +73,7 @@ pub async fn update_agent(
         system_prompt: req.system_prompt,
         route: req.route,
         tools: req.tools,
+        limits: req.limits,
     };
     Ok(Json(
         state

@@ -9,6 +9,7 @@ pub mod model_routes;
 pub mod openai_compat;
 pub mod prefs;
 pub mod providers;
+pub mod runs;
 pub mod sessions;
 pub mod teams;
 pub mod tokens;

@@ -95,6 +95,9 @@ pub async fn delete_session(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    state.store.get_session(&auth.principal, &id).await?;
+    // A run still going there stops; its last writes find the session gone.
+    state.runtime.forget_session(&id).await;
     state.store.delete_session(&auth.principal, &id).await?;
     Ok(no_content())
 }
@@ -143,12 +146,15 @@ pub async fn set_session_leaf(
     Path(id): Path<String>,
     Json(req): Json<SetLeafRequest>,
 ) -> ApiResult<Json<Session>> {
-    Ok(Json(
-        state
-            .store
-            .set_active_leaf(&auth.principal, &id, &req.entry_id)
-            .await?,
-    ))
+    let session = state
+        .store
+        .set_active_leaf(&auth.principal, &id, &req.entry_id)
+        .await?;
+    state
+        .runtime
+        .leaf_changed(&auth.principal, &id, &req.entry_id)
+        .await;
+    Ok(Json(session))
 }
 
 /// The session as JSON Lines: an `ExportHeader`, then every `Entry`, parents first.

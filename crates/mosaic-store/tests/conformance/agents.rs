@@ -22,6 +22,7 @@ fn agent(name: &str) -> NewAgent {
             name: "current_time".into(),
             policy: ToolPolicy::Allowed,
         }],
+        limits: Default::default(),
     }
 }
 

@@ -1,0 +1,294 @@
+//! The live event bus: each session's events, numbered, held in a bounded ring for
+//! replay and broadcast to every subscriber. Publishing never waits for a subscriber: a
+//! subscriber that falls more than the channel's capacity behind is told to resync.
+//!
+//! Numbers are reserved from the store in blocks, so they keep rising across restarts;
+//! a client resuming from a number this bus no longer holds (from before a restart, or
+//! older than the ring) gets a `resync` event and then the live events.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use mosaic_api::SessionEvent;
+use mosaic_store::{Principal, Store};
+use tokio::sync::{broadcast, Mutex};
+
+/// One numbered event, its SSE data serialised once for every subscriber.
+#[derive(Debug)]
+pub struct Numbered {
+    pub id: u64,
+    pub event: SessionEvent,
+    pub data: String,
+}
+
+impl Numbered {
+    fn new(id: u64, event: SessionEvent) -> Numbered {
+        let data = serde_json::to_string(&event).unwrap_or_else(|e| {
+            format!(r#"{{"type":"error","message":"event could not be encoded: {e}"}}"#)
+        });
+        Numbered { id, event, data }
+    }
+}
+
+/// Sizes of the bus.
+#[derive(Debug, Clone, Copy)]
+pub struct BusLimits {
+    /// Events each session keeps for replay.
+    pub ring: usize,
+    /// Events a subscriber may fall behind before it must resync.
+    pub channel: usize,
+    /// Numbers reserved from the store at a time.
+    pub block: u64,
+}
+
+impl Default for BusLimits {
+    fn default() -> Self {
+        BusLimits {
+            ring: 4096,
+            channel: 1024,
+            block: 4096,
+        }
+    }
+}
+
+struct State {
+    next: u64,
+    /// One past the last reserved number.
+    reserved_end: u64,
+    /// The first number this bus handed out (or will).
+    first: u64,
+    ring: VecDeque<Arc<Numbered>>,
+}
+
+/// One session's events.
+pub struct SessionBus {
+    session_id: String,
+    owner: Principal,
+    store: Store,
+    limits: BusLimits,
+    state: Mutex<State>,
+    tx: broadcast::Sender<Arc<Numbered>>,
+    last_used: StdMutex<Instant>,
+}
+
+/// What a subscriber gets: missed events to replay first, whether it must resync, and
+/// the live channel from there on.
+pub struct Subscription {
+    pub replay: Vec<Arc<Numbered>>,
+    pub resync: Option<String>,
+    pub live: broadcast::Receiver<Arc<Numbered>>,
+}
+
+fn touch(at: &StdMutex<Instant>) {
+    if let Ok(mut t) = at.lock() {
+        *t = Instant::now();
+    }
+}
+
+impl SessionBus {
+    async fn open(
+        store: Store,
+        owner: Principal,
+        session_id: &str,
+        limits: BusLimits,
+    ) -> mosaic_store::Result<SessionBus> {
+        let first = store
+            .reserve_event_numbers(&owner, session_id, limits.block)
+            .await?;
+        let (tx, _) = broadcast::channel(limits.channel.max(1));
+        Ok(SessionBus {
+            session_id: session_id.to_string(),
+            owner,
+            store,
+            limits,
+            state: Mutex::new(State {
+                next: first,
+                reserved_end: first + limits.block,
+                first,
+                ring: VecDeque::new(),
+            }),
+            tx,
+            last_used: StdMutex::new(Instant::now()),
+        })
+    }
+
+    /// Number an event, keep it for replay and send it to every subscriber.
+    pub async fn publish(&self, event: SessionEvent) -> Arc<Numbered> {
+        let mut state = self.state.lock().await;
+        if state.next >= state.reserved_end {
+            match self
+                .store
+                .reserve_event_numbers(&self.owner, &self.session_id, self.limits.block)
+                .await
+            {
+                Ok(first) => {
+                    state.next = first;
+                    state.reserved_end = first + self.limits.block;
+                }
+                // The store is unreachable: go on numbering in memory rather than lose
+                // the event (a restart may reuse these numbers; resuming clients resync).
+                Err(e) => {
+                    tracing::warn!(session = %self.session_id, "could not reserve event numbers: {e}");
+                    state.reserved_end = state.next + self.limits.block;
+                }
+            }
+        }
+        let numbered = Arc::new(Numbered::new(state.next, event));
+        state.next += 1;
+        if state.ring.len() >= self.limits.ring {
+            state.ring.pop_front();
+        }
+        state.ring.push_back(numbered.clone());
+        // No subscribers is fine: the ring keeps it.
+        let _ = self.tx.send(numbered.clone());
+        drop(state);
+        touch(&self.last_used);
+        numbered
+    }
+
+    /// Follow the session, resuming after event `after` when given.
+    pub async fn subscribe(&self, after: Option<u64>) -> Subscription {
+        let state = self.state.lock().await;
+        touch(&self.last_used);
+        let live = self.tx.subscribe();
+        let latest = state.next - 1;
+        let Some(after) = after else {
+            return Subscription {
+                replay: Vec::new(),
+                resync: None,
+                live,
+            };
+        };
+        let oldest_held = state.ring.front().map(|e| e.id).unwrap_or(state.next);
+        if after >= latest && after < state.next && after + 1 >= state.first {
+            // Nothing missed.
+            return Subscription {
+                replay: Vec::new(),
+                resync: None,
+                live,
+            };
+        }
+        if after > latest {
+            return Subscription {
+                replay: Vec::new(),
+                resync: Some(format!(
+                    "event {after} is not one of this session's (the latest is {latest})"
+                )),
+                live,
+            };
+        }
+        if after + 1 < oldest_held || after + 1 < state.first {
+            return Subscription {
+                replay: Vec::new(),
+                resync: Some(format!(
+                    "events after {after} are no longer held (the oldest held is {oldest_held})"
+                )),
+                live,
+            };
+        }
+        let replay = state
+            .ring
+            .iter()
+            .filter(|e| e.id > after)
+            .cloned()
+            .collect();
+        Subscription {
+            replay,
+            resync: None,
+            live,
+        }
+    }
+
+    /// A fresh live channel, after a subscriber fell behind.
+    pub fn resubscribe(&self) -> broadcast::Receiver<Arc<Numbered>> {
+        self.tx.subscribe()
+    }
+
+    /// The number of the latest event (0 when none was ever sent).
+    pub async fn last_event_id(&self) -> u64 {
+        self.state.lock().await.next - 1
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+}
+
+/// Every session's bus, made on first use.
+pub struct Bus {
+    store: Store,
+    limits: BusLimits,
+    sessions: StdMutex<HashMap<String, Arc<SessionBus>>>,
+    opening: Mutex<()>,
+}
+
+impl Bus {
+    pub fn new(store: Store, limits: BusLimits) -> Bus {
+        Bus {
+            store,
+            limits,
+            sessions: StdMutex::new(HashMap::new()),
+            opening: Mutex::new(()),
+        }
+    }
+
+    fn existing(&self, session_id: &str) -> Option<Arc<SessionBus>> {
+        self.sessions
+            .lock()
+            .ok()
+            .and_then(|m| m.get(session_id).cloned())
+    }
+
+    /// The bus of a session the caller has already checked `owner` may see.
+    pub async fn session(
+        &self,
+        owner: &Principal,
+        session_id: &str,
+    ) -> mosaic_store::Result<Arc<SessionBus>> {
+        if let Some(bus) = self.existing(session_id) {
+            return Ok(bus);
+        }
+        let _one_at_a_time = self.opening.lock().await;
+        if let Some(bus) = self.existing(session_id) {
+            return Ok(bus);
+        }
+        let bus = Arc::new(
+            SessionBus::open(self.store.clone(), owner.clone(), session_id, self.limits).await?,
+        );
+        if let Ok(mut m) = self.sessions.lock() {
+            m.insert(session_id.to_string(), bus.clone());
+        }
+        Ok(bus)
+    }
+
+    /// Forget buses nobody follows that have been quiet for `idle` (their numbers are
+    /// not reused: the next bus reserves a new block).
+    pub fn sweep(&self, idle: Duration, busy: impl Fn(&str) -> bool) {
+        if let Ok(mut m) = self.sessions.lock() {
+            m.retain(|id, bus| bus.subscribers() > 0 || bus.idle_for() < idle || busy(id));
+        }
+    }
+
+    /// Drop a deleted session's bus.
+    pub fn forget(&self, session_id: &str) {
+        if let Ok(mut m) = self.sessions.lock() {
+            m.remove(session_id);
+        }
+    }
+
+    /// Subscribers over all sessions.
+    pub fn subscriber_count(&self) -> usize {
+        self.sessions
+            .lock()
+            .map(|m| m.values().map(|b| b.subscribers()).sum())
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,11 @@
+//! The agent runtime: runs of agents inside sessions, the tools they call, compaction of
+//! long contexts, and the bus that carries each session's numbered live events to every
+//! subscriber.
+
+pub mod bus;
+pub mod context;
+pub mod net;
+pub mod runtime;
+pub mod tools;
+
+pub use runtime::{ModelStream, Models, Runtime, RuntimeConfig};

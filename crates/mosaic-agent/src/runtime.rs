@@ -1,0 +1,1071 @@
+//! Runs: one at a time per session (its lane). A message posted while a run is active
+//! is kept in the store's queue: a steer reaches the run at its next tool boundary, a
+//! follow-up starts the next run. Entries are committed at message and tool boundaries;
+//! the answer streaming in between is checkpointed, so a crash keeps it too.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{FutureExt, StreamExt};
+use mosaic_api::{
+    Agent, Delivery, Entry, EntryBody, PendingApproval, PostMessageRequest, PostMessageResponse,
+    Run, RunStatus, RunUsage, SessionEvent, SessionState,
+};
+use mosaic_llm::{BoxFuture, ChatRequest, EventStream, Message, StopReason, StreamEvent, Usage};
+use mosaic_store::{Parent, PartialAnswer, Principal, RunEnd, RunProgress, Store, StoreError};
+use tokio::sync::{oneshot, Mutex};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, BusLimits, SessionBus};
+use crate::context;
+use crate::tools::{Decision, Registry, ToolContext, ToolOutput};
+
+/// A model call under way, and who answers it.
+pub struct ModelStream {
+    pub stream: EventStream,
+    pub provider: String,
+    pub model: String,
+    /// Models tried first that failed (`provider/model: why`).
+    pub fallbacks: Vec<String>,
+}
+
+/// How runs reach models: the gateway resolves a route or `provider/model` for the
+/// user, meters tokens and falls back along the routing matrix.
+pub trait Models: Send + Sync + 'static {
+    fn call<'a>(
+        &'a self,
+        principal: &'a Principal,
+        route: &'a str,
+        request: ChatRequest,
+    ) -> BoxFuture<'a, std::result::Result<ModelStream, String>>;
+}
+
+/// Defaults of run limits, for agents that set none.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub max_model_calls: u32,
+    pub token_budget: u64,
+    pub context_window: u32,
+    /// How often the answer streaming now is saved.
+    pub checkpoint_every: Duration,
+    /// Most output tokens asked of a model per call.
+    pub max_output_tokens: u32,
+    pub bus: BusLimits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_model_calls: 50,
+            token_budget: 2_000_000,
+            context_window: 128_000,
+            checkpoint_every: Duration::from_millis(250),
+            max_output_tokens: 8192,
+            bus: BusLimits::default(),
+        }
+    }
+}
+
+/// Errors of runtime operations, in store terms so callers map them once.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+struct Approval {
+    info: PendingApproval,
+    answer: oneshot::Sender<(bool, Option<String>)>,
+}
+
+/// The run active in a session.
+struct Active {
+    run_id: String,
+    cancel: CancellationToken,
+    approvals: Arc<StdMutex<Vec<Approval>>>,
+}
+
+#[derive(Default)]
+struct Lane {
+    active: Option<Active>,
+}
+
+struct Inner {
+    store: Store,
+    models: Arc<dyn Models>,
+    tools: Registry,
+    bus: Bus,
+    config: RuntimeConfig,
+    lanes: StdMutex<HashMap<String, Arc<Mutex<Lane>>>>,
+    shutting_down: AtomicBool,
+    /// Ended when the gateway stops: live streams close.
+    pub stopping: CancellationToken,
+    /// Run tasks, so a stop can wait for them.
+    tasks: StdMutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The agent runtime of a gateway.
+#[derive(Clone)]
+pub struct Runtime(Arc<Inner>);
+
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Runtime {
+    pub fn new(
+        store: Store,
+        models: Arc<dyn Models>,
+        tools: Registry,
+        config: RuntimeConfig,
+    ) -> Runtime {
+        let bus = Bus::new(store.clone(), config.bus);
+        Runtime(Arc::new(Inner {
+            store,
+            models,
+            tools,
+            bus,
+            config,
+            lanes: StdMutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            stopping: CancellationToken::new(),
+            tasks: StdMutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn tools(&self) -> &Registry {
+        &self.0.tools
+    }
+
+    /// Cancelled when the gateway stops; live event streams end with it.
+    pub fn stopping(&self) -> CancellationToken {
+        self.0.stopping.clone()
+    }
+
+    fn lane(&self, session_id: &str) -> Arc<Mutex<Lane>> {
+        lock(&self.0.lanes)
+            .entry(session_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The bus of a session the principal may see.
+    pub async fn bus(&self, p: &Principal, session_id: &str) -> Result<Arc<SessionBus>> {
+        self.0.store.get_session(p, session_id).await?;
+        self.0.bus.session(p, session_id).await
+    }
+
+    async fn publish(&self, p: &Principal, session_id: &str, event: SessionEvent) {
+        match self.0.bus.session(p, session_id).await {
+            Ok(bus) => {
+                bus.publish(event).await;
+            }
+            Err(e) => tracing::warn!(session = %session_id, "event not published: {e}"),
+        }
+    }
+
+    /// Close runs a previous process left running (keeping what had streamed), then
+    /// start the runs that messages queued before the stop are waiting for.
+    pub async fn recover(&self) -> Result<()> {
+        for orphan in self.0.store.orphan_runs().await? {
+            let (run, entry) = self
+                .0
+                .store
+                .recover_run(&orphan.principal, &orphan.run_id)
+                .await?;
+            tracing::info!(
+                session = %orphan.session_id,
+                run = %run.id,
+                kept_text = entry.is_some(),
+                "closed a run interrupted by the gateway stopping"
+            );
+        }
+        for (p, session_id) in self.0.store.sessions_with_queue().await? {
+            let lane = self.lane(&session_id);
+            let mut lane = lane.lock().await;
+            if lane.active.is_none() {
+                if let Err(e) = self.start_from_queue(&p, &session_id, &mut lane).await {
+                    tracing::warn!(session = %session_id, "queued messages not started: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Post a user message: it starts a run, or waits for the active one.
+    pub async fn post_message(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        req: PostMessageRequest,
+    ) -> Result<PostMessageResponse> {
+        mosaic_store::check_message(&req.text)?;
+        self.0.store.get_session(p, session_id).await?;
+        let lane = self.lane(session_id);
+        let mut lane = lane.lock().await;
+        if lane.active.is_some() {
+            if req.parent_id.is_some() || req.new_root {
+                return Err(StoreError::Conflict(
+                    "a run is active: wait for it, or interrupt it, before editing".into(),
+                ));
+            }
+            let message = self
+                .0
+                .store
+                .enqueue_message(p, session_id, req.delivery, &req.text)
+                .await?;
+            self.publish(
+                p,
+                session_id,
+                SessionEvent::Queued {
+                    message: message.clone(),
+                },
+            )
+            .await;
+            return Ok(PostMessageResponse::Queued { message });
+        }
+        let parent = match (&req.parent_id, req.new_root) {
+            (Some(_), true) => {
+                return Err(StoreError::Invalid(
+                    "give parent_id or new_root, not both".into(),
+                ))
+            }
+            (Some(id), false) => Parent::Entry(id),
+            (None, true) => Parent::Root,
+            (None, false) => Parent::ActiveLeaf,
+        };
+        let entry = self
+            .0
+            .store
+            .append_entry(
+                p,
+                session_id,
+                parent,
+                EntryBody::User {
+                    text: req.text.clone(),
+                },
+            )
+            .await?;
+        let run = self.0.store.start_run(p, session_id).await?;
+        self.publish(
+            p,
+            session_id,
+            SessionEvent::Entry {
+                run_id: Some(run.id.clone()),
+                entry: entry.clone(),
+            },
+        )
+        .await;
+        let run_id = run.id.clone();
+        self.spawn_run(p, session_id, run, &mut lane);
+        Ok(PostMessageResponse::Started { entry, run_id })
+    }
+
+    /// Start a run without a new message (a retry from an earlier entry, or a
+    /// continuation).
+    pub async fn start_run(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        from_entry_id: Option<&str>,
+    ) -> Result<String> {
+        self.0.store.get_session(p, session_id).await?;
+        let lane = self.lane(session_id);
+        let mut lane = lane.lock().await;
+        if lane.active.is_some() {
+            return Err(StoreError::Conflict(
+                "a run is already active in this session".into(),
+            ));
+        }
+        if let Some(id) = from_entry_id {
+            self.0.store.set_active_leaf(p, session_id, id).await?;
+            self.publish(
+                p,
+                session_id,
+                SessionEvent::LeafChanged {
+                    leaf_id: id.to_string(),
+                },
+            )
+            .await;
+        }
+        let path = self.0.store.session_path(p, session_id, None).await?;
+        if path.is_empty() {
+            return Err(StoreError::Invalid(
+                "the session is empty: post a message to start".into(),
+            ));
+        }
+        let run = self.0.store.start_run(p, session_id).await?;
+        let run_id = run.id.clone();
+        self.spawn_run(p, session_id, run, &mut lane);
+        Ok(run_id)
+    }
+
+    /// Stop the active run; what streamed is kept. `None` when no run was active.
+    pub async fn interrupt(&self, p: &Principal, session_id: &str) -> Result<Option<String>> {
+        self.0.store.get_session(p, session_id).await?;
+        let lane = self.lane(session_id);
+        let lane = lane.lock().await;
+        Ok(lane.active.as_ref().map(|a| {
+            a.cancel.cancel();
+            a.run_id.clone()
+        }))
+    }
+
+    /// Answer an approval request. `NotFound` when none waits under that call id.
+    pub async fn approve(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        call_id: &str,
+        approve: bool,
+        note: Option<String>,
+    ) -> Result<()> {
+        self.0.store.get_session(p, session_id).await?;
+        let lane = self.lane(session_id);
+        let lane = lane.lock().await;
+        let waiting = lane.active.as_ref().and_then(|a| {
+            let mut approvals = lock(&a.approvals);
+            let at = approvals.iter().position(|x| x.info.call_id == call_id)?;
+            Some(approvals.remove(at))
+        });
+        let approval = waiting.ok_or(StoreError::NotFound)?;
+        // The run may have stopped meanwhile; then there is nobody left to tell.
+        let _ = approval.answer.send((approve, note));
+        Ok(())
+    }
+
+    /// What runs and waits in a session, and its latest event number.
+    pub async fn state(&self, p: &Principal, session_id: &str) -> Result<SessionState> {
+        let bus = self.bus(p, session_id).await?;
+        let lane = self.lane(session_id);
+        let (run_id, approvals) = {
+            let lane = lane.lock().await;
+            match &lane.active {
+                Some(a) => (
+                    Some(a.run_id.clone()),
+                    lock(&a.approvals).iter().map(|x| x.info.clone()).collect(),
+                ),
+                None => (None, Vec::new()),
+            }
+        };
+        let run = match run_id {
+            Some(id) => Some(self.0.store.get_run(p, &id).await?),
+            None => None,
+        };
+        Ok(SessionState {
+            run,
+            queue: self.0.store.queued_messages(p, session_id).await?,
+            approvals,
+            last_event_id: bus.last_event_id().await,
+        })
+    }
+
+    /// Tell subscribers the active leaf moved.
+    pub async fn leaf_changed(&self, p: &Principal, session_id: &str, leaf_id: &str) {
+        self.publish(
+            p,
+            session_id,
+            SessionEvent::LeafChanged {
+                leaf_id: leaf_id.to_string(),
+            },
+        )
+        .await;
+    }
+
+    /// Whether a run is active in the session.
+    pub async fn is_running(&self, session_id: &str) -> bool {
+        let lane = lock(&self.0.lanes).get(session_id).cloned();
+        match lane {
+            Some(l) => l.lock().await.active.is_some(),
+            None => false,
+        }
+    }
+
+    /// Stop the run of a session about to be deleted.
+    pub async fn forget_session(&self, session_id: &str) {
+        let lane = lock(&self.0.lanes).remove(session_id);
+        if let Some(lane) = lane {
+            if let Some(a) = &lane.lock().await.active {
+                a.cancel.cancel();
+            }
+        }
+        self.0.bus.forget(session_id);
+    }
+
+    /// Live subscribers over all sessions.
+    pub fn subscriber_count(&self) -> usize {
+        self.0.bus.subscriber_count()
+    }
+
+    /// Forget idle lanes and buses (call now and then).
+    pub fn sweep(&self, idle: Duration) {
+        let busy: Vec<String> = lock(&self.0.lanes)
+            .iter()
+            .filter(|(_, l)| l.try_lock().map(|l| l.active.is_some()).unwrap_or(true))
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.0.bus.sweep(idle, |id| busy.iter().any(|b| b == id));
+        lock(&self.0.lanes).retain(|_, l| l.try_lock().map(|l| l.active.is_some()).unwrap_or(true));
+    }
+
+    /// The gateway is stopping: interrupt every run (marked `gateway_stopped`), wait for
+    /// them to record it (at most `grace`), and end live streams.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.0.shutting_down.store(true, Ordering::SeqCst);
+        let lanes: Vec<Arc<Mutex<Lane>>> = lock(&self.0.lanes).values().cloned().collect();
+        for lane in lanes {
+            if let Some(a) = &lane.lock().await.active {
+                a.cancel.cancel();
+            }
+        }
+        let tasks: Vec<_> = lock(&self.0.tasks).drain(..).collect();
+        let _ = tokio::time::timeout(grace, futures_util::future::join_all(tasks)).await;
+        self.0.stopping.cancel();
+    }
+
+    fn spawn_run(&self, p: &Principal, session_id: &str, run: Run, lane: &mut Lane) {
+        let cancel = CancellationToken::new();
+        let approvals = Arc::new(StdMutex::new(Vec::new()));
+        lane.active = Some(Active {
+            run_id: run.id.clone(),
+            cancel: cancel.clone(),
+            approvals: approvals.clone(),
+        });
+        let this = self.clone();
+        let p = p.clone();
+        let session_id = session_id.to_string();
+        let handle = tokio::spawn(async move {
+            let mut ctx = RunCtx {
+                rt: this.clone(),
+                p: p.clone(),
+                session_id: session_id.clone(),
+                run_id: run.id.clone(),
+                cancel,
+                approvals,
+                progress: RunProgress::default(),
+            };
+            let outcome = AssertUnwindSafe(ctx.run()).catch_unwind().await;
+            let end = match outcome {
+                Ok(end) => end,
+                Err(_) => RunEnd {
+                    status: RunStatus::Failed,
+                    stop_reason: Some("error".into()),
+                    error: Some("the run failed inside the gateway".into()),
+                },
+            };
+            ctx.finish(end).await;
+            this.after_run(&p, &session_id).await;
+        });
+        let mut tasks = lock(&self.0.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
+    /// A run ended: start the next one if messages wait, else free the lane.
+    async fn after_run(&self, p: &Principal, session_id: &str) {
+        let lane = self.lane(session_id);
+        let mut lane = lane.lock().await;
+        lane.active = None;
+        if self.0.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = self.start_from_queue(p, session_id, &mut lane).await {
+            tracing::warn!(session = %session_id, "queued messages not started: {e}");
+        }
+    }
+
+    /// Start a run with every waiting message, when there are any.
+    async fn start_from_queue(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        lane: &mut Lane,
+    ) -> Result<()> {
+        let queue = self.0.store.queued_messages(p, session_id).await?;
+        if queue.is_empty() {
+            return Ok(());
+        }
+        let run = self.0.store.start_run(p, session_id).await?;
+        for m in &queue {
+            match self
+                .0
+                .store
+                .deliver_queued(p, session_id, &m.id, None)
+                .await
+            {
+                Ok(entry) => {
+                    self.publish(
+                        p,
+                        session_id,
+                        SessionEvent::Entry {
+                            run_id: Some(run.id.clone()),
+                            entry,
+                        },
+                    )
+                    .await
+                }
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.spawn_run(p, session_id, run, lane);
+        Ok(())
+    }
+}
+
+/// One run's working state.
+struct RunCtx {
+    rt: Runtime,
+    p: Principal,
+    session_id: String,
+    run_id: String,
+    cancel: CancellationToken,
+    approvals: Arc<StdMutex<Vec<Approval>>>,
+    progress: RunProgress,
+}
+
+/// What one model call produced.
+struct Answer {
+    text: String,
+    thinking: String,
+    calls: Vec<mosaic_llm::ToolCall>,
+    stop: Option<StopReason>,
+    model: String,
+    error: Option<String>,
+}
+
+fn add_usage(total: &mut RunUsage, u: Usage) {
+    total.input_tokens += u.input_tokens;
+    total.output_tokens += u.output_tokens;
+    total.cached_tokens += u.cached_tokens;
+}
+
+fn stop_str(s: StopReason) -> &'static str {
+    match s {
+        StopReason::Stop => "stop",
+        StopReason::Length => "length",
+        StopReason::ToolUse => "tool_use",
+        StopReason::Error => "error",
+        StopReason::Aborted => "aborted",
+    }
+}
+
+impl RunCtx {
+    fn store(&self) -> &Store {
+        &self.rt.0.store
+    }
+
+    async fn emit(&self, event: SessionEvent) {
+        self.rt.publish(&self.p, &self.session_id, event).await;
+    }
+
+    async fn commit(&self, body: EntryBody) -> Result<Entry> {
+        let entry = self
+            .store()
+            .append_run_entry(
+                &self.p,
+                &self.session_id,
+                &self.run_id,
+                Parent::ActiveLeaf,
+                body,
+                &self.progress,
+            )
+            .await?;
+        self.emit(SessionEvent::Entry {
+            run_id: Some(self.run_id.clone()),
+            entry: entry.clone(),
+        })
+        .await;
+        Ok(entry)
+    }
+
+    fn interrupted(&self) -> RunEnd {
+        let reason = if self.rt.0.shutting_down.load(Ordering::SeqCst) {
+            "gateway_stopped"
+        } else {
+            "interrupted"
+        };
+        RunEnd {
+            status: RunStatus::Interrupted,
+            stop_reason: Some(reason.into()),
+            error: None,
+        }
+    }
+
+    fn failed(message: String) -> RunEnd {
+        RunEnd {
+            status: RunStatus::Failed,
+            stop_reason: Some("error".into()),
+            error: Some(message),
+        }
+    }
+
+    async fn finish(&mut self, end: RunEnd) {
+        if let Some(message) = &end.error {
+            self.emit(SessionEvent::Error {
+                run_id: Some(self.run_id.clone()),
+                message: message.clone(),
+            })
+            .await;
+        }
+        let run = match self
+            .store()
+            .finish_run(&self.p, &self.run_id, &end, &self.progress)
+            .await
+        {
+            Ok(run) => run,
+            // The session was deleted under the run.
+            Err(StoreError::NotFound) => return,
+            Err(e) => {
+                tracing::error!(run = %self.run_id, "run end not recorded: {e}");
+                return;
+            }
+        };
+        self.emit(SessionEvent::RunFinished { run }).await;
+    }
+
+    async fn agent(&self) -> Result<Agent> {
+        let session = self.store().get_session(&self.p, &self.session_id).await?;
+        match &session.agent_id {
+            Some(id) => match self.store().get_agent(&self.p, id).await {
+                Ok(a) => Ok(a),
+                Err(StoreError::NotFound) => {
+                    self.store()
+                        .agent_by_name(&self.p, mosaic_api::DEFAULT_AGENT)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            None => {
+                self.store()
+                    .agent_by_name(&self.p, mosaic_api::DEFAULT_AGENT)
+                    .await
+            }
+        }
+    }
+
+    async fn run(&mut self) -> RunEnd {
+        match self.turns().await {
+            Ok(end) => end,
+            Err(e) => Self::failed(e.to_string()),
+        }
+    }
+
+    async fn turns(&mut self) -> Result<RunEnd> {
+        let agent = self.agent().await?;
+        let config = self.rt.0.config.clone();
+        let max_calls = agent
+            .limits
+            .max_model_calls
+            .unwrap_or(config.max_model_calls);
+        let budget = agent.limits.token_budget.unwrap_or(config.token_budget);
+        let window = u64::from(agent.limits.context_window.unwrap_or(config.context_window));
+        let tools = self.rt.0.tools.offered(&agent.tools);
+        self.emit(SessionEvent::RunStarted {
+            run_id: self.run_id.clone(),
+            route: agent.route.clone(),
+        })
+        .await;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(self.interrupted());
+            }
+            if self.progress.model_calls >= max_calls {
+                return Ok(limited("max_model_calls"));
+            }
+            if self.progress.usage.total() >= budget {
+                return Ok(limited("token_budget"));
+            }
+            let mut messages = self.context(&agent).await?;
+            let reserve = (window / 4).min(16_384);
+            let mut max_tokens = config.max_output_tokens;
+            if context::estimate_tokens(&messages, &tools) > window.saturating_sub(reserve) {
+                if let Some(end) = self.compact(&agent, window, max_calls, budget).await? {
+                    return Ok(end);
+                }
+                messages = self.context(&agent).await?;
+            }
+            // Never ask for more than the window leaves.
+            let room = window.saturating_sub(context::estimate_tokens(&messages, &tools));
+            max_tokens = max_tokens.min(room.max(256) as u32);
+            let request = ChatRequest {
+                model: String::new(),
+                messages,
+                tools: tools.clone(),
+                max_tokens: Some(max_tokens),
+                ..ChatRequest::default()
+            };
+            let answer = self.call_model(&agent.route, request).await;
+            let answer = match answer {
+                Ok(a) => a,
+                Err(message) => return Ok(Self::failed(message)),
+            };
+            let interrupted = self.cancel.is_cancelled();
+            let stop = match (&answer.error, interrupted) {
+                (Some(_), _) => "error".to_string(),
+                (None, true) => "interrupted".to_string(),
+                (None, false) => answer.stop.map(stop_str).unwrap_or("error").to_string(),
+            };
+            // Tool calls cut off mid-stream are not run.
+            let calls = if answer.error.is_none() && !interrupted {
+                answer.calls.clone()
+            } else {
+                Vec::new()
+            };
+            if !answer.text.is_empty() || !answer.thinking.is_empty() || calls.is_empty() {
+                self.commit(EntryBody::Assistant {
+                    text: answer.text.clone(),
+                    thinking: answer.thinking.clone(),
+                    model: Some(answer.model.clone()),
+                    stop_reason: Some(stop),
+                })
+                .await?;
+            }
+            if let Some(message) = answer.error {
+                return Ok(Self::failed(message));
+            }
+            if interrupted {
+                return Ok(self.interrupted());
+            }
+            for call in &calls {
+                self.commit(EntryBody::ToolCall {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                })
+                .await?;
+            }
+            for call in &calls {
+                let output = if self.cancel.is_cancelled() {
+                    ToolOutput::error("not run: the run was interrupted")
+                } else {
+                    self.run_tool(&agent, call).await
+                };
+                self.commit(EntryBody::ToolResult {
+                    call_id: call.id.clone(),
+                    output: output.output,
+                    is_error: output.is_error,
+                })
+                .await?;
+            }
+            if self.cancel.is_cancelled() {
+                return Ok(self.interrupted());
+            }
+            let steered = self.deliver_steers().await?;
+            if calls.is_empty() && !steered {
+                let reason = answer.stop.map(stop_str).unwrap_or("stop");
+                return Ok(RunEnd {
+                    status: RunStatus::Completed,
+                    stop_reason: Some(reason.into()),
+                    error: None,
+                });
+            }
+        }
+    }
+
+    async fn context(&self, agent: &Agent) -> Result<Vec<Message>> {
+        let path = self
+            .store()
+            .session_path(&self.p, &self.session_id, None)
+            .await?;
+        Ok(context::messages(&agent.system_prompt, &path))
+    }
+
+    /// Messages sent as steers join the run now. Whether any did.
+    async fn deliver_steers(&mut self) -> Result<bool> {
+        let queue = self
+            .store()
+            .queued_messages(&self.p, &self.session_id)
+            .await?;
+        let mut any = false;
+        for m in queue.iter().filter(|m| m.delivery == Delivery::Steer) {
+            match self
+                .store()
+                .deliver_queued(
+                    &self.p,
+                    &self.session_id,
+                    &m.id,
+                    Some((&self.run_id, &self.progress)),
+                )
+                .await
+            {
+                Ok(entry) => {
+                    any = true;
+                    self.emit(SessionEvent::Entry {
+                        run_id: Some(self.run_id.clone()),
+                        entry,
+                    })
+                    .await;
+                }
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(any)
+    }
+
+    /// Stream one model call, publishing deltas and checkpointing the partial answer.
+    /// `Err` when no model could be reached.
+    async fn call_model(
+        &mut self,
+        route: &str,
+        request: ChatRequest,
+    ) -> std::result::Result<Answer, String> {
+        let models = self.rt.0.models.clone();
+        let call = tokio::select! {
+            call = models.call(&self.p, route, request) => call?,
+            _ = self.cancel.cancelled() => {
+                return Ok(Answer {
+                    text: String::new(),
+                    thinking: String::new(),
+                    calls: Vec::new(),
+                    stop: Some(StopReason::Aborted),
+                    model: route.to_string(),
+                    error: None,
+                })
+            }
+        };
+        self.progress.model_calls += 1;
+        let model = format!("{}/{}", call.provider, call.model);
+        self.emit(SessionEvent::ModelCall {
+            run_id: self.run_id.clone(),
+            provider: call.provider.clone(),
+            model: call.model.clone(),
+            fallbacks: call.fallbacks.clone(),
+        })
+        .await;
+        let parent = self
+            .store()
+            .get_session(&self.p, &self.session_id)
+            .await
+            .ok()
+            .and_then(|s| s.active_leaf_id);
+        let mut answer = Answer {
+            text: String::new(),
+            thinking: String::new(),
+            calls: Vec::new(),
+            stop: None,
+            model: model.clone(),
+            error: None,
+        };
+        let mut indexed: Vec<(usize, mosaic_llm::ToolCall)> = Vec::new();
+        let mut usage = Usage::default();
+        let mut stream = call.stream;
+        let every = self.rt.0.config.checkpoint_every;
+        let mut saved_at = Instant::now();
+        let mut saved_len = 0usize;
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = self.cancel.cancelled() => break,
+            };
+            let event = match next {
+                None => break,
+                Some(Ok(e)) => e,
+                Some(Err(e)) => {
+                    answer.error = Some(format!("{model}: {e}"));
+                    break;
+                }
+            };
+            match &event {
+                StreamEvent::TextDelta { text } => {
+                    answer.text.push_str(text);
+                    self.emit(SessionEvent::TextDelta {
+                        run_id: self.run_id.clone(),
+                        text: text.clone(),
+                    })
+                    .await;
+                }
+                StreamEvent::ThinkingDelta { text } => {
+                    answer.thinking.push_str(text);
+                    self.emit(SessionEvent::ThinkingDelta {
+                        run_id: self.run_id.clone(),
+                        text: text.clone(),
+                    })
+                    .await;
+                }
+                StreamEvent::ToolCallStart { index, id, name } => indexed.push((
+                    *index,
+                    mosaic_llm::ToolCall {
+                        id: id.clone(),
+                        name: name.clone(),
+                        arguments: String::new(),
+                    },
+                )),
+                StreamEvent::ToolCallDelta { index, arguments } => {
+                    if let Some((_, c)) = indexed.iter_mut().rev().find(|(i, _)| i == index) {
+                        c.arguments.push_str(arguments);
+                    }
+                }
+                StreamEvent::ToolCallEnd { .. } => {}
+                StreamEvent::Usage { usage: u } => usage.merge(*u),
+                StreamEvent::Done { stop_reason } => answer.stop = Some(*stop_reason),
+            }
+            let streamed = answer.text.len() + answer.thinking.len();
+            if streamed != saved_len && saved_at.elapsed() >= every {
+                saved_len = streamed;
+                saved_at = Instant::now();
+                let partial = PartialAnswer {
+                    text: answer.text.clone(),
+                    thinking: answer.thinking.clone(),
+                    parent_id: parent.clone(),
+                    model: Some(model.clone()),
+                };
+                if let Err(e) = self
+                    .store()
+                    .checkpoint_run(&self.p, &self.run_id, &partial)
+                    .await
+                {
+                    tracing::warn!(run = %self.run_id, "partial answer not saved: {e}");
+                }
+            }
+        }
+        add_usage(&mut self.progress.usage, usage);
+        if answer.stop.is_none() && answer.error.is_none() && !self.cancel.is_cancelled() {
+            answer.error = Some(format!("{model}: the answer ended without finishing"));
+        }
+        answer.calls = indexed.into_iter().map(|(_, c)| c).collect();
+        Ok(answer)
+    }
+
+    async fn run_tool(&self, agent: &Agent, call: &mosaic_llm::ToolCall) -> ToolOutput {
+        let ctx = ToolContext {
+            principal: self.p.clone(),
+            session_id: self.session_id.clone(),
+            cancel: self.cancel.clone(),
+        };
+        let (tool, args) = match self
+            .rt
+            .0
+            .tools
+            .decide(&agent.tools, &call.name, &call.arguments)
+        {
+            Decision::Refuse(why) => return ToolOutput::error(why),
+            Decision::Run(tool, args) => (tool, args),
+            Decision::Ask(tool, args) => {
+                let (tx, rx) = oneshot::channel();
+                let info = PendingApproval {
+                    run_id: self.run_id.clone(),
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                };
+                lock(&self.approvals).push(Approval {
+                    info: info.clone(),
+                    answer: tx,
+                });
+                self.emit(SessionEvent::ApprovalNeeded { approval: info })
+                    .await;
+                let answer = tokio::select! {
+                    a = rx => a.ok(),
+                    _ = self.cancel.cancelled() => None,
+                };
+                lock(&self.approvals).retain(|a| a.info.call_id != call.id);
+                let Some((approved, note)) = answer else {
+                    return ToolOutput::error("not run: the run was interrupted");
+                };
+                self.emit(SessionEvent::ApprovalResolved {
+                    run_id: self.run_id.clone(),
+                    call_id: call.id.clone(),
+                    approved,
+                })
+                .await;
+                if !approved {
+                    let mut why = "the user declined this tool call".to_string();
+                    if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
+                        why.push_str(": ");
+                        why.push_str(note.trim());
+                    }
+                    return ToolOutput::error(why);
+                }
+                (tool, args)
+            }
+        };
+        tokio::select! {
+            out = tool.call(&ctx, args) => out,
+            _ = self.cancel.cancelled() => ToolOutput::error("stopped: the run was interrupted"),
+        }
+    }
+
+    /// Summarise the older part of the context into a compaction entry. Returns an end
+    /// when a limit stops the run first.
+    async fn compact(
+        &mut self,
+        agent: &Agent,
+        window: u64,
+        max_calls: u32,
+        budget: u64,
+    ) -> Result<Option<RunEnd>> {
+        if self.progress.model_calls >= max_calls {
+            return Ok(Some(limited("max_model_calls")));
+        }
+        if self.progress.usage.total() >= budget {
+            return Ok(Some(limited("token_budget")));
+        }
+        let path = self
+            .store()
+            .session_path(&self.p, &self.session_id, None)
+            .await?;
+        let (summary, visible) = context::visible(&path);
+        let Some(cut) = context::compaction_cut(&visible, window / 4) else {
+            return Ok(None);
+        };
+        let through = visible[cut - 1].id.clone();
+        let mut text = String::new();
+        if let Some(previous) = summary {
+            text.push_str("Summary so far:\n");
+            text.push_str(previous);
+            text.push_str("\n\nWhat happened next:\n");
+        }
+        text.push_str(&context::transcript(&visible[..cut]));
+        let request = ChatRequest {
+            model: String::new(),
+            messages: vec![
+                Message::system(
+                    "Summarise the conversation below for the assistant that will continue it. \
+                     Keep every fact, decision, name, number, file, open question and promise; \
+                     drop small talk. Write plain prose, at most a few paragraphs.",
+                ),
+                Message::user(text),
+            ],
+            max_tokens: Some((window / 4).clamp(256, 4096) as u32),
+            ..ChatRequest::default()
+        };
+        let models = self.rt.0.models.clone();
+        let call = match models.call(&self.p, &agent.route, request).await {
+            Ok(c) => c,
+            Err(message) => return Ok(Some(Self::failed(format!("compaction: {message}")))),
+        };
+        self.progress.model_calls += 1;
+        let completion = tokio::select! {
+            c = mosaic_llm::collect(call.stream) => c,
+            _ = self.cancel.cancelled() => return Ok(Some(self.interrupted())),
+        };
+        let completion = match completion {
+            Ok(c) => c,
+            Err(e) => return Ok(Some(Self::failed(format!("compaction: {e}")))),
+        };
+        add_usage(&mut self.progress.usage, completion.usage);
+        if completion.text.trim().is_empty() {
+            return Ok(Some(Self::failed(
+                "compaction: the model returned an empty summary".into(),
+            )));
+        }
+        self.commit(EntryBody::Compaction {
+            summary: completion.text.trim().to_string(),
+            through_entry_id: through,
+        })
+        .await?;
+        Ok(None)
+    }
+}
+
+fn limited(reason: &str) -> RunEnd {
+    RunEnd {
+        status: RunStatus::Limited,
+        stop_reason: Some(reason.into()),
+        error: None,
+    }
+}

@@ -1,0 +1,173 @@
+//! Tools an agent may call: a registry of named tools, each with a JSON schema of its
+//! arguments. Arguments are validated against the schema before a tool runs; a call
+//! that fails validation goes back to the model as an error result, so it can retry.
+
+mod fetch;
+mod time;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mosaic_api::{AgentTool, ToolPolicy};
+use mosaic_llm::{BoxFuture, ToolSpec};
+use mosaic_store::Principal;
+use tokio_util::sync::CancellationToken;
+
+pub use fetch::{FetchConfig, HttpFetch};
+pub use time::CurrentTime;
+
+/// Who a tool acts for, and a signal that the run was interrupted.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    pub principal: Principal,
+    pub session_id: String,
+    pub cancel: CancellationToken,
+}
+
+/// What a tool answered. An error is still an answer: the model reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutput {
+    pub output: String,
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    pub fn ok(output: impl Into<String>) -> Self {
+        ToolOutput {
+            output: output.into(),
+            is_error: false,
+        }
+    }
+
+    pub fn error(output: impl Into<String>) -> Self {
+        ToolOutput {
+            output: output.into(),
+            is_error: true,
+        }
+    }
+}
+
+/// Something an agent may call.
+pub trait Tool: Send + Sync {
+    /// Name, description and the JSON schema of the arguments.
+    fn spec(&self) -> ToolSpec;
+
+    /// Run with arguments that passed the schema.
+    fn call<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: serde_json::Value,
+    ) -> BoxFuture<'a, ToolOutput>;
+}
+
+struct Registered {
+    tool: Arc<dyn Tool>,
+    spec: ToolSpec,
+    validator: jsonschema::Validator,
+}
+
+/// The tools this gateway has.
+#[derive(Default)]
+pub struct Registry {
+    tools: HashMap<String, Registered>,
+}
+
+/// What to do with one call, after the policy and the schema have been consulted.
+pub enum Decision {
+    Run(Arc<dyn Tool>, serde_json::Value),
+    Ask(Arc<dyn Tool>, serde_json::Value),
+    /// Answer the model with this error without running anything.
+    Refuse(String),
+}
+
+impl Registry {
+    /// The built-in tools.
+    pub fn builtin(fetch: FetchConfig) -> Registry {
+        let mut r = Registry::default();
+        r.add(Arc::new(CurrentTime));
+        r.add(Arc::new(HttpFetch::new(fetch)));
+        r
+    }
+
+    /// Register a tool. A schema that does not compile is a programming error in the
+    /// tool; it is logged and the tool left out.
+    pub fn add(&mut self, tool: Arc<dyn Tool>) {
+        let spec = tool.spec();
+        match jsonschema::validator_for(&spec.parameters) {
+            Ok(validator) => {
+                self.tools.insert(
+                    spec.name.clone(),
+                    Registered {
+                        tool,
+                        spec,
+                        validator,
+                    },
+                );
+            }
+            Err(e) => tracing::error!(tool = %spec.name, "tool schema does not compile: {e}"),
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tools.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The tools an agent's policy offers to the model (allowed or needing approval).
+    pub fn offered(&self, policy: &[AgentTool]) -> Vec<ToolSpec> {
+        policy
+            .iter()
+            .filter(|t| t.policy != ToolPolicy::Denied)
+            .filter_map(|t| self.tools.get(&t.name).map(|r| r.spec.clone()))
+            .collect()
+    }
+
+    /// Decide about one call the model made.
+    pub fn decide(&self, policy: &[AgentTool], name: &str, arguments: &str) -> Decision {
+        let Some(registered) = self.tools.get(name) else {
+            return Decision::Refuse(format!("there is no tool named '{name}'"));
+        };
+        let rule = policy.iter().find(|t| t.name == name).map(|t| t.policy);
+        let rule = match rule {
+            None | Some(ToolPolicy::Denied) => {
+                return Decision::Refuse(format!(
+                    "the tool '{name}' is not available to this agent"
+                ))
+            }
+            Some(rule) => rule,
+        };
+        let text = if arguments.trim().is_empty() {
+            "{}"
+        } else {
+            arguments
+        };
+        let args: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => return Decision::Refuse(format!("the arguments are not valid JSON: {e}")),
+        };
+        let problems: Vec<String> = registered
+            .validator
+            .iter_errors(&args)
+            .take(5)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{at}: {e}")
+                }
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Decision::Refuse(format!(
+                "the arguments do not match the schema of '{name}': {}",
+                problems.join("; ")
+            ));
+        }
+        match rule {
+            ToolPolicy::NeedsApproval => Decision::Ask(registered.tool.clone(), args),
+            _ => Decision::Run(registered.tool.clone(), args),
+        }
+    }
+}

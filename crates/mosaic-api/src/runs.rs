@@ -1,0 +1,265 @@
+//! Runs and live events. A run is one agent turn loop inside a session (model call, tool
+//! calls, more model calls, until it stops); runs in one session take turns. What a run
+//! does reaches every subscriber of the session as numbered events.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::sessions::Entry;
+
+/// What to do with a message sent while a run is active.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Queue it; it starts the next run once the active one ends.
+    #[default]
+    FollowUp,
+    /// Hand it to the active run after its current tool call (or, if the model is
+    /// answering without tools, as soon as the answer ends), so the run goes on with it.
+    Steer,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PostMessageRequest {
+    pub text: String,
+    /// Used only when a run is active.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// Append under this entry instead of the active leaf: an edit or a retry, which
+    /// starts a branch. Only when no run is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// Start a new root (an edit of the first message). Only when no run is active.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_root: bool,
+}
+
+/// A message waiting for its run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub text: String,
+    pub delivery: Delivery,
+    pub created_at: String,
+}
+
+/// What became of a posted message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PostMessageResponse {
+    /// No run was active: the message was appended and a run started for it.
+    Started { entry: Entry, run_id: String },
+    /// A run is active: the message waits (see `delivery`).
+    Queued { message: QueuedMessage },
+}
+
+/// Start a run without a new message: a retry of the last turn, or a continuation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StartRunRequest {
+    /// Continue from this entry (it becomes the active leaf); the active leaf when
+    /// absent. Retrying an answer means starting from the user message before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_entry_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StartRunResponse {
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// The model finished its answer.
+    Completed,
+    /// Stopped by a client, or by the gateway going down mid-run.
+    Interrupted,
+    /// A run limit was reached (see `stop_reason`).
+    Limited,
+    /// The model or the gateway failed (see `error`).
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Limited => "limited",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "interrupted" => RunStatus::Interrupted,
+            "limited" => RunStatus::Limited,
+            "failed" => RunStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// Tokens used, summed over a run's model calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+}
+
+impl RunUsage {
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub session_id: String,
+    pub status: RunStatus,
+    /// Why it ended: `stop` (the model finished), `interrupted` (a client),
+    /// `gateway_stopped` (the gateway went down mid-run), `max_model_calls`,
+    /// `token_budget`, or `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub model_calls: u32,
+    pub usage: RunUsage,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+/// A tool call waiting for a person's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingApproval {
+    pub run_id: String,
+    pub call_id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalRequest {
+    pub approve: bool,
+    /// Passed to the model with a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InterruptResponse {
+    /// The run that was stopped; absent when none was active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+/// Everything a client needs to catch up without events: what runs, what waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Run>,
+    pub queue: Vec<QueuedMessage>,
+    pub approvals: Vec<PendingApproval>,
+    /// The number of the session's latest event (resume after it with `Last-Event-ID`).
+    pub last_event_id: u64,
+}
+
+/// The data of one event of `GET /api/v1/sessions/{id}/events`. The SSE `id:` field
+/// carries the event's number and the `event:` field its `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionEvent {
+    RunStarted {
+        run_id: String,
+        /// The route or `provider/model` the run calls.
+        route: String,
+    },
+    /// A model call began answering.
+    ModelCall {
+        run_id: String,
+        provider: String,
+        model: String,
+        /// Models tried first that failed (`provider/model: why`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        fallbacks: Vec<String>,
+    },
+    TextDelta {
+        run_id: String,
+        text: String,
+    },
+    ThinkingDelta {
+        run_id: String,
+        text: String,
+    },
+    /// An entry was committed: a user message, an assistant message, a tool call, a tool
+    /// result, a compaction summary.
+    Entry {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<String>,
+        entry: Entry,
+    },
+    ApprovalNeeded {
+        approval: PendingApproval,
+    },
+    ApprovalResolved {
+        run_id: String,
+        call_id: String,
+        approved: bool,
+    },
+    /// A message waits for the run (follow-up or steer).
+    Queued {
+        message: QueuedMessage,
+    },
+    /// The active leaf moved (a branch switch).
+    LeafChanged {
+        leaf_id: String,
+    },
+    RunFinished {
+        run: Run,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<String>,
+        message: String,
+    },
+    /// Events were missed (the subscriber fell behind, or resumed from a number no
+    /// longer held): read the session and its state again, then go on from here.
+    Resync {
+        reason: String,
+    },
+}
+
+impl SessionEvent {
+    /// The `type` tag, also sent as the SSE `event:` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionEvent::RunStarted { .. } => "run_started",
+            SessionEvent::ModelCall { .. } => "model_call",
+            SessionEvent::TextDelta { .. } => "text_delta",
+            SessionEvent::ThinkingDelta { .. } => "thinking_delta",
+            SessionEvent::Entry { .. } => "entry",
+            SessionEvent::ApprovalNeeded { .. } => "approval_needed",
+            SessionEvent::ApprovalResolved { .. } => "approval_resolved",
+            SessionEvent::Queued { .. } => "queued",
+            SessionEvent::LeafChanged { .. } => "leaf_changed",
+            SessionEvent::RunFinished { .. } => "run_finished",
+            SessionEvent::Error { .. } => "error",
+            SessionEvent::Resync { .. } => "resync",
+        }
+    }
+}
+
+/// An event with its number, as the CLI prints it with `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NumberedEvent {
+    pub id: u64,
+    pub event: SessionEvent,
+}

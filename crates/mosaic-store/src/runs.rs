@@ -1,0 +1,550 @@
+//! Runs, the answer a run is streaming, and messages waiting for a run. A run's row is
+//! written when it starts, checkpointed while the model streams, and closed when it
+//! ends; a row still `running` after a restart belongs to a run the gateway lost, and
+//! [`Store::recover_run`] closes it, keeping the text that had streamed.
+
+use mosaic_api::{
+    Delivery, Entry, EntryBody, Page, PageQuery, QueuedMessage, Run, RunStatus, RunUsage,
+    DEFAULT_LIMIT, MAX_LIMIT,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::{Acting, Tx};
+use crate::sessions::{append_in, check_entry, select_session};
+use crate::{format_time, new_id, now_ms, Parent, Principal, Result, Store, StoreError};
+
+const RUN_COLUMNS: &str = "id, session_id, status, stop_reason, error, model_calls, \
+     input_tokens, output_tokens, cached_tokens, started_at, finished_at";
+
+/// Where a run has got to: counted model calls and tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    pub model_calls: u32,
+    pub usage: RunUsage,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEnd {
+    pub status: RunStatus,
+    pub stop_reason: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The answer streaming now, as last saved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartialAnswer {
+    pub text: String,
+    pub thinking: String,
+    /// The entry the answer will hang under.
+    pub parent_id: Option<String>,
+    /// `provider/model` answering.
+    pub model: Option<String>,
+}
+
+/// A run the gateway lost (it stopped mid-run), for recovery at start.
+#[derive(Debug, Clone)]
+pub struct OrphanRun {
+    pub principal: Principal,
+    pub session_id: String,
+    pub run_id: String,
+}
+
+fn run_from_row(row: &AnyRow) -> Result<Run> {
+    let status: String = row.try_get("status")?;
+    let count = |name: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
+    Ok(Run {
+        id: row.try_get("id")?,
+        session_id: row.try_get("session_id")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Invalid(format!("stored run status '{status}'")))?,
+        stop_reason: row.try_get("stop_reason")?,
+        error: row.try_get("error")?,
+        model_calls: count("model_calls")? as u32,
+        usage: RunUsage {
+            input_tokens: count("input_tokens")?,
+            output_tokens: count("output_tokens")?,
+            cached_tokens: count("cached_tokens")?,
+        },
+        started_at: format_time(row.try_get("started_at")?),
+        finished_at: row
+            .try_get::<Option<i64>, _>("finished_at")?
+            .map(format_time),
+    })
+}
+
+fn queued_from_row(row: &AnyRow) -> Result<QueuedMessage> {
+    let delivery: String = row.try_get("delivery")?;
+    Ok(QueuedMessage {
+        id: row.try_get("id")?,
+        text: row.try_get("text")?,
+        delivery: match delivery.as_str() {
+            "steer" => Delivery::Steer,
+            _ => Delivery::FollowUp,
+        },
+        created_at: format_time(row.try_get("created_at")?),
+    })
+}
+
+fn delivery_str(d: Delivery) -> &'static str {
+    match d {
+        Delivery::FollowUp => "follow_up",
+        Delivery::Steer => "steer",
+    }
+}
+
+async fn select_run(tx: &mut Tx<'_>, p: &Principal, run_id: &str) -> Result<Run> {
+    let sql = tx
+        .sql(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE owner_user_id = $1 AND id = $2"
+        ))
+        .into_owned();
+    let row = tx
+        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(run_id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    run_from_row(&row)
+}
+
+/// Record progress on a run and forget its partial answer (it has just become an entry,
+/// or there is none).
+async fn save_progress(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    run_id: &str,
+    progress: &RunProgress,
+) -> Result<()> {
+    let sql = tx
+        .sql(
+            "UPDATE runs SET model_calls = $3, input_tokens = $4, output_tokens = $5, \
+             cached_tokens = $6, partial_text = '', partial_thinking = '', \
+             partial_parent_id = NULL, partial_model = NULL \
+             WHERE owner_user_id = $1 AND id = $2",
+        )
+        .into_owned();
+    let n = tx
+        .execute(
+            sqlx::query(&sql)
+                .bind(p.user_id())
+                .bind(run_id)
+                .bind(i64::from(progress.model_calls))
+                .bind(progress.usage.input_tokens as i64)
+                .bind(progress.usage.output_tokens as i64)
+                .bind(progress.usage.cached_tokens as i64),
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Begin a run in a session. Fails with `Conflict` while another is running there.
+    pub async fn start_run(&self, p: &Principal, session_id: &str) -> Result<Run> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        select_session(&mut tx, p, session_id).await?;
+        let id = new_id();
+        let sql = tx
+            .sql(
+                "INSERT INTO runs (id, session_id, owner_user_id, status, started_at) \
+                 VALUES ($1, $2, $3, 'running', $4)",
+            )
+            .into_owned();
+        let inserted = tx
+            .execute(
+                sqlx::query(&sql)
+                    .bind(&id)
+                    .bind(session_id)
+                    .bind(p.user_id())
+                    .bind(now_ms()),
+            )
+            .await;
+        if let Err(StoreError::Conflict(_)) = inserted {
+            return Err(StoreError::Conflict(
+                "a run is already active in this session".into(),
+            ));
+        }
+        inserted?;
+        let run = select_run(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// Append an entry made by a run, recording the run's progress in the same
+    /// transaction (so a crash cannot both keep the entry and its partial copy).
+    pub async fn append_run_entry(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        run_id: &str,
+        parent: Parent<'_>,
+        body: EntryBody,
+        progress: &RunProgress,
+    ) -> Result<Entry> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let entry = append_in(&mut tx, p, session_id, parent, body).await?;
+        save_progress(&mut tx, p, run_id, progress).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Save the answer streaming now.
+    pub async fn checkpoint_run(
+        &self,
+        p: &Principal,
+        run_id: &str,
+        partial: &PartialAnswer,
+    ) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql(
+                "UPDATE runs SET partial_text = $3, partial_thinking = $4, \
+                 partial_parent_id = $5, partial_model = $6 \
+                 WHERE owner_user_id = $1 AND id = $2 AND status = 'running'",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(p.user_id())
+                .bind(run_id)
+                .bind(&partial.text)
+                .bind(&partial.thinking)
+                .bind(partial.parent_id.clone())
+                .bind(partial.model.clone()),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Close a run.
+    pub async fn finish_run(
+        &self,
+        p: &Principal,
+        run_id: &str,
+        end: &RunEnd,
+        progress: &RunProgress,
+    ) -> Result<Run> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        save_progress(&mut tx, p, run_id, progress).await?;
+        let sql = tx
+            .sql(
+                "UPDATE runs SET status = $3, stop_reason = $4, error = $5, finished_at = $6 \
+                 WHERE owner_user_id = $1 AND id = $2",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(p.user_id())
+                .bind(run_id)
+                .bind(end.status.as_str())
+                .bind(end.stop_reason.clone())
+                .bind(end.error.clone())
+                .bind(now_ms()),
+        )
+        .await?;
+        let run = select_run(&mut tx, p, run_id).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    pub async fn get_run(&self, p: &Principal, run_id: &str) -> Result<Run> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let run = select_run(&mut tx, p, run_id).await?;
+        tx.commit().await?;
+        Ok(run)
+    }
+
+    /// A session's runs, newest first.
+    pub async fn list_runs(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        page: &PageQuery,
+    ) -> Result<Page<Run>> {
+        let limit = page.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        select_session(&mut tx, p, session_id).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE owner_user_id = $1 AND session_id = $2 \
+                 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4"
+            ))
+            .into_owned();
+        let rows = tx
+            .fetch_all(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(session_id)
+                    .bind(page.cursor.clone().unwrap_or_default())
+                    .bind(i64::from(limit) + 1),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Runs left `running` by a gateway that stopped, across all users.
+    pub async fn orphan_runs(&self) -> Result<Vec<OrphanRun>> {
+        let mut tx = self.begin(Acting::System, false).await?;
+        let sql = "SELECT r.id, r.session_id, r.owner_user_id, u.is_admin FROM runs r \
+                   JOIN users u ON u.id = r.owner_user_id WHERE r.status = 'running'";
+        let rows = tx.fetch_all(sqlx::query(sql)).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OrphanRun {
+                    principal: Principal::user(
+                        row.try_get::<String, _>("owner_user_id")?,
+                        row.try_get::<i64, _>("is_admin")? != 0,
+                    ),
+                    session_id: row.try_get("session_id")?,
+                    run_id: row.try_get("id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Close a run the gateway lost: what had streamed becomes an assistant entry
+    /// marked `interrupted`, and the run is marked interrupted (`gateway_stopped`).
+    pub async fn recover_run(&self, p: &Principal, run_id: &str) -> Result<(Run, Option<Entry>)> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql(
+                "SELECT session_id, partial_text, partial_thinking, partial_parent_id, \
+                 partial_model, status FROM runs WHERE owner_user_id = $1 AND id = $2",
+            )
+            .into_owned();
+        let row = tx
+            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(run_id))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let status: String = row.try_get("status")?;
+        if status != "running" {
+            let run = select_run(&mut tx, p, run_id).await?;
+            tx.commit().await?;
+            return Ok((run, None));
+        }
+        let session_id: String = row.try_get("session_id")?;
+        let partial = PartialAnswer {
+            text: row.try_get("partial_text")?,
+            thinking: row.try_get("partial_thinking")?,
+            parent_id: row.try_get("partial_parent_id")?,
+            model: row.try_get("partial_model")?,
+        };
+        let mut entry = None;
+        if !partial.text.is_empty() || !partial.thinking.is_empty() {
+            let parent = match &partial.parent_id {
+                Some(id) if check_entry(&mut tx, &session_id, id).await.is_ok() => Some(id.clone()),
+                _ => None,
+            };
+            let body = EntryBody::Assistant {
+                text: partial.text,
+                thinking: partial.thinking,
+                model: partial.model,
+                stop_reason: Some("interrupted".into()),
+            };
+            let at = match &parent {
+                Some(id) => Parent::Entry(id),
+                None => Parent::ActiveLeaf,
+            };
+            entry = Some(append_in(&mut tx, p, &session_id, at, body).await?);
+        }
+        let sql = tx
+            .sql(
+                "UPDATE runs SET status = 'interrupted', stop_reason = 'gateway_stopped', \
+                 partial_text = '', partial_thinking = '', partial_parent_id = NULL, \
+                 partial_model = NULL, finished_at = $3 WHERE owner_user_id = $1 AND id = $2",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(p.user_id())
+                .bind(run_id)
+                .bind(now_ms()),
+        )
+        .await?;
+        let run = select_run(&mut tx, p, run_id).await?;
+        tx.commit().await?;
+        Ok((run, entry))
+    }
+
+    /// Reserve `block` event numbers for a session; returns the first of them. Numbers
+    /// handed out never repeat, also across restarts.
+    pub async fn reserve_event_numbers(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        block: u64,
+    ) -> Result<u64> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql(
+                "UPDATE sessions SET event_seq = event_seq + $3 \
+                 WHERE owner_user_id = $1 AND id = $2 RETURNING event_seq",
+            )
+            .into_owned();
+        let row = tx
+            .fetch_optional(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(session_id)
+                    .bind(block as i64),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let high: i64 = row.try_get("event_seq")?;
+        tx.commit().await?;
+        Ok(high as u64 - block + 1)
+    }
+
+    /// Keep a message for a run to come.
+    pub async fn enqueue_message(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        delivery: Delivery,
+        text: &str,
+    ) -> Result<QueuedMessage> {
+        check_message(text)?;
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        select_session(&mut tx, p, session_id).await?;
+        let id = new_id();
+        let sql = tx
+            .sql(
+                "INSERT INTO queued_messages (id, session_id, owner_user_id, delivery, text, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(&id)
+                .bind(session_id)
+                .bind(p.user_id())
+                .bind(delivery_str(delivery))
+                .bind(text)
+                .bind(now_ms()),
+        )
+        .await?;
+        let sql = tx
+            .sql("SELECT id, text, delivery, created_at FROM queued_messages WHERE id = $1")
+            .into_owned();
+        let row = tx
+            .fetch_optional(sqlx::query(&sql).bind(&id))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        queued_from_row(&row)
+    }
+
+    /// A session's waiting messages, oldest first.
+    pub async fn queued_messages(
+        &self,
+        p: &Principal,
+        session_id: &str,
+    ) -> Result<Vec<QueuedMessage>> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        select_session(&mut tx, p, session_id).await?;
+        let sql = tx
+            .sql(
+                "SELECT id, text, delivery, created_at FROM queued_messages \
+                 WHERE owner_user_id = $1 AND session_id = $2 ORDER BY id",
+            )
+            .into_owned();
+        let rows = tx
+            .fetch_all(sqlx::query(&sql).bind(p.user_id()).bind(session_id))
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(queued_from_row).collect()
+    }
+
+    /// Turn a waiting message into a user entry after the active leaf, in one
+    /// transaction (it is neither lost nor delivered twice). `NotFound` when it is gone.
+    pub async fn deliver_queued(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        message_id: &str,
+        run: Option<(&str, &RunProgress)>,
+    ) -> Result<Entry> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql(
+                "SELECT text FROM queued_messages \
+                 WHERE owner_user_id = $1 AND session_id = $2 AND id = $3",
+            )
+            .into_owned();
+        let row = tx
+            .fetch_optional(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(session_id)
+                    .bind(message_id),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let text: String = row.try_get("text")?;
+        let sql = tx
+            .sql("DELETE FROM queued_messages WHERE id = $1")
+            .into_owned();
+        tx.execute(sqlx::query(&sql).bind(message_id)).await?;
+        let entry = append_in(
+            &mut tx,
+            p,
+            session_id,
+            Parent::ActiveLeaf,
+            EntryBody::User { text },
+        )
+        .await?;
+        if let Some((run_id, progress)) = run {
+            save_progress(&mut tx, p, run_id, progress).await?;
+        }
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Sessions with waiting messages, across all users (for the gateway's start).
+    pub async fn sessions_with_queue(&self) -> Result<Vec<(Principal, String)>> {
+        let mut tx = self.begin(Acting::System, false).await?;
+        let sql = "SELECT DISTINCT q.session_id, q.owner_user_id, u.is_admin \
+                   FROM queued_messages q JOIN users u ON u.id = q.owner_user_id";
+        let rows = tx.fetch_all(sqlx::query(sql)).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    Principal::user(
+                        row.try_get::<String, _>("owner_user_id")?,
+                        row.try_get::<i64, _>("is_admin")? != 0,
+                    ),
+                    row.try_get("session_id")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Largest message a user may send, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// A message must say something and fit.
+pub fn check_message(text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(StoreError::Invalid("the message is empty".into()));
+    }
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "the message is longer than {} KiB",
+            MAX_MESSAGE_BYTES / 1024
+        )));
+    }
+    Ok(())
+}
