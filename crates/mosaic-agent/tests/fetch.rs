@@ -5,6 +5,8 @@
 //! `allow` list, so redirects from a permitted server to internal addresses can be tested
 //! without leaving the machine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -273,11 +273,20 @@ impl Config {
     }
 
     /// What the `http_fetch` tool may reach.
-    pub fn fetch_config(&self) -> mosaic_agent::tools::FetchConfig {
-        mosaic_agent::tools::FetchConfig {
+    pub fn fetch_config(&self) -> Result<mosaic_agent::tools::FetchConfig, ConfigError> {
+        let allow = self
+            .fetch_allow_networks
+            .iter()
+            .map(|n| {
+                n.parse()
+                    .map_err(|e| ConfigError::Invalid(format!("fetch_allow_networks: '{n}': {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(mosaic_agent::tools::FetchConfig {
             allow_private: self.fetch_allow_private,
+            allow,
             ..mosaic_agent::tools::FetchConfig::default()
-        }
+        })
     }
 
     /// Refuse settings that would be unsafe or meaningless.
@@ -300,6 +309,7 @@ impl Config {
                 "run_max_model_calls and run_token_budget must be positive".into(),
             ));
         }
+        self.fetch_config()?;
         if self.context_window < 256 {
             return Err(ConfigError::Invalid(
                 "context_window must be at least 256 tokens".into(),

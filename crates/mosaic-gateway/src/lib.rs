@@ -56,7 +56,7 @@ impl AppState {
         let runtime = mosaic_agent::Runtime::new(
             store.clone(),
             Arc::new(models::RunModels::new(models.clone(), store.clone())),
-            mosaic_agent::tools::Registry::builtin(config.fetch_config()),
+            mosaic_agent::tools::Registry::builtin(config.fetch_config().unwrap_or_default()),
             mosaic_agent::RuntimeConfig {
                 max_model_calls: config.run_max_model_calls,
                 token_budget: config.run_token_budget,

@@ -58,7 +58,9 @@ impl ModelHub {
             http.clone()
         } else {
             builder()
-                .dns_resolver(Arc::new(PublicOnly))
+                .dns_resolver(Arc::new(mosaic_agent::net::PolicyResolver::new(
+                    mosaic_agent::net::AddressPolicy::default(),
+                )))
                 .build()
                 .unwrap_or_default()
         };
@@ -411,27 +413,6 @@ impl mosaic_agent::Models for RunModels {
                     .map(|f| format!("{}/{}: {}", f.provider, f.model, f.error))
                     .collect(),
             })
-        })
-    }
-}
-
-/// A resolver that drops internal addresses (loopback, private, link-local, …) and
-/// fails when nothing else is left. IP literals in URLs skip DNS, so they are checked
-/// when the provider is configured.
-struct PublicOnly;
-
-impl reqwest::dns::Resolve for PublicOnly {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| !crate::routes::providers::is_internal(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!("{host} resolves only to internal addresses").into());
-            }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }

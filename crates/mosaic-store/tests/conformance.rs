@@ -30,6 +30,8 @@ mod providers;
 mod rls;
 #[path = "conformance/routes.rs"]
 mod routes;
+#[path = "conformance/runs.rs"]
+mod runs;
 #[path = "conformance/sessions.rs"]
 mod sessions;
 #[path = "conformance/teams.rs"]

@@ -3,6 +3,7 @@
 //! that fails validation goes back to the model as an error result, so it can retry.
 
 mod fetch;
+mod html;
 mod time;
 
 use std::collections::HashMap;

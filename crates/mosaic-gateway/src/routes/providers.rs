@@ -19,29 +19,7 @@ use crate::extract::{Json, Path};
 use crate::routes::no_content;
 use crate::AppState;
 
-/// Whether an address is one a user's own provider may not reach: loopback, private,
-/// link-local, unspecified, and their IPv6 and IPv4-mapped forms.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // CGNAT 100.64/10
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_internal(IpAddr::V4(v4)),
-            None => {
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
-                    || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
-            }
-        },
-    }
-}
+pub use mosaic_agent::net::is_internal;
 
 /// Check a base URL: http(s), and — for a user's own provider, unless the gateway
 /// allows it — not resolving to an internal address.
@@ -246,32 +224,4 @@ pub async fn test_provider(
         latency_ms,
         error: outcome.err(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_internal;
-
-    #[test]
-    fn internal_addresses_are_recognised_in_every_form() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.5",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
-        }
-    }
 }

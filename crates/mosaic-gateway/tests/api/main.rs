@@ -7,6 +7,7 @@ mod bootstrap;
 mod credentials;
 mod models;
 mod openapi;
+mod runs;
 mod session_export;
 mod sessions;
 mod support;

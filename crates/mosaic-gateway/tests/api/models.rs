@@ -7,13 +7,7 @@ use serde_json::{json, Value};
 
 use mosaic_test_support::scripted::{Answer, Scripted};
 
-use crate::support::TestGateway;
-
-fn chunk(delta: Value, finish: Option<&str>) -> String {
-    json!({"id": "u", "object": "chat.completion.chunk", "choices": [
-        {"index": 0, "delta": delta, "finish_reason": finish}]})
-    .to_string()
-}
+use crate::support::{chunk, TestGateway};
 
 fn text_answer(text: &str, prompt_tokens: u64, completion_tokens: u64) -> Answer {
     Answer::sse_data(&[

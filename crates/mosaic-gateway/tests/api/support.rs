@@ -160,3 +160,125 @@ impl Drop for TestGateway {
         }
     }
 }
+
+/// One chunk of an OpenAI Chat Completions stream.
+pub fn chunk(delta: Value, finish: Option<&str>) -> String {
+    json!({"id": "u", "object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": delta, "finish_reason": finish}]})
+    .to_string()
+}
+
+/// One event of a session's SSE stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ev {
+    pub id: Option<u64>,
+    pub kind: String,
+    pub data: Value,
+}
+
+/// A subscriber of `GET /api/v1/sessions/{id}/events`, read in the background.
+pub struct Events {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Ev>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Events {
+    /// Subscribe (resuming after `last` when given); returns once the gateway has
+    /// registered the subscription.
+    pub async fn open(gw: &TestGateway, token: &str, session: &str, last: Option<u64>) -> Events {
+        let mut req = gw
+            .http
+            .get(format!("{}/api/v1/sessions/{session}/events", gw.url))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(600));
+        if let Some(n) = last {
+            req = req.header("Last-Event-ID", n.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut ready = Some(ready_tx);
+            let mut body = resp.bytes_stream();
+            let mut buf = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let frame: String = buf.drain(..end + 2).collect();
+                    let (mut id, mut kind, mut data) = (None, String::new(), String::new());
+                    for line in frame.lines() {
+                        if let Some(v) = line.strip_prefix("id: ") {
+                            id = Some(v.parse().unwrap());
+                        } else if let Some(v) = line.strip_prefix("event: ") {
+                            kind = v.to_string();
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data.push_str(v);
+                        } else if line.starts_with(':') {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(());
+                            }
+                        }
+                    }
+                    if !kind.is_empty() {
+                        let data: Value = serde_json::from_str(&data).unwrap();
+                        assert_eq!(data["type"], json!(kind), "the event: field names the type");
+                        if tx.send(Ev { id, kind, data }).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .expect("subscribed within 10 s")
+            .unwrap();
+        Events { rx, task }
+    }
+
+    /// The next event (fails the test after 20 s).
+    pub async fn next(&mut self) -> Ev {
+        tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
+            .await
+            .expect("an event within 20 s")
+            .expect("the stream is open")
+    }
+
+    /// Events up to and including the first one `stop` accepts.
+    pub async fn until(&mut self, stop: impl Fn(&Ev) -> bool) -> Vec<Ev> {
+        let mut out = Vec::new();
+        loop {
+            let e = self.next().await;
+            let done = stop(&e);
+            out.push(e);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Events up to the end of a run.
+    pub async fn until_finished(&mut self) -> Vec<Ev> {
+        self.until(|e| e.kind == "run_finished").await
+    }
+
+    /// An event arriving within `wait`, if any.
+    pub async fn try_next(&mut self, wait: Duration) -> Option<Ev> {
+        tokio::time::timeout(wait, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

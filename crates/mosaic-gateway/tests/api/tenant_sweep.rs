@@ -27,7 +27,7 @@ fn body_for(operation_id: &str) -> Option<Value> {
         "update_workspace" => json!({"name": "taken over"}),
         "set_preference" => json!({"value": "light"}),
         "create_provider" => {
-            json!({"name": "sweep", "kind": "openai-compatible", "base_url": "http://203.0.113.10/v1"})
+            json!({"name": "sweep", "kind": "openai-compatible", "base_url": "http://1.1.1.1/v1"})
         }
         "update_provider" => json!({"api_key": "sk-taken-over"}),
         "test_provider" => json!({"model": "m"}),
@@ -39,6 +39,9 @@ fn body_for(operation_id: &str) -> Option<Value> {
         "set_session_leaf" => json!({"entry_id": "taken-over"}),
         // Sent as JSON by this sweep; refused before the body is read without credentials.
         "import_session" => json!("{\"format\": \"mosaic.session\"}"),
+        "post_message" => json!({"text": "taken over"}),
+        "start_run" => json!({}),
+        "answer_approval" => json!({"approve": true}),
         "chat_completions" => {
             json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]})
         }
@@ -151,7 +154,7 @@ async fn sweep(engine: Engine) {
             Method::POST,
             "/api/v1/providers",
             Some(&alice),
-            Some(json!({"name": "alice-llm", "kind": "openai-compatible", "base_url": "http://203.0.113.10/v1", "api_key": "sk-alice-secret"})),
+            Some(json!({"name": "alice-llm", "kind": "openai-compatible", "base_url": "http://1.1.1.1/v1", "api_key": "sk-alice-secret"})),
         )
         .await;
     let (_, route) = gw
@@ -215,6 +218,8 @@ async fn sweep(engine: Engine) {
         ("routes", route["id"].as_str().unwrap().to_string()),
         ("agents", agent["id"].as_str().unwrap().to_string()),
         ("sessions", session_id.clone()),
+        // No call waits for approval; B must get 404 all the same.
+        ("call_id", "call_1".to_string()),
     ]);
 
     let ops = operations();

@@ -10,6 +10,7 @@ use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
+use crate::runs::row_level_security_hides_other_users_runs_and_queues;
 use crate::support::{Engine, TestDb};
 
 postgres_only!(
@@ -18,6 +19,7 @@ postgres_only!(
     without_session_settings_no_rows_are_visible,
     row_level_security_holds_team_members_and_users_to_their_role,
     row_level_security_shares_gateway_config_read_only_and_hides_users_own,
+    row_level_security_hides_other_users_runs_and_queues,
 );
 
 /// What each table shows, as sorted keys, for one query of every table.
@@ -57,7 +59,7 @@ async fn visible(conn: &mut PgConnection) -> Visible {
 }
 
 /// A transaction with the settings `Store::begin` makes for a principal.
-async fn acting_as<'c>(
+pub(crate) async fn acting_as<'c>(
     conn: &'c mut PgConnection,
     p: &Principal,
     teams: &[&str],
@@ -98,7 +100,7 @@ async fn acting_with_roles<'c>(
 }
 
 /// The store's role, connected directly; it must not be able to bypass RLS.
-async fn connect_as_store_role(db: &TestDb) -> PgConnection {
+pub(crate) async fn connect_as_store_role(db: &TestDb) -> PgConnection {
     assert_eq!(db.engine, Engine::Postgres);
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     let bypasses: bool = sqlx::query_scalar(
