@@ -714,7 +714,12 @@ impl RunCtx {
             } else {
                 Vec::new()
             };
-            if !answer.text.is_empty() || !answer.thinking.is_empty() || calls.is_empty() {
+            // An answer cut off before any text leaves no entry (the run records why).
+            let cut_off = answer.error.is_some() || interrupted;
+            if !answer.text.is_empty()
+                || !answer.thinking.is_empty()
+                || (calls.is_empty() && !cut_off)
+            {
                 self.commit(EntryBody::Assistant {
                     text: answer.text.clone(),
                     thinking: answer.thinking.clone(),
