@@ -862,51 +862,26 @@ impl RunCtx {
         let mut saved_at = Instant::now();
         let mut saved_len = 0usize;
         loop {
+            // Text not yet saved is saved when due even if the model falls silent.
+            let unsaved = answer.text.len() + answer.thinking.len() != saved_len;
+            let due = tokio::time::Instant::from_std(saved_at + every);
             let next = tokio::select! {
-                next = stream.next() => next,
+                next = stream.next() => Some(next),
                 _ = self.cancel.cancelled() => break,
+                _ = tokio::time::sleep_until(due), if unsaved => None,
             };
             let event = match next {
-                None => break,
-                Some(Ok(e)) => e,
-                Some(Err(e)) => {
+                None => None,
+                Some(None) => break,
+                Some(Some(Ok(e))) => Some(e),
+                Some(Some(Err(e))) => {
                     answer.error = Some(format!("{model}: {e}"));
                     break;
                 }
             };
-            match &event {
-                StreamEvent::TextDelta { text } => {
-                    answer.text.push_str(text);
-                    self.emit(SessionEvent::TextDelta {
-                        run_id: self.run_id.clone(),
-                        text: text.clone(),
-                    })
+            if let Some(event) = &event {
+                self.fold(event, &mut answer, &mut indexed, &mut usage)
                     .await;
-                }
-                StreamEvent::ThinkingDelta { text } => {
-                    answer.thinking.push_str(text);
-                    self.emit(SessionEvent::ThinkingDelta {
-                        run_id: self.run_id.clone(),
-                        text: text.clone(),
-                    })
-                    .await;
-                }
-                StreamEvent::ToolCallStart { index, id, name } => indexed.push((
-                    *index,
-                    mosaic_llm::ToolCall {
-                        id: id.clone(),
-                        name: name.clone(),
-                        arguments: String::new(),
-                    },
-                )),
-                StreamEvent::ToolCallDelta { index, arguments } => {
-                    if let Some((_, c)) = indexed.iter_mut().rev().find(|(i, _)| i == index) {
-                        c.arguments.push_str(arguments);
-                    }
-                }
-                StreamEvent::ToolCallEnd { .. } => {}
-                StreamEvent::Usage { usage: u } => usage.merge(*u),
-                StreamEvent::Done { stop_reason } => answer.stop = Some(*stop_reason),
             }
             let streamed = answer.text.len() + answer.thinking.len();
             if streamed != saved_len && saved_at.elapsed() >= every {
@@ -933,6 +908,50 @@ impl RunCtx {
         }
         answer.calls = indexed.into_iter().map(|(_, c)| c).collect();
         Ok(answer)
+    }
+
+    /// Fold one event of the stream into the answer, publishing deltas.
+    async fn fold(
+        &self,
+        event: &StreamEvent,
+        answer: &mut Answer,
+        indexed: &mut Vec<(usize, mosaic_llm::ToolCall)>,
+        usage: &mut Usage,
+    ) {
+        match event {
+            StreamEvent::TextDelta { text } => {
+                answer.text.push_str(text);
+                self.emit(SessionEvent::TextDelta {
+                    run_id: self.run_id.clone(),
+                    text: text.clone(),
+                })
+                .await;
+            }
+            StreamEvent::ThinkingDelta { text } => {
+                answer.thinking.push_str(text);
+                self.emit(SessionEvent::ThinkingDelta {
+                    run_id: self.run_id.clone(),
+                    text: text.clone(),
+                })
+                .await;
+            }
+            StreamEvent::ToolCallStart { index, id, name } => indexed.push((
+                *index,
+                mosaic_llm::ToolCall {
+                    id: id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                },
+            )),
+            StreamEvent::ToolCallDelta { index, arguments } => {
+                if let Some((_, c)) = indexed.iter_mut().rev().find(|(i, _)| i == index) {
+                    c.arguments.push_str(arguments);
+                }
+            }
+            StreamEvent::ToolCallEnd { .. } => {}
+            StreamEvent::Usage { usage: u } => usage.merge(*u),
+            StreamEvent::Done { stop_reason } => answer.stop = Some(*stop_reason),
+        }
     }
 
     async fn run_tool(&self, agent: &Agent, call: &mosaic_llm::ToolCall) -> ToolOutput {

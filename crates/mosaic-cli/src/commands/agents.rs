@@ -96,6 +96,7 @@ pub async fn agents(ctx: &Ctx, cmd: AgentsCommand) -> Result<()> {
                 system_prompt: prompt_arg(system_prompt)?,
                 route,
                 tools: (!tools.is_empty()).then(|| tools.into_iter().map(|ToolArg(t)| t).collect()),
+                limits: None,
             };
             show(ctx, &client.create_agent(&req).await?)
         }
@@ -123,6 +124,7 @@ pub async fn agents(ctx: &Ctx, cmd: AgentsCommand) -> Result<()> {
                 system_prompt: prompt_arg(system_prompt)?,
                 route,
                 tools,
+                limits: None,
             };
             if req == UpdateAgentRequest::default() {
                 return Err(usage("nothing to change: pass --name, --description, --system-prompt, --route or --tool"));
