@@ -257,9 +257,11 @@ impl SessionEvent {
     }
 }
 
-/// An event with its number, as the CLI prints it with `--json`.
+/// An event with its number, as the CLI prints it with `--json`. A `resync` has no
+/// number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NumberedEvent {
-    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     pub event: SessionEvent,
 }

@@ -17,7 +17,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 #[command(
     after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 not logged in or credential refused, \
-4 forbidden, 5 not found, 6 conflict, 7 invalid input, 8 rate limited, 10 gateway unreachable."
+4 forbidden, 5 not found, 6 conflict, 7 invalid input, 8 rate limited, 10 gateway unreachable; \
+`run` and `sessions retry` add 11 the run failed, 12 the run stopped at a limit, \
+13 the run was interrupted."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -72,9 +74,14 @@ pub enum Command {
     /// Manage your agents (prompt, model route, tools).
     #[command(subcommand)]
     Agents(AgentsCommand),
-    /// Your conversations: read, search, switch branches, rename, archive, export, import.
+    /// Send one message to an agent and print the answer as it streams (headless).
+    Run(RunArgs),
+    /// Talk with an agent, line by line, in this terminal.
+    Chat(ChatArgs),
+    /// Your conversations: read, search, switch branches, rename, archive, export,
+    /// import; their runs: follow, interrupt, retry, approve tool calls.
     #[command(subcommand)]
-    Sessions(SessionsCommand),
+    Sessions(SessionsCli),
     /// Manage model providers: endpoints, their keys and wire APIs.
     #[command(subcommand)]
     Providers(ProvidersCommand),
@@ -510,6 +517,8 @@ pub enum AgentsCommand {
         /// A tool and its policy, NAME=allowed|needs_approval|denied; repeatable.
         #[arg(long = "tool")]
         tools: Vec<ToolArg>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Show an agent (by id or name).
     Show { agent: String },
@@ -531,9 +540,51 @@ pub enum AgentsCommand {
         /// Remove every tool.
         #[arg(long, conflicts_with = "tools")]
         no_tools: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Delete an agent (by id or name; not `default`).
     Delete { agent: String },
+}
+
+/// Limits of the agent's runs; unset ones take the gateway's defaults.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Model calls a run may make before it stops (`max_model_calls`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_model_calls: Option<u32>,
+    /// Input plus output tokens a run may use before it stops (`token_budget`).
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_budget: Option<u64>,
+    /// The model's context window; older entries are compacted before a call exceeds it.
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(256..))]
+    pub context_window: Option<u32>,
+}
+
+impl LimitArgs {
+    pub fn is_empty(&self) -> bool {
+        self.max_model_calls.is_none()
+            && self.token_budget.is_none()
+            && self.context_window.is_none()
+    }
+
+    /// These limits over `base`.
+    pub fn over(&self, base: mosaic_api::AgentLimits) -> mosaic_api::AgentLimits {
+        mosaic_api::AgentLimits {
+            max_model_calls: self.max_model_calls.or(base.max_model_calls),
+            token_budget: self.token_budget.or(base.token_budget),
+            context_window: self.context_window.or(base.context_window),
+        }
+    }
+}
+
+/// `mosaic sessions`: the conversations themselves, then what runs in them.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCli {
+    #[command(flatten)]
+    Manage(SessionsCommand),
+    #[command(flatten)]
+    Runs(SessionRunsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -585,4 +636,124 @@ pub enum SessionsCommand {
     },
     /// Recreate a session from an export (`-` reads standard input).
     Import { file: PathBuf },
+}
+
+/// What `run` and `chat` talk to: a new session (with --agent, --title) or --session.
+#[derive(Debug, Args)]
+pub struct SessionChoice {
+    /// The agent of the new session (id or name; default: `default`).
+    #[arg(long, conflicts_with = "session")]
+    pub agent: Option<String>,
+    /// The title of the new session.
+    #[arg(long, conflicts_with = "session")]
+    pub title: Option<String>,
+    /// Continue this session instead of starting one.
+    #[arg(long, short, value_name = "ID")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Output: the answer's text goes to standard output as it streams (thinking is not shown); \
+tool calls and their results are summarised on standard error (`→ current_time {}`, \
+`← ok`). With --json, standard output carries every event of the session, one JSON \
+object a line ({\"id\": N, \"event\": {...}}; a `resync`, which says events were missed, \
+has no id), ending with the run's `run_finished`.
+
+Tool calls that need approval are declined (the model is told so) unless --approve is \
+given. Ctrl-C interrupts the run; a second Ctrl-C leaves without waiting for it.
+
+Exit codes: 0 the run completed, 11 it failed (the model or the gateway), 12 it stopped \
+at a limit (model calls, token budget), 13 it was interrupted; the others as in \
+`mosaic --help`.
+
+Examples:
+  mosaic run \"What is the time in Tokyo?\"
+  mosaic run --agent researcher --title Notes - < question.txt
+  mosaic run --session SESSION_ID \"And in Lima?\"")]
+pub struct RunArgs {
+    /// The message; `-` reads it from standard input.
+    pub prompt: String,
+    #[command(flatten)]
+    pub session: SessionChoice,
+    /// Approve every tool call of this run that asks for approval.
+    #[arg(long)]
+    pub approve: bool,
+    /// Say on standard error which model answered, what it fell back from, the session
+    /// and the tokens used.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Type a message and press Enter: it is sent and the answer streams. A message typed while \
+an answer streams is sent as a follow-up: it runs when that answer ends. Lines starting \
+with / are commands:
+
+  /steer TEXT      hand TEXT to the running answer (after its current tool call)
+  /interrupt       stop the running answer (Ctrl-C does too; Ctrl-C when idle leaves)
+  /approve [CALL]  run the tool call that waits for approval
+  /deny [NOTE]     decline it, telling the model NOTE
+  /branches        list the session's branches
+  /help            list the commands
+  /quit            leave (an answer still running goes on; Ctrl-D waits for it)
+
+A line starting with // is sent with one slash. At the end of input (Ctrl-D, or the end \
+of a pipe), chat waits for the running answer and the follow-ups, then exits; approval \
+requests arriving then are declined.")]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub session: SessionChoice,
+}
+
+/// What runs in a session (`mosaic sessions ...`, beside the session commands).
+#[derive(Debug, Subcommand)]
+pub enum SessionRunsCommand {
+    /// List a session's runs, newest first.
+    Runs {
+        id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show what runs and waits in a session: the active run, queued messages, tool
+    /// calls waiting for approval, the latest event number.
+    State { id: String },
+    /// Print a session's events as they happen, until Ctrl-C (`--json`: one JSON
+    /// object a line, as `mosaic run --json`).
+    Follow {
+        id: String,
+        /// Replay the events after this number first (those the gateway still holds).
+        #[arg(long, value_name = "N")]
+        after: Option<u64>,
+    },
+    /// Stop a session's active run; what it streamed so far is kept.
+    Interrupt { id: String },
+    /// Run the agent again and print the answer as `mosaic run` does: from ENTRY (a
+    /// retry: pass the user message before the answer to replace; the new answer is a
+    /// branch), or from the active leaf.
+    Retry {
+        id: String,
+        /// The entry to continue from.
+        #[arg(long, value_name = "ENTRY")]
+        from: Option<String>,
+        /// Approve every tool call of this run that asks for approval.
+        #[arg(long)]
+        approve: bool,
+        /// Say on standard error which model answered and the tokens used.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Approve a tool call waiting for approval (see `sessions state`), or decline it.
+    Approve {
+        id: String,
+        /// The tool call's id.
+        call: String,
+        /// Decline instead.
+        #[arg(long)]
+        deny: bool,
+        /// Why, passed to the model with a refusal.
+        #[arg(long, requires = "deny")]
+        note: Option<String>,
+    },
 }

@@ -18,6 +18,10 @@ use crate::cli::{Cli, Command};
 
 /// Exit codes scripts can rely on (also in `mosaic --help`).
 fn exit_code(err: &anyhow::Error) -> u8 {
+    // A run that ended other than completed (11 failed, 12 limited, 13 interrupted).
+    if let Some(ended) = err.downcast_ref::<commands::run::RunEnded>() {
+        return ended.exit_code();
+    }
     match err.downcast_ref::<commands::CliError>() {
         Some(commands::CliError::Usage(_)) => return 2,
         Some(commands::CliError::NotLoggedIn(_)) => return 3,

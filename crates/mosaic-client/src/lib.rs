@@ -6,10 +6,12 @@
 
 mod agents;
 mod models;
+mod runs;
 mod sessions;
 mod sse;
 
 pub use models::{routing_of, Fallback, Routing};
+pub use runs::{EventStream, LiveEvent};
 pub use sse::ChatStream;
 
 use mosaic_api::*;

@@ -1,7 +1,8 @@
-//! The event stream of a streamed chat completion: a small server-sent events decoder
-//! (the WHATWG format: `data:` lines joined, `\n`, `\r\n` or `\r` line ends, comments
-//! and other fields ignored) fed from the response body as bytes arrive, so each chunk
-//! reaches the caller the moment the gateway sends it.
+//! Server-sent events: a small decoder (the WHATWG format: `data:` lines joined, `\n`,
+//! `\r\n` or `\r` line ends, comments and `retry` ignored) fed from a response body as
+//! bytes arrive, so each event reaches the caller the moment the gateway sends it. Two
+//! streams read through it: a streamed chat completion ([`ChatStream`]) and a session's
+//! live events ([`crate::EventStream`]).
 
 use std::collections::VecDeque;
 
@@ -16,19 +17,31 @@ use crate::{ClientError, Result};
 /// Longest line or event accepted; beyond it the stream is broken (or hostile).
 const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 
-/// Incremental decoder: push bytes, take the `data` of each complete event.
+/// One complete event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SseEvent {
+    /// The `id:` field of this event, when it had one. (Unlike a browser, which keeps
+    /// the last id seen, an event without the field has none here: the gateway's
+    /// `resync` events are not numbered.)
+    pub id: Option<String>,
+    /// The `event:` field, when given.
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// Incremental decoder: push bytes, take each complete event.
 #[derive(Debug, Default)]
 pub(crate) struct SseDecoder {
     line: Vec<u8>,
     /// A `\r` ended the previous chunk: a `\n` starting the next one belongs to it.
     after_cr: bool,
-    data: String,
+    current: SseEvent,
     has_data: bool,
 }
 
 impl SseDecoder {
-    /// Feed a chunk; the payloads of the events it completed are appended to `out`.
-    pub(crate) fn push(&mut self, chunk: &[u8], out: &mut VecDeque<String>) -> Result<()> {
+    /// Feed a chunk; the events it completed are appended to `out`.
+    pub(crate) fn push(&mut self, chunk: &[u8], out: &mut VecDeque<SseEvent>) -> Result<()> {
         for &b in chunk {
             if std::mem::take(&mut self.after_cr) && b == b'\n' {
                 continue;
@@ -52,11 +65,13 @@ impl SseDecoder {
         Ok(())
     }
 
-    fn end_line(&mut self, out: &mut VecDeque<String>) -> Result<()> {
+    fn end_line(&mut self, out: &mut VecDeque<SseEvent>) -> Result<()> {
         let line = std::mem::take(&mut self.line);
         if line.is_empty() {
+            // An event without data is not dispatched (its fields are dropped too).
+            let event = std::mem::take(&mut self.current);
             if std::mem::take(&mut self.has_data) {
-                out.push_back(std::mem::take(&mut self.data));
+                out.push_back(event);
             }
             return Ok(());
         }
@@ -66,16 +81,21 @@ impl SseDecoder {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line.as_str(), ""),
         };
-        // Empty field: a comment (keep-alive). `event`, `id`, `retry`: not used here.
-        if field == "data" {
-            if self.has_data {
-                self.data.push('\n');
+        // Empty field: a comment (keep-alive). `retry`: reconnecting is the caller's.
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(value);
+                self.has_data = true;
+                if self.current.data.len() > MAX_EVENT_BYTES {
+                    return Err(ClientError::Decode("an event is too long".into()));
+                }
             }
-            self.data.push_str(value);
-            self.has_data = true;
-            if self.data.len() > MAX_EVENT_BYTES {
-                return Err(ClientError::Decode("an event is too long".into()));
-            }
+            "id" if !value.contains('\0') => self.current.id = Some(value.to_string()),
+            "event" => self.current.event = Some(value.to_string()),
+            _ => {}
         }
         Ok(())
     }
@@ -88,7 +108,7 @@ pub struct ChatStream {
     routing: Routing,
     body: BoxStream<'static, reqwest::Result<Bytes>>,
     decoder: SseDecoder,
-    pending: VecDeque<String>,
+    pending: VecDeque<SseEvent>,
     done: bool,
 }
 
@@ -113,8 +133,8 @@ impl ChatStream {
     /// failed mid-answer) and a stream that breaks off before `[DONE]` are errors.
     pub async fn next(&mut self) -> Option<Result<Value>> {
         loop {
-            if let Some(payload) = self.pending.pop_front() {
-                return self.chunk(payload);
+            if let Some(event) = self.pending.pop_front() {
+                return self.chunk(event.data);
             }
             if self.done {
                 return None;
@@ -174,13 +194,17 @@ mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
 
-    fn decode(pieces: &[&[u8]]) -> Vec<String> {
+    fn events(pieces: &[&[u8]]) -> Vec<SseEvent> {
         let mut decoder = SseDecoder::default();
         let mut out = VecDeque::new();
         for piece in pieces {
             decoder.push(piece, &mut out).unwrap();
         }
         out.into()
+    }
+
+    fn decode(pieces: &[&[u8]]) -> Vec<String> {
+        events(pieces).into_iter().map(|e| e.data).collect()
     }
 
     #[test]
@@ -200,7 +224,7 @@ mod tests {
         decoder.push(b"lo\r", &mut out).unwrap();
         assert!(out.is_empty());
         decoder.push(b"\n\r\n", &mut out).unwrap();
-        assert_eq!(out, vec!["hello".to_string()]);
+        assert_eq!(out.pop_front().unwrap().data, "hello");
     }
 
     #[test]
@@ -210,6 +234,33 @@ mod tests {
             vec!["a\n b"]
         );
         assert_eq!(decode(&[b"event: ping\n\n"]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_event_carries_its_own_id_and_name() {
+        assert_eq!(
+            events(&[b"id: 7\nevent: text_delta\ndata: {}\n\nevent: resync\ndata: r\n\n"]),
+            vec![
+                SseEvent {
+                    id: Some("7".into()),
+                    event: Some("text_delta".into()),
+                    data: "{}".into(),
+                },
+                SseEvent {
+                    id: None,
+                    event: Some("resync".into()),
+                    data: "r".into(),
+                },
+            ]
+        );
+        // Fields of an event without data do not leak into the next one.
+        assert_eq!(
+            events(&[b"id: 3\n\ndata: x\n\n"]),
+            vec![SseEvent {
+                data: "x".into(),
+                ..SseEvent::default()
+            }]
+        );
     }
 
     #[test]

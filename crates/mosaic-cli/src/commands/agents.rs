@@ -34,11 +34,22 @@ fn show(ctx: &Ctx, a: &Agent) -> Result<()> {
         ("description", a.description.clone()),
         ("route", a.route.clone()),
         ("tools", tools_text(&a.tools)),
+        ("limits", limits_text(&a.limits)),
         ("created", a.created_at.clone()),
         ("updated", a.updated_at.clone()),
     ]);
     println!("\n{}", a.system_prompt);
     Ok(())
+}
+
+fn limits_text(l: &mosaic_api::AgentLimits) -> String {
+    let or_default = |v: Option<String>| v.unwrap_or_else(|| "gateway default".into());
+    format!(
+        "model calls {}, token budget {}, context window {}",
+        or_default(l.max_model_calls.map(|n| n.to_string())),
+        or_default(l.token_budget.map(|n| n.to_string())),
+        or_default(l.context_window.map(|n| n.to_string())),
+    )
 }
 
 /// An agent's id from an id or a name.
@@ -89,6 +100,7 @@ pub async fn agents(ctx: &Ctx, cmd: AgentsCommand) -> Result<()> {
             system_prompt,
             route,
             tools,
+            limits,
         } => {
             let req = CreateAgentRequest {
                 name,
@@ -96,7 +108,7 @@ pub async fn agents(ctx: &Ctx, cmd: AgentsCommand) -> Result<()> {
                 system_prompt: prompt_arg(system_prompt)?,
                 route,
                 tools: (!tools.is_empty()).then(|| tools.into_iter().map(|ToolArg(t)| t).collect()),
-                limits: None,
+                limits: (!limits.is_empty()).then(|| limits.over(Default::default())),
             };
             show(ctx, &client.create_agent(&req).await?)
         }
@@ -112,13 +124,14 @@ pub async fn agents(ctx: &Ctx, cmd: AgentsCommand) -> Result<()> {
             route,
             tools,
             no_tools,
+            limits,
         } => {
             let tools = match (no_tools, tools.is_empty()) {
                 (true, _) => Some(Vec::new()),
                 (false, false) => Some(tools.into_iter().map(|ToolArg(t)| t).collect()),
                 (false, true) => None,
             };
-            let req = UpdateAgentRequest {
+            let mut req = UpdateAgentRequest {
                 name,
                 description,
                 system_prompt: prompt_arg(system_prompt)?,
@@ -126,10 +139,14 @@ pub async fn agents(ctx: &Ctx, cmd: AgentsCommand) -> Result<()> {
                 tools,
                 limits: None,
             };
-            if req == UpdateAgentRequest::default() {
-                return Err(usage("nothing to change: pass --name, --description, --system-prompt, --route or --tool"));
+            if req == UpdateAgentRequest::default() && limits.is_empty() {
+                return Err(usage("nothing to change: pass --name, --description, --system-prompt, --route, --tool or a limit"));
             }
             let id = resolve(&client, &agent).await?;
+            if !limits.is_empty() {
+                // The API replaces the limits whole; keep the ones not named here.
+                req.limits = Some(limits.over(client.get_agent(&id).await?.limits));
+            }
             show(ctx, &client.update_agent(&id, &req).await?)
         }
         AgentsCommand::Delete { agent } => {

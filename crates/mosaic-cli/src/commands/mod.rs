@@ -8,6 +8,7 @@ mod auth;
 mod complete;
 mod models;
 mod routes;
+pub mod run;
 mod serve;
 mod sessions;
 
@@ -15,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use mosaic_api::{Page, PageQuery};
 use mosaic_client::Client;
 
-use crate::cli::{Cli, Command, PageArgs};
+use crate::cli::{Cli, Command, PageArgs, SessionsCli};
 use crate::credentials;
 
 /// Failures of the command line itself, with their own exit codes.
@@ -87,6 +88,8 @@ fn is_local(command: &Command) -> bool {
         | Command::Workspaces(_)
         | Command::Prefs(_)
         | Command::Agents(_)
+        | Command::Run(_)
+        | Command::Chat(_)
         | Command::Sessions(_)
         | Command::Providers(_)
         | Command::Models(_)
@@ -97,6 +100,10 @@ fn is_local(command: &Command) -> bool {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
+    dispatch(cli).await
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
     let saved = if is_local(&cli.command) {
         credentials::Credentials::default()
     } else {
@@ -126,7 +133,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Workspaces(cmd) => accounts::workspaces(&ctx, cmd).await,
         Command::Prefs(cmd) => accounts::prefs(&ctx, cmd).await,
         Command::Agents(cmd) => agents::agents(&ctx, cmd).await,
-        Command::Sessions(cmd) => sessions::sessions(&ctx, cmd).await,
+        Command::Run(args) => run::run(&ctx, args).await,
+        Command::Chat(args) => run::chat(&ctx, args).await,
+        Command::Sessions(SessionsCli::Manage(cmd)) => sessions::sessions(&ctx, cmd).await,
+        Command::Sessions(SessionsCli::Runs(cmd)) => run::sessions(&ctx, cmd).await,
         Command::Providers(cmd) => models::providers(&ctx, cmd).await,
         Command::Models(cmd) => models::models(&ctx, cmd).await,
         Command::Routes(cmd) => routes::routes(&ctx, cmd).await,
