@@ -407,7 +407,11 @@ impl Runtime {
             .map(|(id, _)| id.clone())
             .collect();
         self.0.bus.sweep(idle, |id| busy.iter().any(|b| b == id));
-        lock(&self.0.lanes).retain(|_, l| l.try_lock().map(|l| l.active.is_some()).unwrap_or(true));
+        // A lane someone holds (about to post into it) stays: dropping it would let a
+        // second lane, and a second run, start beside it.
+        lock(&self.0.lanes).retain(|_, l| {
+            Arc::strong_count(l) > 1 || l.try_lock().map(|l| l.active.is_some()).unwrap_or(true)
+        });
     }
 
     /// The gateway is stopping: interrupt every run (marked `gateway_stopped`), wait for
