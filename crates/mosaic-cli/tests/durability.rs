@@ -3,11 +3,14 @@
 //! Every entry committed before a kill must come back byte for byte; the lost run must
 //! be closed as interrupted (`gateway_stopped`) with the text that had streamed kept as
 //! an `interrupted` answer; a follow-up queued before the kill must still be delivered;
-//! and the session must go on, the model seeing the kept text as context.
+//! and the session must go on, the model seeing the kept text as context. Text that
+//! streamed right before the model fell silent must be kept too: its checkpoint falls
+//! due on a timer, not only when the next piece arrives.
 //!
-//! The model is a scripted OpenAI Chat Completions server in this process, so it
+//! The model is the scripted Chat Completions server of `mosaic-test-support`, which
 //! outlives every gateway. It notes when it sent each word of the slow answer, which
 //! lets the test know, without guessing at timings, which words a checkpoint must hold.
+//! The test speaks to the gateway through `mosaic-client`.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,17 +19,19 @@
 #[allow(dead_code)]
 mod support;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mosaic_api::{
+    BootstrapRequest, ConfigScope, CreateProviderRequest, CreateSessionRequest, Delivery, Entry,
+    EntryBody, LoginMode, LoginRequest, PageQuery, PostMessageRequest, PostMessageResponse,
+    ProviderKind, Run, RunStatus, SessionEvent, UpdateAgentRequest,
+};
+use mosaic_client::{Client, EventStream, LiveEvent};
+use mosaic_test_support::chat::{ChatModel, Exchange, Reply, Turn};
 use pretty_assertions::assert_eq;
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::support::{Gateway, Sandbox, ADMIN_PASSWORD};
 
@@ -49,15 +54,22 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 const MIN_SAVED_WORDS: usize = 4;
 const MIN_STREAMED: Duration = Duration::from_millis(400);
 const MIN_STREAMED_STEP: Duration = Duration::from_millis(110);
+/// The message that makes the model send [`SILENT_WORDS`] at once and then say nothing
+/// for [`SILENCE`]; the gateway dies [`KILL_IN_SILENCE`] after the words reached a
+/// subscriber, long after a checkpoint was due and long before the model speaks again.
+const FALL_SILENT: &str = "think it over";
+const SILENT_WORDS: [&str; 3] = ["Let me ", "think ", "about that"];
+const SILENCE: Duration = Duration::from_secs(30);
+const KILL_IN_SILENCE: Duration = Duration::from_millis(1500);
 const MODEL_ROUTE: &str = "mock/test-model";
 
-/// Word `i` of round `round`'s slow answer; the answer is the words joined.
-fn slow_word(round: usize, i: usize) -> String {
-    format!("r{round}w{i} ")
+/// Round `round`'s slow answer, word by word.
+fn slow_words(round: usize) -> Vec<String> {
+    (0..SLOW_WORDS).map(|i| format!("r{round}w{i} ")).collect()
 }
 
 fn slow_answer(round: usize) -> String {
-    (0..SLOW_WORDS).map(|i| slow_word(round, i)).collect()
+    slow_words(round).concat()
 }
 
 fn quick_answer(to: &str) -> String {
@@ -67,241 +79,93 @@ fn quick_answer(to: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // The scripted model
 
-/// What the scripted model answers a request with, decided by its last message:
-/// `round N: …` from the user gets a `current_time` call, the tool's result gets the
-/// slow answer of round N, anything else a quick two-piece answer.
-#[derive(Debug, Clone, PartialEq)]
-enum Reply {
-    ToolCall { round: usize },
-    Slow { round: usize },
-    Quick { to: String },
-}
-
 fn round_of(text: &str) -> Option<usize> {
     text.strip_prefix("round ")?.split(':').next()?.parse().ok()
 }
 
-fn reply_for(body: &Value) -> Reply {
-    let messages = body["messages"].as_array().cloned().unwrap_or_default();
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let last = messages.last().cloned().unwrap_or(Value::Null);
-    match (last["role"].as_str(), round_of(&last_user)) {
-        (Some("tool"), Some(round)) => Reply::Slow { round },
-        (Some("user"), Some(round)) => Reply::ToolCall { round },
-        _ => Reply::Quick { to: last_user },
-    }
+/// The id of round `round`'s `current_time` call.
+fn call_id(round: usize) -> String {
+    format!("call_r{round}")
 }
 
-/// A scripted OpenAI-compatible server on loopback (`POST /v1/chat/completions`
-/// streams; anything else is 404). Runs on its own threads, so it outlives gateways and
-/// owes nothing to the test's async runtime.
-struct Upstream {
-    addr: SocketAddr,
-    /// Chat request bodies, in arrival order.
-    requests: Arc<Mutex<Vec<Value>>>,
-    /// Per round, when each word of its slow answer was handed to the socket.
-    sent: Arc<Mutex<HashMap<usize, Vec<Instant>>>>,
-}
-
-impl Upstream {
-    fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let upstream = Upstream {
-            addr: listener.local_addr().unwrap(),
-            requests: Arc::default(),
-            sent: Arc::default(),
-        };
-        let (requests, sent) = (upstream.requests.clone(), upstream.sent.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (requests, sent) = (requests.clone(), sent.clone());
-                std::thread::spawn(move || serve(stream, &requests, &sent));
-            }
-        });
-        upstream
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    /// The chat request that got `reply`.
-    fn request_for(&self, reply: &Reply) -> Value {
-        let found: Vec<Value> = self
-            .requests()
-            .into_iter()
-            .filter(|r| reply_for(r) == *reply)
-            .collect();
-        assert_eq!(found.len(), 1, "one request answered with {reply:?}");
-        found.into_iter().next().unwrap()
-    }
-
-    /// When word `i` of `round`'s slow answer was sent, if it was.
-    fn sent_at(&self, round: usize, i: usize) -> Option<Instant> {
-        self.sent.lock().unwrap().get(&round)?.get(i).copied()
-    }
-}
-
-/// One OpenAI Chat Completions stream chunk.
-fn chunk(delta: Value, finish: Option<&str>) -> String {
-    let chunk = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk",
-        "model": "test-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-    format!("data: {chunk}\n\n")
-}
-
-fn serve(
-    stream: TcpStream,
-    requests: &Mutex<Vec<Value>>,
-    sent: &Mutex<HashMap<usize, Vec<Instant>>>,
-) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() || request_line.is_empty() {
-        return;
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_err() {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut out = stream;
-    match (method.as_str(), path.as_str()) {
-        ("POST", "/v1/chat/completions") => {
-            let reply = reply_for(&body);
-            requests.lock().unwrap().push(body);
-            if write!(
-                out,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-                 connection: close\r\n\r\n"
-            )
-            .is_err()
-            {
-                return;
-            }
-            stream_reply(&mut out, &reply, sent);
+/// What the model answers, by the request's last message: `round N: …` from the user
+/// gets a `current_time` call, that call's result the slow answer of round N,
+/// [`FALL_SILENT`] a few words and silence, anything else a quick two-piece answer.
+fn reply(last: &Turn) -> Reply {
+    let called = |id: &str| id.strip_prefix("call_r")?.parse::<usize>().ok();
+    let called = last.tool_call_id.as_deref().and_then(called);
+    match (last.role.as_str(), called, round_of(&last.text)) {
+        ("tool", Some(round), _) => Reply::text(&slow_words(round)).paced(PACE),
+        ("user", _, Some(round)) => Reply::tool_call(&call_id(round), "current_time", "{}"),
+        ("user", _, None) if last.text == FALL_SILENT => {
+            Reply::text(&SILENT_WORDS).then_pause(SILENCE)
         }
         _ => {
-            let _ = write!(
-                out,
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
+            let answer = quick_answer(&last.text);
+            let (head, tail) = answer.split_at(answer.len() / 2);
+            Reply::text(&[head, tail])
         }
     }
 }
 
-/// Write `reply` as a Chat Completions stream; stops quietly when the gateway is gone.
-fn stream_reply(out: &mut TcpStream, reply: &Reply, sent: &Mutex<HashMap<usize, Vec<Instant>>>) {
-    let mut send = |piece: String| out.write_all(piece.as_bytes()).and_then(|()| out.flush());
-    let usage = |input: u64, output: u64| {
-        let usage = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk",
-            "model": "test-model", "choices": [],
-            "usage": {"prompt_tokens": input, "completion_tokens": output}});
-        format!("data: {usage}\n\n")
-    };
-    let finish = match reply {
-        Reply::ToolCall { round } => {
-            let call = json!({"tool_calls": [{"index": 0, "id": format!("call_r{round}"),
-                "type": "function", "function": {"name": "current_time", "arguments": ""}}]});
-            let args = json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]});
-            if send(chunk(call, None)).is_err() || send(chunk(args, None)).is_err() {
-                return;
-            }
-            "tool_calls"
-        }
-        Reply::Slow { round } => {
-            if send(chunk(json!({"role": "assistant", "content": ""}), None)).is_err() {
-                return;
-            }
-            sent.lock().unwrap().insert(*round, Vec::new());
-            for i in 0..SLOW_WORDS {
-                std::thread::sleep(PACE);
-                // Noted before the write: the gateway cannot have the word any earlier.
-                sent.lock()
-                    .unwrap()
-                    .get_mut(round)
-                    .unwrap()
-                    .push(Instant::now());
-                if send(chunk(json!({"content": slow_word(*round, i)}), None)).is_err() {
-                    return;
-                }
-            }
-            "stop"
-        }
-        Reply::Quick { to } => {
-            let answer = quick_answer(to);
-            let (head, tail) = answer.split_at(answer.len() / 2);
-            for piece in [head, tail] {
-                if send(chunk(json!({"content": piece}), None)).is_err() {
-                    return;
-                }
-            }
-            "stop"
-        }
-    };
-    let _ = send(chunk(json!({}), Some(finish)));
-    let _ = send(usage(20, 10));
-    let _ = send("data: [DONE]\n\n".to_string());
+/// What became of the one request whose last message `which` accepts, if it came.
+fn exchange(model: &ChatModel, which: impl Fn(&Turn) -> bool) -> Option<Exchange> {
+    let mut found = model.exchanges().into_iter().filter(|e| which(&e.last));
+    let (first, second) = (found.next(), found.next());
+    assert!(
+        second.is_none(),
+        "one such request, not {first:#?} and {second:#?}"
+    );
+    first
+}
+
+/// The request that got the quick answer to the user's `text`.
+fn quick_request(model: &ChatModel, text: &str) -> Value {
+    let request = exchange(model, |last| last.role == "user" && last.text == text);
+    request
+        .unwrap_or_else(|| panic!("no request ends with {text:?}"))
+        .request
 }
 
 // ---------------------------------------------------------------------------------------
-// The gateway's HTTP API
+// The gateway
 
-/// One event of a session's SSE stream, and when the test read it.
-#[derive(Debug, Clone)]
+/// One event of the session, and when the test read it.
 struct Ev {
     id: Option<u64>,
-    kind: String,
-    data: Value,
+    event: SessionEvent,
     at: Instant,
 }
 
-/// A subscriber of `GET /api/v1/sessions/{id}/events`, read in the background; the
-/// stream ends when the gateway dies.
-struct Events {
-    rx: tokio::sync::mpsc::UnboundedReceiver<Ev>,
-    task: tokio::task::JoinHandle<()>,
+impl Ev {
+    /// The text, when this is a piece of run `run_id`'s answer.
+    fn text_of(&self, run_id: &str) -> Option<&str> {
+        match &self.event {
+            SessionEvent::TextDelta { run_id: of, text } if of == run_id => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The run, when this is its end.
+    fn finished(&self) -> Option<&Run> {
+        match &self.event {
+            SessionEvent::RunFinished { run } => Some(run),
+            _ => None,
+        }
+    }
 }
 
+/// A subscriber of the session's events; they end when the gateway dies.
+struct Events(EventStream);
+
 impl Events {
+    /// The next event, stamped as the test reads it: no earlier than it arrived.
     async fn next(&mut self) -> Ev {
-        tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .expect("an event within the wait")
-            .expect("the event stream is open")
+        let next = tokio::time::timeout(WAIT, self.0.next()).await;
+        let next = next.expect("an event within the wait");
+        let LiveEvent { id, event } = next.expect("the event stream is open").unwrap();
+        let at = Instant::now();
+        Ev { id, event, at }
     }
 
     /// Events up to and including the first one `stop` accepts.
@@ -318,145 +182,58 @@ impl Events {
     }
 }
 
-impl Drop for Events {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The admin's view of one gateway (its address changes with every restart).
-struct Api {
-    http: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        send(&self.http, method, &self.url, path, Some(&self.token), body).await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(Method::GET, path, None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-
-    async fn entries(&self, session: &str) -> Vec<Value> {
-        let page = self
-            .get(&format!("/api/v1/sessions/{session}/entries"))
-            .await;
-        page["items"].as_array().unwrap().clone()
+/// The admin's view of the session, through the client (whose gateway's address changes
+/// with every restart).
+impl World {
+    async fn entries(&self) -> Vec<Entry> {
+        let list = self.client.list_session_entries(&self.session, None).await;
+        list.unwrap().items
     }
 
     /// The session's runs, oldest first.
-    async fn runs(&self, session: &str) -> Vec<Value> {
-        let page = self
-            .get(&format!("/api/v1/sessions/{session}/runs?limit=100"))
-            .await;
-        assert_eq!(page["next_cursor"], Value::Null, "one page holds them all");
-        let mut runs = page["items"].as_array().unwrap().clone();
-        runs.reverse();
-        runs
+    async fn runs(&self) -> Vec<Run> {
+        let all = PageQuery::default();
+        let page = self.client.list_runs(&self.session, &all).await.unwrap();
+        assert_eq!(page.next_cursor, None, "one page holds them all");
+        page.items.into_iter().rev().collect()
     }
 
-    async fn say(&self, session: &str, text: &str) -> Value {
-        let (status, answer) = self
-            .call(
-                Method::POST,
-                &format!("/api/v1/sessions/{session}/messages"),
-                Some(json!({"text": text})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-        answer
-    }
-
-    /// Subscribe; returns once the gateway has registered the subscription.
-    async fn events(&self, session: &str) -> Events {
-        let mut resp = self
-            .http
-            .get(format!("{}/api/v1/sessions/{session}/events", self.url))
-            .bearer_auth(&self.token)
-            .timeout(SCENARIO_LIMIT)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            let mut ready = Some(ready_tx);
-            let mut buf = String::new();
-            while let Ok(Some(bytes)) = resp.chunk().await {
-                let at = Instant::now();
-                buf.push_str(&String::from_utf8_lossy(&bytes));
-                while let Some(end) = buf.find("\n\n") {
-                    let frame: String = buf.drain(..end + 2).collect();
-                    let (mut id, mut kind, mut data) = (None, String::new(), String::new());
-                    for line in frame.lines() {
-                        if let Some(v) = line.strip_prefix("id: ") {
-                            id = Some(v.parse().unwrap());
-                        } else if let Some(v) = line.strip_prefix("event: ") {
-                            kind = v.to_string();
-                        } else if let Some(v) = line.strip_prefix("data: ") {
-                            data.push_str(v);
-                        } else if line.starts_with(':') {
-                            if let Some(r) = ready.take() {
-                                let _ = r.send(());
-                            }
-                        }
-                    }
-                    if kind.is_empty() {
-                        continue;
-                    }
-                    let data = serde_json::from_str(&data).unwrap();
-                    if tx.send(Ev { id, kind, data, at }).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        tokio::time::timeout(WAIT, ready_rx)
-            .await
-            .expect("subscribed within the wait")
-            .unwrap();
-        Events { rx, task }
-    }
-
-    /// Poll the session's runs until `done` holds (or the wait runs out).
-    async fn runs_until(&self, session: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    /// Poll the session's runs until they number `count`, none running (or the wait
+    /// runs out).
+    async fn settled_runs(&self, count: usize) -> Vec<Run> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let runs = self.runs(session).await;
-            if done(&runs) {
+            let runs = self.runs().await;
+            if runs.len() == count && runs.iter().all(|r| r.status != RunStatus::Running) {
                 return runs;
             }
             assert!(Instant::now() < deadline, "runs never settled: {runs:#?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
 
-async fn send(
-    http: &reqwest::Client,
-    method: Method,
-    url: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = http.request(method, format!("{url}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
+    async fn say(&self, text: &str) -> PostMessageResponse {
+        let message = PostMessageRequest {
+            text: text.into(),
+            ..PostMessageRequest::default()
+        };
+        let posted = self.client.post_message(&self.session, &message).await;
+        posted.unwrap()
     }
-    if let Some(b) = body {
-        req = req.json(&b);
+
+    /// Post `text`, which must start a run; the run's id.
+    async fn start_run(&self, text: &str) -> String {
+        match self.say(text).await {
+            PostMessageResponse::Started { run_id, .. } => run_id,
+            other => panic!("{text:?} did not start a run: {other:?}"),
+        }
     }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+
+    /// Subscribe; returns once the gateway has registered the subscription.
+    async fn events(&self) -> Events {
+        let events = self.client.session_events(&self.session, None).await;
+        Events(events.unwrap())
+    }
 }
 
 /// `mosaic serve` on `data`, waited for off the async workers (the harness blocks).
@@ -471,93 +248,56 @@ fn kill_hard(gateway: &mut Gateway) {
     assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
 }
 
-/// Claim the fresh gateway as `root`, add the scripted model as the gateway-wide
-/// provider `mock`, and send the default agent to `mock/test-model`.
-async fn set_up(gateway: &Gateway, upstream: &Upstream) -> Api {
-    let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
-    let url = gateway.url.clone();
-    let bootstrap = gateway
-        .bootstrap_token()
-        .expect("a fresh gateway prints a bootstrap token");
-    let (status, body) = send(
-        &http,
-        Method::POST,
-        &url,
-        "/api/v1/auth/bootstrap",
-        None,
-        Some(json!({"token": bootstrap, "username": "root", "password": ADMIN_PASSWORD})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = send(
-        &http,
-        Method::POST,
-        &url,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "root", "password": ADMIN_PASSWORD, "mode": "token"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let api = Api {
-        http,
-        url,
-        token: body["token"].as_str().unwrap().to_string(),
-    };
-    let (status, body) = api
-        .call(
-            Method::POST,
-            "/api/v1/providers",
-            Some(json!({"name": "mock", "kind": "openai-compatible",
-                "base_url": upstream.base_url(), "scope": "gateway"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let agents = api.get("/api/v1/agents").await;
-    let default = agents["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "default")
-        .expect("a default agent")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = api
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/agents/{default}"),
-            Some(json!({"route": MODEL_ROUTE})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    api
-}
-
 // ---------------------------------------------------------------------------------------
 // Reading what came back
 
-/// An entry as (type, main text, stop reason) — enough to compare whole paths.
-fn shape(entry: &Value) -> (String, String, Option<String>) {
-    let b = &entry["body"];
-    let kind = b["type"].as_str().unwrap().to_string();
-    let text = match kind.as_str() {
-        "user" | "assistant" => b["text"].as_str().unwrap().to_string(),
-        "tool_call" => format!("{}({})", b["name"].as_str().unwrap(), b["call_id"]),
-        "tool_result" => format!("{} error={}", b["call_id"], b["is_error"]),
-        _ => String::new(),
-    };
-    (kind, text, b["stop_reason"].as_str().map(str::to_string))
+/// An entry as (type, main text, stop reason): enough to compare whole paths.
+type Shape = (&'static str, String, Option<String>);
+
+fn shape(entry: &Entry) -> Shape {
+    let kind = entry.body.kind();
+    match &entry.body {
+        EntryBody::User { text } => (kind, text.clone(), None),
+        EntryBody::Assistant {
+            text, stop_reason, ..
+        } => (kind, text.clone(), stop_reason.clone()),
+        EntryBody::ToolCall { call_id, name, .. } => (kind, format!("{name}({call_id})"), None),
+        EntryBody::ToolResult {
+            call_id, is_error, ..
+        } => (kind, format!("{call_id} error={is_error}"), None),
+        EntryBody::ModelChange { .. } | EntryBody::Compaction { .. } => (kind, String::new(), None),
+    }
 }
 
-fn shaped(kind: &str, text: &str, stop: Option<&str>) -> (String, String, Option<String>) {
-    (kind.into(), text.into(), stop.map(str::to_string))
+fn shaped(kind: &'static str, text: &str, stop: Option<&str>) -> Shape {
+    (kind, text.into(), stop.map(str::to_string))
 }
 
-fn run_with_id<'a>(runs: &'a [Value], id: &str) -> &'a Value {
-    runs.iter()
-        .find(|r| r["id"] == id)
-        .unwrap_or_else(|| panic!("no run {id} in {runs:#?}"))
+fn shapes(entries: &[Entry]) -> Vec<Shape> {
+    entries.iter().map(shape).collect()
+}
+
+/// How a run ended: (status, stop reason).
+type Outcome = (RunStatus, Option<String>);
+
+fn outcome(run: &Run) -> Outcome {
+    (run.status, run.stop_reason.clone())
+}
+
+fn completed() -> Outcome {
+    (RunStatus::Completed, Some("stop".into()))
+}
+
+fn stopped() -> Outcome {
+    (RunStatus::Interrupted, Some("gateway_stopped".into()))
+}
+
+/// The run `id` was closed as the gateway stopping.
+fn assert_closed_by_the_stop(runs: &[Run], id: &str) {
+    let run = runs.iter().find(|r| r.id == id);
+    let run = run.unwrap_or_else(|| panic!("no run {id} in {runs:#?}"));
+    assert_eq!(outcome(run), stopped(), "{run:?}");
+    assert!(run.finished_at.is_some(), "{run:?}");
 }
 
 /// Whether the model was given `text` as an assistant message right before the user
@@ -572,80 +312,8 @@ fn answer_precedes(request: &Value, text: &str, next: &str) -> bool {
     })
 }
 
-/// What the test saw stream before it killed the gateway.
-struct Streamed {
-    /// All the text the test read.
-    seen: String,
-    /// The words that a checkpoint must have saved before the kill.
-    saved: String,
-    /// The highest event number read.
-    last_event_id: u64,
-}
-
-/// Read the slow answer of `round` until a checkpoint provably holds at least
-/// [`MIN_SAVED_WORDS`] words and, since the first, [`MIN_STREAMED`] has passed (plus
-/// [`MIN_STREAMED_STEP`] a round).
-///
-/// The proof: the runtime saves the text when it handles a stream event at least
-/// [`CHECKPOINT_EVERY`] after its last save, and handles the next event only after the
-/// save. Word `k` was read by the test at `read[k]`, so the runtime had it by then. If
-/// word `j` left the model server at or after `read[k] + CHECKPOINT_EVERY`, the runtime
-/// handled `j` at least that long after `k`, so by the end of handling `j` a save
-/// holding `k` was done; reading word `j + 1` shows that handling had ended.
-async fn stream_until_saved(
-    events: &mut Events,
-    already: Vec<Ev>,
-    upstream: &Upstream,
-    round: usize,
-    run_id: &str,
-    mut last_event_id: u64,
-) -> Streamed {
-    let full = slow_answer(round);
-    let mut seen = String::new();
-    let mut read: Vec<Instant> = Vec::new();
-    let mut already = already.into_iter();
-    loop {
-        let e = match already.next() {
-            Some(e) => e,
-            None => events.next().await,
-        };
-        last_event_id = last_event_id.max(e.id.unwrap_or(0));
-        assert!(
-            e.kind != "run_finished",
-            "the run ended before the kill: {:?}",
-            e.data
-        );
-        if e.kind != "text_delta" || e.data["run_id"] != run_id {
-            continue;
-        }
-        seen.push_str(e.data["text"].as_str().unwrap());
-        assert!(full.starts_with(&seen), "streamed {seen:?}");
-        while read.len() < seen.matches(' ').count() {
-            read.push(e.at);
-        }
-        // Word `j + 1` has been read in full.
-        let Some(j) = read.len().checked_sub(2) else {
-            continue;
-        };
-        let left_server = upstream.sent_at(round, j).unwrap();
-        let saved_words = read
-            .iter()
-            .take_while(|&&at| at + CHECKPOINT_EVERY <= left_server)
-            .count();
-        let min_streamed = MIN_STREAMED + MIN_STREAMED_STEP * (round as u32 - 1);
-        if saved_words >= MIN_SAVED_WORDS && read[0].elapsed() >= min_streamed {
-            let saved = (0..saved_words).map(|i| slow_word(round, i)).collect();
-            return Streamed {
-                seen,
-                saved,
-                last_event_id,
-            };
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
-// The scenario
+// The scenarios
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_run_keeps_committed_entries_and_the_partial_answer_and_the_session_goes_on() {
@@ -659,7 +327,46 @@ async fn sigkill_mid_run_keeps_committed_entries_and_the_partial_answer_and_the_
         }
         // Every model call was one the script expected, each answered once.
         let expected = ROUNDS * 3 + FOLLOW_UP_ROUNDS.len();
-        assert_eq!(world.upstream.requests().len(), expected);
+        assert_eq!(world.model.requests().len(), expected);
+    })
+    .await
+    .expect("the scenario ends within its limit");
+}
+
+/// The model sends a few words at once, then nothing: no stream event comes to trigger a
+/// checkpoint, so it must come when due all the same, and a SIGKILL in the silence must
+/// lose none of the words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_the_model_is_silent_keeps_the_words_streamed_before_the_silence() {
+    tokio::time::timeout(SCENARIO_LIMIT, async {
+        let mut world = World::new().await;
+        let mut events = world.events().await;
+        let run_id = world.start_run(FALL_SILENT).await;
+        let words = SILENT_WORDS.concat();
+        let (mut seen, mut arrived) = (String::new(), Instant::now());
+        while seen != words {
+            let e = events.next().await;
+            assert_eq!(e.finished(), None, "the run ended before the kill");
+            if let Some(text) = e.text_of(&run_id) {
+                seen.push_str(text);
+                assert!(words.starts_with(&seen), "streamed {seen:?}");
+                arrived = e.at;
+            }
+        }
+        tokio::time::sleep_until((arrived + KILL_IN_SILENCE).into()).await;
+        kill_hard(&mut world.gateway);
+        assert!(arrived.elapsed() < SILENCE / 2, "killed in the silence");
+        world.restart();
+
+        assert_closed_by_the_stop(&world.settled_runs(1).await, &run_id);
+        assert_eq!(
+            shapes(&world.entries().await),
+            [
+                shaped("user", FALL_SILENT, None),
+                shaped("assistant", &words, Some("interrupted")),
+            ],
+            "the interrupted answer holds exactly the words sent before the silence"
+        );
     })
     .await
     .expect("the scenario ends within its limit");
@@ -670,12 +377,14 @@ async fn sigkill_mid_run_keeps_committed_entries_and_the_partial_answer_and_the_
 struct World {
     // Field order is drop order: the gateway dies before its directory is removed.
     gateway: Gateway,
-    api: Api,
+    /// The admin's client, and the session they talk in.
+    client: Client,
+    token: String,
     session: String,
-    upstream: Upstream,
+    model: ChatModel,
     sandbox: Sandbox,
-    path: Vec<(String, String, Option<String>)>,
-    runs: Vec<(String, Option<String>)>,
+    path: Vec<Shape>,
+    outcomes: Vec<Outcome>,
     last_event_id: u64,
 }
 
@@ -683,30 +392,70 @@ struct World {
 struct Lost {
     run_id: String,
     /// The session's entries read while the answer streamed.
-    committed: Vec<Value>,
+    committed: Vec<Entry>,
     /// Queued before the kill (in [`FOLLOW_UP_ROUNDS`]).
     follow_up: Option<String>,
-    streamed: Streamed,
+    /// All the text the test read, and the words a checkpoint must have saved.
+    seen: String,
+    saved: String,
 }
 
 impl World {
+    /// A fresh gateway, claimed by the admin `root`, with the scripted model as the
+    /// gateway-wide provider `mock`, the default agent sent to `mock/test-model`, and a
+    /// new session.
     async fn new() -> World {
-        let upstream = Upstream::start();
+        let model = ChatModel::start(reply);
         let sandbox = Sandbox::new();
         let gateway = start_gateway(&sandbox, &sandbox.path("data"));
-        let api = set_up(&gateway, &upstream).await;
-        let (status, session) = api
-            .call(Method::POST, "/api/v1/sessions", Some(json!({})))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{session}");
+        let anonymous = Client::new(&gateway.url, None).unwrap();
+        let (username, password) = ("root".to_string(), ADMIN_PASSWORD.to_string());
+        let token = gateway
+            .bootstrap_token()
+            .expect("a fresh gateway prints a bootstrap token");
+        let claim = BootstrapRequest {
+            token,
+            username: username.clone(),
+            password: password.clone(),
+            display_name: None,
+        };
+        anonymous.bootstrap(&claim).await.unwrap();
+        let login = LoginRequest {
+            username,
+            password,
+            mode: LoginMode::Token,
+            token_name: None,
+        };
+        let token = anonymous.login(&login).await.unwrap().token.unwrap();
+        let client = anonymous.with_token(Some(token.clone()));
+        let provider = CreateProviderRequest {
+            name: "mock".into(),
+            kind: ProviderKind::OpenaiCompatible,
+            base_url: Some(model.base_url.clone()),
+            api_key: None,
+            wire: None,
+            scope: ConfigScope::Gateway,
+        };
+        client.create_provider(&provider).await.unwrap();
+        let agents = client.list_agents().await.unwrap().items;
+        let default = agents.iter().find(|a| a.name == "default");
+        let route = UpdateAgentRequest {
+            route: Some(MODEL_ROUTE.into()),
+            ..UpdateAgentRequest::default()
+        };
+        let id = &default.expect("a default agent").id;
+        client.update_agent(id, &route).await.unwrap();
+        let new = CreateSessionRequest::default();
+        let session = client.create_session(&new).await.unwrap().id;
         World {
             gateway,
-            api,
-            session: session["id"].as_str().unwrap().to_string(),
-            upstream,
+            client,
+            token,
+            session,
+            model,
             sandbox,
             path: Vec::new(),
-            runs: Vec::new(),
+            outcomes: Vec::new(),
             last_event_id: 0,
         }
     }
@@ -725,122 +474,153 @@ impl World {
     /// result are committed, then the slow answer streams (a follow-up may be queued
     /// meanwhile) until a checkpoint provably holds some of it; then SIGKILL.
     async fn stream_and_kill(&mut self, round: usize) -> Lost {
-        let session = self.session.clone();
-        let mut events = self.api.events(&session).await;
+        let mut events = self.events().await;
         let question = format!("round {round}: what time is it?");
-        let posted = self.api.say(&session, &question).await;
-        assert_eq!(posted["status"], "started", "{posted}");
-        let run_id = posted["run_id"].as_str().unwrap().to_string();
+        let run_id = self.start_run(&question).await;
 
-        let before_text = events
-            .until(|e| e.kind == "text_delta" && e.data["run_id"] == run_id)
-            .await;
+        let before_text = events.until(|e| e.text_of(&run_id).is_some()).await;
         self.see_event_numbers(&before_text);
-        let committed = self.api.entries(&session).await;
+        let committed = self.entries().await;
+        let call = call_id(round);
         self.path.extend([
             shaped("user", &question, None),
-            shaped(
-                "tool_call",
-                &format!("current_time(\"call_r{round}\")"),
-                None,
-            ),
-            shaped(
-                "tool_result",
-                &format!("\"call_r{round}\" error=false"),
-                None,
-            ),
+            shaped("tool_call", &format!("current_time({call})"), None),
+            shaped("tool_result", &format!("{call} error=false"), None),
         ]);
-        assert_eq!(committed.iter().map(shape).collect::<Vec<_>>(), self.path);
+        assert_eq!(shapes(&committed), self.path);
 
         let follow_up = FOLLOW_UP_ROUNDS
             .contains(&round)
             .then(|| format!("and after round {round}?"));
         if let Some(text) = &follow_up {
-            let queued = self.api.say(&session, text).await;
-            assert_eq!(queued["status"], "queued", "{queued}");
-            assert_eq!(queued["message"]["delivery"], "follow_up");
+            match self.say(text).await {
+                PostMessageResponse::Queued { message } => {
+                    assert_eq!(message.delivery, Delivery::FollowUp, "{message:?}")
+                }
+                other => panic!("{text:?} was not queued: {other:?}"),
+            }
         }
 
-        let streamed = stream_until_saved(
-            &mut events,
-            before_text,
-            &self.upstream,
-            round,
-            &run_id,
-            self.last_event_id,
-        )
-        .await;
-        self.last_event_id = streamed.last_event_id;
+        let (seen, saved) = self
+            .stream_until_saved(&mut events, before_text, round, &run_id)
+            .await;
         kill_hard(&mut self.gateway);
         Lost {
             run_id,
             committed,
             follow_up,
-            streamed,
+            seen,
+            saved,
+        }
+    }
+
+    /// Read the slow answer of `round` (from the events `already` read on) until a
+    /// checkpoint provably holds at least [`MIN_SAVED_WORDS`] words and, since the first,
+    /// [`MIN_STREAMED`] has passed (plus [`MIN_STREAMED_STEP`] a round). Returns the text
+    /// read and the words that a checkpoint must have saved.
+    ///
+    /// The proof: the runtime saves unsaved text once [`CHECKPOINT_EVERY`] has passed
+    /// since its last save (on handling a stream event, or on a timer when none comes),
+    /// and handles the next event only after the save. Word `k` was read by the test at
+    /// `read[k]`, so the runtime had it by then. If word `j` left the model server at or
+    /// after `read[k] + CHECKPOINT_EVERY`, the runtime handled `j` at least that long
+    /// after `k`, so by the end of handling `j` a save holding `k` was done; reading word
+    /// `j + 1` shows that handling had ended.
+    async fn stream_until_saved(
+        &mut self,
+        events: &mut Events,
+        already: Vec<Ev>,
+        round: usize,
+        run_id: &str,
+    ) -> (String, String) {
+        let full = slow_answer(round);
+        let (mut seen, mut read) = (String::new(), Vec::<Instant>::new());
+        let mut already = already.into_iter();
+        loop {
+            let e = match already.next() {
+                Some(e) => e,
+                None => {
+                    let e = events.next().await;
+                    self.see_event_numbers(std::slice::from_ref(&e));
+                    e
+                }
+            };
+            assert_eq!(e.finished(), None, "the run ended before the kill");
+            let Some(text) = e.text_of(run_id) else {
+                continue;
+            };
+            seen.push_str(text);
+            assert!(full.starts_with(&seen), "streamed {seen:?}");
+            while read.len() < seen.matches(' ').count() {
+                read.push(e.at);
+            }
+            // Word `j + 1` has been read in full.
+            let Some(j) = read.len().checked_sub(2) else {
+                continue;
+            };
+            let slow = exchange(&self.model, |last| {
+                last.tool_call_id == Some(call_id(round))
+            });
+            let left_server = slow.unwrap().sent[j];
+            let saved_words = read
+                .iter()
+                .take_while(|&&at| at + CHECKPOINT_EVERY <= left_server)
+                .count();
+            let min_streamed = MIN_STREAMED + MIN_STREAMED_STEP * (round as u32 - 1);
+            if saved_words >= MIN_SAVED_WORDS && read[0].elapsed() >= min_streamed {
+                let saved = slow_words(round)[..saved_words].concat();
+                return (seen, saved);
+            }
         }
     }
 
     /// `mosaic serve` again, on the same data directory.
     fn restart(&mut self) {
         self.gateway = start_gateway(&self.sandbox, &self.sandbox.path("data"));
-        self.api.url = self.gateway.url.clone();
-        assert!(
-            self.gateway
-                .log()
-                .contains("closed a run interrupted by the gateway stopping"),
-            "recovery says what it did:\n{}",
-            self.gateway.log()
-        );
+        self.client = Client::new(&self.gateway.url, Some(self.token.clone())).unwrap();
+        let log = self.gateway.log();
+        let said = log.contains("closed a run interrupted by the gateway stopping");
+        assert!(said, "recovery says what it did:\n{log}");
     }
 
     /// The lost run is closed as the gateway stopping, every entry committed before the
     /// kill is there byte for byte, the text that had streamed is an answer marked
     /// interrupted, and a queued follow-up got its run. Returns the kept text.
     async fn check_recovery(&mut self, round: usize, lost: &Lost) -> String {
-        let session = self.session.clone();
-        self.runs
-            .push(("interrupted".into(), Some("gateway_stopped".into())));
+        self.outcomes.push(stopped());
         if lost.follow_up.is_some() {
-            self.runs.push(("completed".into(), Some("stop".into())));
+            self.outcomes.push(completed());
         }
-        let expected_runs = self.runs.len();
-        let listed = self
-            .api
-            .runs_until(&session, |r| {
-                r.len() == expected_runs && r.iter().all(|run| run["status"] != "running")
-            })
-            .await;
-        let run = run_with_id(&listed, &lost.run_id);
-        assert_eq!(run["status"], "interrupted", "{run}");
-        assert_eq!(run["stop_reason"], "gateway_stopped", "{run}");
-        assert!(run["finished_at"].is_string(), "{run}");
+        let listed = self.settled_runs(self.outcomes.len()).await;
+        assert_closed_by_the_stop(&listed, &lost.run_id);
 
-        let entries = self.api.entries(&session).await;
+        let entries = self.entries().await;
         let committed = &lost.committed;
         assert!(entries.len() > committed.len(), "{entries:#?}");
         assert_eq!(entries[..committed.len()], committed[..]);
         let partial = &entries[committed.len()];
-        let kept = partial["body"]["text"].as_str().unwrap().to_string();
-        assert_eq!(partial["parent_id"], committed.last().unwrap()["id"]);
-        assert_eq!(partial["body"]["type"], "assistant");
-        assert_eq!(partial["body"]["stop_reason"], "interrupted");
-        assert_eq!(partial["body"]["model"], MODEL_ROUTE);
+        assert_eq!(partial.parent_id, committed.last().map(|e| e.id.clone()));
+        let kept = match &partial.body {
+            EntryBody::Assistant { text, model, .. } if model.as_deref() == Some(MODEL_ROUTE) => {
+                text.clone()
+            }
+            _ => panic!("the kept text is an answer of {MODEL_ROUTE}: {partial:#?}"),
+        };
         assert!(
             slow_answer(round).starts_with(&kept),
             "the kept text is what streamed: {kept:?}"
         );
-        let streamed = &lost.streamed;
         assert!(
-            kept.starts_with(&streamed.saved),
+            kept.starts_with(&lost.saved),
             "the kept text holds every word a checkpoint had saved\n  kept:  {kept:?}\n  \
              saved: {:?}\n  seen:  {:?}",
-            streamed.saved,
-            streamed.seen
+            lost.saved,
+            lost.seen
         );
         eprintln!(
             "round {round}: killed after {} words read, {} provably saved; {} kept",
-            streamed.seen.matches(' ').count(),
-            streamed.saved.matches(' ').count(),
+            lost.seen.matches(' ').count(),
+            lost.saved.matches(' ').count(),
             kept.matches(' ').count()
         );
         self.path
@@ -851,21 +631,16 @@ impl World {
                 shaped("user", follow_up, None),
                 shaped("assistant", &quick_answer(follow_up), Some("stop")),
             ]);
-            let request = self.upstream.request_for(&Reply::Quick {
-                to: follow_up.clone(),
-            });
+            let request = quick_request(&self.model, follow_up);
             assert!(
                 answer_precedes(&request, &kept, follow_up),
                 "the follow-up's model call has the kept text as context: {request:#}"
             );
-            let state = self
-                .api
-                .get(&format!("/api/v1/sessions/{session}/state"))
-                .await;
-            assert_eq!(state["queue"], json!([]), "nothing waits any more");
+            let state = self.client.get_session_state(&self.session);
+            assert_eq!(state.await.unwrap().queue, [], "nothing waits any more");
         }
         assert_eq!(
-            entries.iter().map(shape).collect::<Vec<_>>(),
+            shapes(&entries),
             self.path,
             "the session's path after restart {round}"
         );
@@ -875,28 +650,22 @@ impl World {
     /// The session goes on: a new message gets a whole answer, the model seeing the
     /// kept text (and the follow-up's answer after it) as context.
     async fn go_on(&mut self, round: usize, lost: &Lost, kept: &str) {
-        let session = self.session.clone();
-        let mut events = self.api.events(&session).await;
+        let mut events = self.events().await;
         let next = format!("go on after round {round}");
-        let posted = self.api.say(&session, &next).await;
-        assert_eq!(posted["status"], "started", "{posted}");
-        let run_id = posted["run_id"].as_str().unwrap().to_string();
+        let run_id = self.start_run(&next).await;
         let seen = events
-            .until(|e| e.kind == "run_finished" && e.data["run"]["id"] == run_id)
+            .until(|e| e.finished().is_some_and(|run| run.id == run_id))
             .await;
         self.see_event_numbers(&seen);
-        let finished = &seen.last().unwrap().data["run"];
-        assert_eq!(finished["status"], "completed", "{finished}");
-        assert_eq!(finished["stop_reason"], "stop", "{finished}");
-        self.runs.push(("completed".into(), Some("stop".into())));
+        let finished = seen.last().unwrap().finished().unwrap();
+        assert_eq!(outcome(finished), completed(), "{finished:?}");
+        self.outcomes.push(completed());
         self.path.extend([
             shaped("user", &next, None),
             shaped("assistant", &quick_answer(&next), Some("stop")),
         ]);
 
-        let request = self
-            .upstream
-            .request_for(&Reply::Quick { to: next.clone() });
+        let request = quick_request(&self.model, &next);
         let before_next = match &lost.follow_up {
             Some(follow_up) => quick_answer(follow_up),
             None => kept.to_string(),
@@ -913,20 +682,11 @@ impl World {
             "the kept text is in the model's context: {request:#}"
         );
 
-        let entries = self.api.entries(&session).await;
-        assert_eq!(entries.iter().map(shape).collect::<Vec<_>>(), self.path);
-        let listed: Vec<(String, Option<String>)> = self
-            .api
-            .runs(&session)
-            .await
-            .iter()
-            .map(|r| {
-                (
-                    r["status"].as_str().unwrap().to_string(),
-                    r["stop_reason"].as_str().map(str::to_string),
-                )
-            })
-            .collect();
-        assert_eq!(listed, self.runs, "the session's runs after round {round}");
+        assert_eq!(shapes(&self.entries().await), self.path);
+        let listed: Vec<Outcome> = self.runs().await.iter().map(outcome).collect();
+        assert_eq!(
+            listed, self.outcomes,
+            "the session's runs after round {round}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! they never skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chat;
 pub mod scripted;
 
 use sqlx::postgres::PgConnectOptions;
