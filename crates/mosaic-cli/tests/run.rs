@@ -1,9 +1,9 @@
 //! End-to-end tests of `mosaic run`, `mosaic chat` and the run commands of `mosaic
-//! sessions`: a real gateway whose default agent routes to `mock/test-model`, a scripted
-//! OpenAI Chat Completions server on loopback. The server answers from what it is sent,
-//! so concurrent runs cannot take each other's answers: it echoes the last user message
-//! ("You said: …"), calls `current_time` when asked "time?", fails on "FAIL", streams
-//! slowly on "slow", and holds its answer on "hold".
+//! sessions`: a real gateway whose default agent routes to `mock/test-model`, the
+//! scripted Chat Completions model of `mosaic-test-support`. It answers from the
+//! request's last message, so concurrent runs cannot take each other's answers: it
+//! echoes a user's message ("You said: …"), calls `current_time` when asked "time?",
+//! fails on "FAIL", streams slowly on "slow", and holds its answer on "hold".
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,49 +11,24 @@
 #[allow(dead_code)]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mosaic_api::{EntryBody, NumberedEvent, RunStatus, SessionEvent};
 use mosaic_client::LiveEvent;
+use mosaic_test_support::chat::{ChatModel, Reply, Turn, USAGE};
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 
 use crate::support::{mosaic, wait_with_deadline, Identity, World};
 
-const MODEL: &str = "test-model";
-
-/// The scripted upstream; every chat completion request body is recorded.
-struct Upstream {
-    addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Upstream {
-    fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let upstream = Upstream {
-            addr: listener.local_addr().unwrap(),
-            requests: Arc::default(),
-        };
-        let requests = upstream.requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let requests = requests.clone();
-                std::thread::spawn(move || serve(stream, &requests));
-            }
-        });
-        upstream
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        self.requests.lock().unwrap().clone()
-    }
-}
+/// The pause before each piece but the first of a slow echo: the follow-up typed once
+/// the first piece shows has 1.6 s to be queued before the answer ends.
+const SLOW: Duration = Duration::from_millis(800);
+/// The same for a held echo: longer than any test waits.
+const HOLD: Duration = Duration::from_secs(30);
 
 /// The (role, text) of each message the model was sent, the system prompt left out.
 fn conversation(request: &Value) -> Vec<(String, String)> {
@@ -73,143 +48,52 @@ fn conversation(request: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn chunk(delta: Value, finish: Value) -> Value {
-    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": MODEL,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-}
-
-/// A streamed text answer in three pieces.
-fn text_chunks(text: &str) -> Vec<Value> {
+/// `text` in three pieces, as the model streams its answers.
+fn thirds(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let third = chars.len().div_ceil(3);
-    let mut out = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
-    out.extend(chars.chunks(third).map(|piece| {
-        chunk(
-            json!({"content": piece.iter().collect::<String>()}),
-            Value::Null,
-        )
-    }));
-    out.push(chunk(json!({}), json!("stop")));
-    out
+    chars
+        .chunks(third)
+        .map(|piece| piece.iter().collect())
+        .collect()
 }
 
-fn tool_call_chunks() -> Vec<Value> {
-    vec![
-        chunk(
-            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1",
-                "type": "function", "function": {"name": "current_time", "arguments": ""}}]}),
-            Value::Null,
-        ),
-        chunk(
-            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}),
-            Value::Null,
-        ),
-        chunk(json!({}), json!("tool_calls")),
-    ]
+/// "You said: `text`." in three pieces, the first at once, each other after `pause`.
+fn echo(text: &str, pause: Duration) -> Reply {
+    let pieces = thirds(&format!("You said: {text}."));
+    let (first, rest) = pieces.split_at(1);
+    rest.iter().fold(Reply::text(first), |reply, piece| {
+        reply.then_pause(pause).then_text(&[piece])
+    })
 }
 
-fn serve(stream: TcpStream, requests: &Mutex<Vec<Value>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() || request_line.is_empty() {
-        return;
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').unwrap();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let mut out = stream;
-    if path != "/v1/chat/completions" {
-        let list = json!({"object": "list", "data": [{"id": MODEL, "object": "model"}]});
-        let list = list.to_string();
-        let _ = write!(
-            out,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\n\r\n{list}",
-            list.len()
-        );
-        return;
-    }
-    let body: Value = serde_json::from_slice(&body).unwrap();
-    requests.lock().unwrap().push(body.clone());
-    let (role, last) = conversation(&body).pop().unwrap();
-    let (chunks, pace) = if role == "tool" {
-        let text = if last.contains("declined") {
+/// What the model answers, by the request's last message (see the module's doc); a
+/// tool's result gets a last word on the time, or on its refusal.
+fn reply(last: &Turn) -> Reply {
+    let text = last.text.as_str();
+    if last.role == "tool" {
+        let answer = if text.contains("declined") {
             "I may not look at the clock."
         } else {
             "The time is now."
         };
-        (text_chunks(text), Duration::ZERO)
-    } else if last.contains("FAIL") {
-        let error = json!({"error": {"message": "scripted outage", "type": "server_error"}});
-        let error = error.to_string();
-        let _ = write!(
-            out,
-            "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{error}",
-            error.len()
-        );
-        return;
-    } else if last.contains("time?") {
-        (tool_call_chunks(), Duration::ZERO)
-    } else if last.contains("slow") {
-        (
-            text_chunks(&format!("You said: {last}.")),
-            Duration::from_millis(400),
-        )
-    } else if last.contains("hold") {
-        (
-            text_chunks(&format!("You said: {last}.")),
-            Duration::from_secs(30),
-        )
+        Reply::text(&thirds(answer))
+    } else if text.contains("FAIL") {
+        Reply::error(500, "scripted outage")
+    } else if text.contains("time?") {
+        Reply::tool_call("call_1", "current_time", "{}")
+    } else if text.contains("slow") {
+        echo(text, SLOW)
+    } else if text.contains("hold") {
+        echo(text, HOLD)
     } else {
-        (text_chunks(&format!("You said: {last}.")), Duration::ZERO)
-    };
-    let _ = write!(
-        out,
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-         connection: close\r\n\r\n"
-    );
-    let usage = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": MODEL,
-        "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}});
-    for (i, event) in chunks.iter().chain([&usage]).enumerate() {
-        // The first two chunks (the role, the first piece) go at once; then the pace.
-        if i >= 2 {
-            std::thread::sleep(pace);
-        }
-        if write!(out, "data: {event}\n\n").is_err() || out.flush().is_err() {
-            return;
-        }
+        echo(text, Duration::ZERO)
     }
-    let _ = write!(out, "data: [DONE]\n\n");
-    let _ = out.flush();
 }
 
-/// A gateway with the admin logged in, a gateway provider `mock` over `upstream`, and
-/// the admin's default agent answering through `mock/test-model`.
-fn world_with_mock(upstream: &Upstream) -> World {
+/// A gateway with the admin logged in, a gateway provider `mock` over `model`, and the
+/// admin's default agent answering through `mock/test-model`.
+fn world_with_mock(model: &ChatModel) -> World {
     let world = World::new();
     world
         .admin
@@ -221,7 +105,7 @@ fn world_with_mock(upstream: &Upstream) -> World {
                 "--kind",
                 "openai-compatible",
                 "--base-url",
-                &format!("http://{}/v1", upstream.addr),
+                &model.base_url,
                 "--gateway",
                 "--api-key-stdin",
             ],
@@ -316,8 +200,8 @@ impl Live {
 
 #[test]
 fn run_prints_the_streamed_answer_and_continues_a_session() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
     let admin = &world.admin;
 
     let answer = admin
@@ -329,9 +213,10 @@ fn run_prints_the_streamed_answer_and_continues_a_session() {
         "{answer}"
     );
     assert!(
-        answer
-            .stderr
-            .contains("tokens: 10 in (0 cached), 5 out, 1 model call(s)"),
+        answer.stderr.contains(&format!(
+            "tokens: {} in (0 cached), {} out, 1 model call(s)",
+            USAGE.0, USAGE.1
+        )),
         "{answer}"
     );
     let session = answer
@@ -353,7 +238,7 @@ fn run_prints_the_streamed_answer_and_continues_a_session() {
         .ok();
     assert_eq!(again.stdout, "You said: and again.\n");
     assert_eq!(again.stderr, "");
-    let sent = upstream.requests().pop().unwrap();
+    let sent = model.requests().pop().unwrap();
     assert_eq!(
         conversation(&sent),
         vec![
@@ -408,8 +293,8 @@ fn run_prints_the_streamed_answer_and_continues_a_session() {
 
 #[test]
 fn run_json_prints_numbered_events_ending_with_its_run_finished() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
 
     let out = world.admin.run(&["run", "--json", "count"]).ok();
     let events = events_of(&out.stdout);
@@ -438,14 +323,14 @@ fn run_json_prints_numbered_events_ending_with_its_run_finished() {
 
 #[test]
 fn a_tool_using_turn_shows_the_call_and_its_result_on_stderr() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
 
     let out = world.admin.run(&["run", "what is the time?"]).ok();
     assert_eq!(out.stdout, "The time is now.\n");
     let stderr: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(stderr, vec!["→ current_time {}", "← ok"], "{out}");
-    let requests = upstream.requests();
+    let requests = model.requests();
     assert_eq!(requests.len(), 2);
     let tool = &requests[1]["messages"].as_array().unwrap().last().unwrap()["content"];
     assert!(tool.as_str().unwrap().contains("\"utc\""), "{tool}");
@@ -453,8 +338,8 @@ fn a_tool_using_turn_shows_the_call_and_its_result_on_stderr() {
 
 #[test]
 fn a_failing_model_fails_the_run_with_exit_11() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
 
     let out = world.admin.run(&["run", "FAIL please"]).expect_code(11);
     assert_eq!(out.stdout, "");
@@ -474,8 +359,8 @@ fn a_failing_model_fails_the_run_with_exit_11() {
 
 #[test]
 fn a_run_at_its_model_call_limit_exits_12() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
     // The CLI sets no limits (yet): through the API, with the admin's saved token.
     let creds: toml::Value =
         toml::from_str(&std::fs::read_to_string(&world.admin.creds).unwrap()).unwrap();
@@ -509,8 +394,8 @@ fn a_run_at_its_model_call_limit_exits_12() {
 
 #[test]
 fn approvals_are_declined_headless_unless_approve_is_given() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
     let admin = &world.admin;
     admin
         .run(&[
@@ -530,7 +415,7 @@ fn approvals_are_declined_headless_unless_approve_is_given() {
     );
     assert!(declined.stderr.contains("--approve"), "{declined}");
     assert!(declined.stderr.contains("← error: "), "{declined}");
-    let refusal = upstream.requests()[1]["messages"]
+    let refusal = model.requests()[1]["messages"]
         .as_array()
         .unwrap()
         .last()
@@ -553,8 +438,8 @@ fn approvals_are_declined_headless_unless_approve_is_given() {
 
 #[test]
 fn ctrl_c_interrupts_the_run_and_exits_13() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
 
     let mut live = Live::spawn(&world.admin, &["run", "hold on", "--verbose"]);
     // The first piece ("You sa"); the rest waits for 30 s.
@@ -588,8 +473,8 @@ fn ctrl_c_interrupts_the_run_and_exits_13() {
 
 #[test]
 fn chat_from_a_pipe_answers_each_line_then_exits() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
 
     let out = world
         .admin
@@ -600,7 +485,7 @@ fn chat_from_a_pipe_answers_each_line_then_exits() {
         "You said: first question.\nYou said: second question.\n"
     );
     assert!(out.stderr.starts_with("session "), "{out}");
-    let last = upstream.requests().pop().unwrap();
+    let last = model.requests().pop().unwrap();
     assert_eq!(
         conversation(&last),
         vec![
@@ -613,8 +498,8 @@ fn chat_from_a_pipe_answers_each_line_then_exits() {
 
 #[test]
 fn a_line_typed_during_a_slow_answer_runs_after_it() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
 
     let mut live = Live::spawn(&world.admin, &["chat"]);
     live.write("a slow question\n");
@@ -630,7 +515,7 @@ fn a_line_typed_during_a_slow_answer_runs_after_it() {
         stderr.contains("(queued, runs when this answer ends: the follow-up)"),
         "{stderr}"
     );
-    let requests = upstream.requests();
+    let requests = model.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(
         conversation(&requests[1]),
@@ -644,8 +529,8 @@ fn a_line_typed_during_a_slow_answer_runs_after_it() {
 
 #[test]
 fn chat_asks_for_approval_and_answers_it_from_a_command() {
-    let upstream = Upstream::start();
-    let world = world_with_mock(&upstream);
+    let model = ChatModel::start(reply);
+    let world = world_with_mock(&model);
     world
         .admin
         .run(&[
