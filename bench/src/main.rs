@@ -7,8 +7,10 @@
 //!
 //! `mosaic-bench llm` is the second mode: streamed model calls through Mosaic's
 //! OpenAI-compatible endpoint against a scripted upstream, next to the upstream alone
-//! and LiteLLM's proxy (see the `llm` module).
+//! and LiteLLM's proxy (see the `llm` module). `mosaic-bench agent` is the third: how
+//! fast an agent run's live events reach a session's subscribers (see the `agent` module).
 
+mod agent;
 mod llm;
 mod load;
 mod server;
@@ -30,6 +32,7 @@ const LIST_PATH: &str = "/api/v1/workspaces?limit=20";
 const USAGE: &str = "\
 usage: mosaic-bench [MOSAIC_BINARY] [--runs N] [--clients N] [--duration SECS]
        mosaic-bench llm [MOSAIC_BINARY] [options]   (streamed model calls; llm --help)
+       mosaic-bench agent [MOSAIC_BINARY] [options] (agent run events; agent --help)
 
   MOSAIC_BINARY   the mosaic binary to measure (default target/release/mosaic)
   --runs N        starts per start-up series (default 20)
@@ -350,10 +353,10 @@ fn run() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let result = if std::env::args().nth(1).as_deref() == Some("llm") {
-        llm::run()
-    } else {
-        run()
+    let result = match std::env::args().nth(1).as_deref() {
+        Some("llm") => llm::run(),
+        Some("agent") => agent::run(),
+        _ => run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
