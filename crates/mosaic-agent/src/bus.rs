@@ -75,6 +75,8 @@ pub struct SessionBus {
 /// What a subscriber gets: missed events to replay first, whether it must resync, and
 /// the live channel from there on.
 pub struct Subscription {
+    /// The latest number when subscribed: live events come after it.
+    pub latest: u64,
     pub replay: Vec<Arc<Numbered>>,
     pub resync: Option<String>,
     pub live: broadcast::Receiver<Arc<Numbered>>,
@@ -155,6 +157,7 @@ impl SessionBus {
         let latest = state.next - 1;
         let Some(after) = after else {
             return Subscription {
+                latest,
                 replay: Vec::new(),
                 resync: None,
                 live,
@@ -164,6 +167,7 @@ impl SessionBus {
         if after >= latest && after < state.next && after + 1 >= state.first {
             // Nothing missed.
             return Subscription {
+                latest,
                 replay: Vec::new(),
                 resync: None,
                 live,
@@ -171,6 +175,7 @@ impl SessionBus {
         }
         if after > latest {
             return Subscription {
+                latest,
                 replay: Vec::new(),
                 resync: Some(format!(
                     "event {after} is not one of this session's (the latest is {latest})"
@@ -180,6 +185,7 @@ impl SessionBus {
         }
         if after + 1 < oldest_held || after + 1 < state.first {
             return Subscription {
+                latest,
                 replay: Vec::new(),
                 resync: Some(format!(
                     "events after {after} are no longer held (the oldest held is {oldest_held})"
@@ -194,15 +200,11 @@ impl SessionBus {
             .cloned()
             .collect();
         Subscription {
+            latest,
             replay,
             resync: None,
             live,
         }
-    }
-
-    /// A fresh live channel, after a subscriber fell behind.
-    pub fn resubscribe(&self) -> broadcast::Receiver<Arc<Numbered>> {
-        self.tx.subscribe()
     }
 
     /// The number of the latest event (0 when none was ever sent).

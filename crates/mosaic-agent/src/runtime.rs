@@ -202,7 +202,7 @@ impl Runtime {
         req: PostMessageRequest,
     ) -> Result<PostMessageResponse> {
         mosaic_store::check_message(&req.text)?;
-        self.0.store.get_session(p, session_id).await?;
+        // The store checks the session is the principal's in each branch below.
         let lane = self.lane(session_id);
         let mut lane = lane.lock().await;
         if lane.active.is_some() {
@@ -236,10 +236,10 @@ impl Runtime {
             (None, true) => Parent::Root,
             (None, false) => Parent::ActiveLeaf,
         };
-        let entry = self
+        let (run, entry) = self
             .0
             .store
-            .append_entry(
+            .start_run_with(
                 p,
                 session_id,
                 parent,
@@ -248,7 +248,6 @@ impl Runtime {
                 },
             )
             .await?;
-        let run = self.0.store.start_run(p, session_id).await?;
         self.publish(
             p,
             session_id,
@@ -449,6 +448,7 @@ impl Runtime {
                 cancel,
                 approvals,
                 progress: RunProgress::default(),
+                path: Vec::new(),
             };
             let outcome = AssertUnwindSafe(ctx.run()).catch_unwind().await;
             let end = match outcome {
@@ -528,6 +528,10 @@ struct RunCtx {
     cancel: CancellationToken,
     approvals: Arc<StdMutex<Vec<Approval>>>,
     progress: RunProgress,
+    /// The session's path from its root to the active leaf. Only this run appends to
+    /// the session while it runs (edits and branch switches wait for it), so the path is
+    /// read once and kept up to date here.
+    path: Vec<Entry>,
 }
 
 /// What one model call produced.
@@ -565,7 +569,7 @@ impl RunCtx {
         self.rt.publish(&self.p, &self.session_id, event).await;
     }
 
-    async fn commit(&self, body: EntryBody) -> Result<Entry> {
+    async fn commit(&mut self, body: EntryBody) -> Result<Entry> {
         let entry = self
             .store()
             .append_run_entry(
@@ -577,6 +581,7 @@ impl RunCtx {
                 &self.progress,
             )
             .await?;
+        self.path.push(entry.clone());
         self.emit(SessionEvent::Entry {
             run_id: Some(self.run_id.clone()),
             entry: entry.clone(),
@@ -667,6 +672,10 @@ impl RunCtx {
         let budget = agent.limits.token_budget.unwrap_or(config.token_budget);
         let window = u64::from(agent.limits.context_window.unwrap_or(config.context_window));
         let tools = self.rt.0.tools.offered(&agent.tools);
+        self.path = self
+            .store()
+            .session_path(&self.p, &self.session_id, None)
+            .await?;
         self.emit(SessionEvent::RunStarted {
             run_id: self.run_id.clone(),
             route: agent.route.clone(),
@@ -682,14 +691,14 @@ impl RunCtx {
             if self.progress.usage.total() >= budget {
                 return Ok(limited("token_budget"));
             }
-            let mut messages = self.context(&agent).await?;
+            let mut messages = self.context(&agent);
             let reserve = (window / 4).min(16_384);
             let mut max_tokens = config.max_output_tokens;
             if context::estimate_tokens(&messages, &tools) > window.saturating_sub(reserve) {
                 if let Some(end) = self.compact(&agent, window, max_calls, budget).await? {
                     return Ok(end);
                 }
-                messages = self.context(&agent).await?;
+                messages = self.context(&agent);
             }
             // Never ask for more than the window leaves.
             let room = window.saturating_sub(context::estimate_tokens(&messages, &tools));
@@ -774,12 +783,8 @@ impl RunCtx {
         }
     }
 
-    async fn context(&self, agent: &Agent) -> Result<Vec<Message>> {
-        let path = self
-            .store()
-            .session_path(&self.p, &self.session_id, None)
-            .await?;
-        Ok(context::messages(&agent.system_prompt, &path))
+    fn context(&self, agent: &Agent) -> Vec<Message> {
+        context::messages(&agent.system_prompt, &self.path)
     }
 
     /// Messages sent as steers join the run now. Whether any did.
@@ -802,6 +807,7 @@ impl RunCtx {
             {
                 Ok(entry) => {
                     any = true;
+                    self.path.push(entry.clone());
                     self.emit(SessionEvent::Entry {
                         run_id: Some(self.run_id.clone()),
                         entry,
@@ -845,12 +851,7 @@ impl RunCtx {
             fallbacks: call.fallbacks.clone(),
         })
         .await;
-        let parent = self
-            .store()
-            .get_session(&self.p, &self.session_id)
-            .await
-            .ok()
-            .and_then(|s| s.active_leaf_id);
+        let parent = self.path.last().map(|e| e.id.clone());
         let mut answer = Answer {
             text: String::new(),
             thinking: String::new(),
@@ -1032,11 +1033,7 @@ impl RunCtx {
         if self.progress.usage.total() >= budget {
             return Ok(Some(limited("token_budget")));
         }
-        let path = self
-            .store()
-            .session_path(&self.p, &self.session_id, None)
-            .await?;
-        let (summary, visible) = context::visible(&path);
+        let (summary, visible) = context::visible(&self.path);
         let Some(cut) = context::compaction_cut(&visible, window / 4) else {
             return Ok(None);
         };

@@ -107,6 +107,32 @@ async fn select_run(tx: &mut Tx<'_>, p: &Principal, run_id: &str) -> Result<Run>
     run_from_row(&row)
 }
 
+/// A new `running` row; `Conflict` while another runs in the session.
+async fn insert_run(tx: &mut Tx<'_>, p: &Principal, session_id: &str) -> Result<String> {
+    let id = new_id();
+    let sql = tx
+        .sql(
+            "INSERT INTO runs (id, session_id, owner_user_id, status, started_at) \
+             VALUES ($1, $2, $3, 'running', $4)",
+        )
+        .into_owned();
+    let inserted = tx
+        .execute(
+            sqlx::query(&sql)
+                .bind(&id)
+                .bind(session_id)
+                .bind(p.user_id())
+                .bind(now_ms()),
+        )
+        .await;
+    match inserted {
+        Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(
+            "a run is already active in this session".into(),
+        )),
+        other => other.map(|_| id),
+    }
+}
+
 /// Record progress on a run and forget its partial answer (it has just become an entry,
 /// or there is none).
 async fn save_progress(
@@ -145,31 +171,26 @@ impl Store {
     pub async fn start_run(&self, p: &Principal, session_id: &str) -> Result<Run> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         select_session(&mut tx, p, session_id).await?;
-        let id = new_id();
-        let sql = tx
-            .sql(
-                "INSERT INTO runs (id, session_id, owner_user_id, status, started_at) \
-                 VALUES ($1, $2, $3, 'running', $4)",
-            )
-            .into_owned();
-        let inserted = tx
-            .execute(
-                sqlx::query(&sql)
-                    .bind(&id)
-                    .bind(session_id)
-                    .bind(p.user_id())
-                    .bind(now_ms()),
-            )
-            .await;
-        if let Err(StoreError::Conflict(_)) = inserted {
-            return Err(StoreError::Conflict(
-                "a run is already active in this session".into(),
-            ));
-        }
-        inserted?;
+        let id = insert_run(&mut tx, p, session_id).await?;
         let run = select_run(&mut tx, p, &id).await?;
         tx.commit().await?;
         Ok(run)
+    }
+
+    /// Append a user's message and begin a run for it, in one transaction.
+    pub async fn start_run_with(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        parent: Parent<'_>,
+        message: EntryBody,
+    ) -> Result<(Run, Entry)> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let entry = append_in(&mut tx, p, session_id, parent, message).await?;
+        let id = insert_run(&mut tx, p, session_id).await?;
+        let run = select_run(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        Ok((run, entry))
     }
 
     /// Append an entry made by a run, recording the run's progress in the same

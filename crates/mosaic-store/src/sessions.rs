@@ -85,6 +85,33 @@ async fn all_entries(tx: &mut Tx<'_>, session_id: &str) -> Result<Vec<Entry>> {
     rows.iter().map(entry_from_row).collect()
 }
 
+/// The path from a root to `leaf`, read by walking parent links in the database (only
+/// the path's rows are read, however large the tree). Empty when there is no such
+/// entry.
+async fn path_in(tx: &mut Tx<'_>, session_id: &str, leaf: &str) -> Result<Vec<Entry>> {
+    let sql = tx
+        .sql(
+            "WITH RECURSIVE path(id, parent_id, body, created_at, depth) AS ( \
+               SELECT id, parent_id, body, created_at, 0 FROM session_entries \
+                 WHERE session_id = $1 AND id = $2 \
+               UNION ALL \
+               SELECT e.id, e.parent_id, e.body, e.created_at, path.depth + 1 \
+                 FROM session_entries e JOIN path ON e.session_id = $1 AND e.id = path.parent_id \
+                 WHERE path.depth < $3) \
+             SELECT id, parent_id, body, created_at FROM path ORDER BY depth DESC",
+        )
+        .into_owned();
+    let rows = tx
+        .fetch_all(
+            sqlx::query(&sql)
+                .bind(session_id)
+                .bind(leaf)
+                .bind(MAX_IMPORT_ENTRIES as i64),
+        )
+        .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
 /// The path from a root to `leaf`, given every entry.
 fn path_to(entries: &[Entry], leaf: &str) -> Result<Vec<Entry>> {
     let by_id: HashMap<&str, &Entry> = entries.iter().map(|e| (e.id.as_str(), e)).collect();
@@ -348,17 +375,21 @@ impl Store {
     ) -> Result<Vec<Entry>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let session = select_session(&mut tx, p, session_id).await?;
-        let entries = all_entries(&mut tx, session_id).await?;
+        let Some(target) = leaf.or(session.active_leaf_id.as_deref()) else {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        };
+        let path = path_in(&mut tx, session_id, target).await?;
         tx.commit().await?;
-        match (leaf, session.active_leaf_id.as_deref()) {
-            (Some(leaf), _) => path_to(&entries, leaf).map_err(|e| match e {
-                StoreError::NotFound => {
-                    StoreError::Invalid(format!("no entry {leaf} in this session"))
-                }
-                other => other,
-            }),
-            (None, Some(active)) => path_to(&entries, active),
-            (None, None) => Ok(Vec::new()),
+        match (path.first(), leaf) {
+            (Some(root), _) if root.parent_id.is_some() => {
+                Err(StoreError::Invalid("the entry tree is broken".into()))
+            }
+            (None, Some(leaf)) => Err(StoreError::Invalid(format!(
+                "no entry {leaf} in this session"
+            ))),
+            (None, None) => Err(StoreError::NotFound),
+            _ => Ok(path),
         }
     }
 

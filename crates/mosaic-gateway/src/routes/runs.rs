@@ -174,18 +174,19 @@ pub async fn session_events(
     };
     let bus = state.runtime.bus(&auth.principal, &id).await?;
     let sub = bus.subscribe(after).await;
-    let mut pending: VecDeque<Frame> = sub.replay.into_iter().map(Frame::Event).collect();
-    if let Some(reason) = sub.resync {
-        pending.push_front(Frame::Resync(reason));
-    }
-    // The first chunk tells the client it is subscribed.
-    pending.push_front(Frame::Hello);
-    let follow = Follow {
-        pending,
+    let mut follow = Follow {
+        pending: VecDeque::from([Frame::Hello]),
+        last: sub.latest,
         live: sub.live,
         bus,
         stopping: state.runtime.stopping(),
     };
+    // The first chunk tells the client it is subscribed.
+    follow.catch_up(
+        after.filter(|_| sub.resync.is_none()),
+        sub.replay,
+        sub.resync,
+    );
     let body = futures_util::stream::unfold(follow, |mut f| async move {
         let frame = f.next().await?;
         Some((Ok::<_, std::convert::Infallible>(frame.encode()), f))
@@ -233,28 +234,56 @@ impl Frame {
 /// One subscriber's stream.
 struct Follow {
     pending: VecDeque<Frame>,
+    /// The number of the last event this subscriber was sent (or skipped past).
+    last: u64,
     live: broadcast::Receiver<Arc<Numbered>>,
     bus: Arc<SessionBus>,
     stopping: CancellationToken,
 }
 
 impl Follow {
-    async fn next(&mut self) -> Option<Frame> {
-        if let Some(frame) = self.pending.pop_front() {
-            return Some(frame);
+    /// Queue what a (re)subscription brought: a resync notice, or the missed events.
+    fn catch_up(&mut self, after: Option<u64>, replay: Vec<Arc<Numbered>>, resync: Option<String>) {
+        if let Some(reason) = resync {
+            self.pending.push_back(Frame::Resync(reason));
+        } else if let Some(after) = after {
+            self.last = after;
         }
-        tokio::select! {
-            received = self.live.recv() => match received {
-                Ok(event) => Some(Frame::Event(event)),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    // Too slow: skip to now, and say so.
-                    self.live = self.bus.resubscribe();
-                    Some(Frame::Resync(format!("this subscriber fell {missed} events behind")))
-                }
-                Err(broadcast::error::RecvError::Closed) => None,
-            },
-            _ = tokio::time::sleep(KEEPALIVE) => Some(Frame::Keepalive),
-            _ = self.stopping.cancelled() => None,
+        for event in replay {
+            self.last = event.id;
+            self.pending.push_back(Frame::Event(event));
+        }
+    }
+
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some(frame);
+            }
+            tokio::select! {
+                received = self.live.recv() => match received {
+                    // Replayed from the ring already.
+                    Ok(event) if event.id <= self.last => continue,
+                    Ok(event) => {
+                        self.last = event.id;
+                        return Some(Frame::Event(event));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Behind by more than the channel holds: catch up from the
+                        // ring, which holds more; resync only if even that is past.
+                        let sub = self.bus.subscribe(Some(self.last)).await;
+                        self.live = sub.live;
+                        let after = Some(self.last);
+                        if sub.resync.is_some() {
+                            self.last = sub.latest;
+                        }
+                        self.catch_up(after, sub.replay, sub.resync);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep(KEEPALIVE) => return Some(Frame::Keepalive),
+                _ = self.stopping.cancelled() => return None,
+            }
         }
     }
 }

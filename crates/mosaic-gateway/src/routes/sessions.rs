@@ -135,17 +135,26 @@ pub async fn list_session_branches(
     Ok(Json(BranchList { items }))
 }
 
-/// Continue the session from another entry (switch branches).
+/// Continue the session from another entry (switch branches). Not while a run is
+/// active (409).
 #[utoipa::path(put, path = "/api/v1/sessions/{id}/leaf", tag = "sessions", operation_id = "set_session_leaf",
     params(("id" = String, Path, description = "Session id")), request_body = SetLeafRequest,
     responses((status = 200, body = Session), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn set_session_leaf(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
     Json(req): Json<SetLeafRequest>,
 ) -> ApiResult<Json<Session>> {
+    // A run appends at the active leaf; it may not move under it.
+    state.store.get_session(&auth.principal, &id).await?;
+    if state.runtime.is_running(&id).await {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "a run is active in this session: wait for it or interrupt it first",
+        ));
+    }
     let session = state
         .store
         .set_active_leaf(&auth.principal, &id, &req.entry_id)
