@@ -87,6 +87,22 @@ struct Active {
 #[derive(Default)]
 struct Lane {
     active: Option<Active>,
+    /// The session's path as the last run left it, so the next run need not read it
+    /// again; used only while its last entry is still the session's active leaf.
+    path: Vec<Entry>,
+}
+
+impl Lane {
+    /// Keep the cached path current with an entry appended outside a run.
+    fn appended(&mut self, entry: &Entry) {
+        if entry.parent_id.is_some()
+            && entry.parent_id.as_deref() == self.path.last().map(|e| e.id.as_str())
+        {
+            self.path.push(entry.clone());
+        } else {
+            self.path.clear();
+        }
+    }
 }
 
 struct Inner {
@@ -248,6 +264,7 @@ impl Runtime {
                 },
             )
             .await?;
+        lane.appended(&entry);
         self.publish(
             p,
             session_id,
@@ -279,6 +296,7 @@ impl Runtime {
             ));
         }
         if let Some(id) = from_entry_id {
+            lane.path.clear();
             self.0.store.set_active_leaf(p, session_id, id).await?;
             self.publish(
                 p,
@@ -439,6 +457,7 @@ impl Runtime {
         let this = self.clone();
         let p = p.clone();
         let session_id = session_id.to_string();
+        let path = std::mem::take(&mut lane.path);
         let handle = tokio::spawn(async move {
             let mut ctx = RunCtx {
                 rt: this.clone(),
@@ -448,7 +467,7 @@ impl Runtime {
                 cancel,
                 approvals,
                 progress: RunProgress::default(),
-                path: Vec::new(),
+                path,
             };
             let outcome = AssertUnwindSafe(ctx.run()).catch_unwind().await;
             let end = match outcome {
@@ -460,7 +479,7 @@ impl Runtime {
                 },
             };
             ctx.finish(end).await;
-            this.after_run(&p, &session_id).await;
+            this.after_run(&p, &session_id, ctx.path).await;
         });
         let mut tasks = lock(&self.0.tasks);
         tasks.retain(|t| !t.is_finished());
@@ -468,10 +487,11 @@ impl Runtime {
     }
 
     /// A run ended: start the next one if messages wait, else free the lane.
-    async fn after_run(&self, p: &Principal, session_id: &str) {
+    async fn after_run(&self, p: &Principal, session_id: &str, path: Vec<Entry>) {
         let lane = self.lane(session_id);
         let mut lane = lane.lock().await;
         lane.active = None;
+        lane.path = path;
         if self.0.shutting_down.load(Ordering::SeqCst) {
             return;
         }
@@ -500,6 +520,7 @@ impl Runtime {
                 .await
             {
                 Ok(entry) => {
+                    lane.appended(&entry);
                     self.publish(
                         p,
                         session_id,
@@ -635,9 +656,10 @@ impl RunCtx {
         self.emit(SessionEvent::RunFinished { run }).await;
     }
 
-    async fn agent(&self) -> Result<Agent> {
+    /// The session's agent, and the session's active leaf.
+    async fn agent(&self) -> Result<(Agent, Option<String>)> {
         let session = self.store().get_session(&self.p, &self.session_id).await?;
-        match &session.agent_id {
+        let agent = match &session.agent_id {
             Some(id) => match self.store().get_agent(&self.p, id).await {
                 Ok(a) => Ok(a),
                 Err(StoreError::NotFound) => {
@@ -652,7 +674,8 @@ impl RunCtx {
                     .agent_by_name(&self.p, mosaic_api::DEFAULT_AGENT)
                     .await
             }
-        }
+        }?;
+        Ok((agent, session.active_leaf_id))
     }
 
     async fn run(&mut self) -> RunEnd {
@@ -663,7 +686,7 @@ impl RunCtx {
     }
 
     async fn turns(&mut self) -> Result<RunEnd> {
-        let agent = self.agent().await?;
+        let (agent, leaf) = self.agent().await?;
         let config = self.rt.0.config.clone();
         let max_calls = agent
             .limits
@@ -672,10 +695,12 @@ impl RunCtx {
         let budget = agent.limits.token_budget.unwrap_or(config.token_budget);
         let window = u64::from(agent.limits.context_window.unwrap_or(config.context_window));
         let tools = self.rt.0.tools.offered(&agent.tools);
-        self.path = self
-            .store()
-            .session_path(&self.p, &self.session_id, None)
-            .await?;
+        if leaf.is_none() || self.path.last().map(|e| &e.id) != leaf.as_ref() {
+            self.path = self
+                .store()
+                .session_path(&self.p, &self.session_id, None)
+                .await?;
+        }
         self.emit(SessionEvent::RunStarted {
             run_id: self.run_id.clone(),
             route: agent.route.clone(),
