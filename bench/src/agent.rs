@@ -132,7 +132,7 @@ pub fn run() -> Result<()> {
             .await
         })
         .context("preparing the gateway took over 60 s")??;
-    let load_before = load_average();
+    let load_before = crate::llm::proc::load_average();
 
     eprintln!(
         "mosaic-bench agent: {} runs after {} warm-up, one subscriber…",
@@ -150,34 +150,11 @@ pub fn run() -> Result<()> {
     let fan = runtime
         .block_on(fanout::run(&api, &upstream, &server, &args))
         .with_context(|| format!("the fan-out phase; the gateway's log:\n{}", server.stderr()))?;
-    let load_after = load_average();
+    let load_after = crate::llm::proc::load_average();
     server.stop()?;
     runtime.shutdown_timeout(Duration::from_secs(1));
     report::print(&args, &lat, &fan, (load_before, load_after));
     Ok(())
-}
-
-/// CPU time (user + system) this process has used so far: the subscribers and the
-/// scripted model.
-fn own_cpu() -> Duration {
-    // SAFETY: getrusage only writes the struct we pass; all-zero bytes are a valid rusage.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return Duration::ZERO;
-        }
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// The 1-minute load average.
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(f64::NAN)
 }
 
 fn ms(d: Duration) -> f64 {

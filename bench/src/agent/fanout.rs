@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::api::{read_events, Api, Event};
 use super::upstream::Upstream;
-use super::{own_cpu, Args, RUN_TIMEOUT, STRAGGLER_GRACE};
+use super::{Args, RUN_TIMEOUT, STRAGGLER_GRACE};
+use crate::llm::proc::own_cpu;
 
 /// What one subscriber saw over the whole phase.
 #[derive(Default)]

@@ -10,7 +10,7 @@
 //! sampled. All traffic stays on 127.0.0.1 and every phase has a time limit.
 
 mod litellm;
-mod proc;
+pub(crate) mod proc;
 mod streams;
 mod upstream;
 
