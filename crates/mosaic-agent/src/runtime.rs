@@ -740,6 +740,7 @@ impl RunCtx {
                 Ok(a) => a,
                 Err(message) => return Ok(Self::failed(message)),
             };
+            self.note_model_change(&answer).await?;
             let interrupted = self.cancel.is_cancelled();
             let stop = match (&answer.error, interrupted) {
                 (Some(_), _) => "error".to_string(),
@@ -810,6 +811,26 @@ impl RunCtx {
 
     fn context(&self, agent: &Agent) -> Vec<Message> {
         context::messages(&agent.system_prompt, &self.path)
+    }
+
+    /// When another model answers than the one that answered last (the route's choice
+    /// changed, or a fallback answered), say so with an entry before its answer.
+    async fn note_model_change(&mut self, answer: &Answer) -> Result<()> {
+        if answer.text.is_empty() && answer.thinking.is_empty() && answer.calls.is_empty() {
+            return Ok(());
+        }
+        let previous = self.path.iter().rev().find_map(|e| match &e.body {
+            EntryBody::Assistant { model: Some(m), .. } => Some(m.as_str()),
+            EntryBody::ModelChange { route } => Some(route.as_str()),
+            _ => None,
+        });
+        if previous.is_some_and(|m| m != answer.model) {
+            self.commit(EntryBody::ModelChange {
+                route: answer.model.clone(),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Messages sent as steers join the run now. Whether any did.

@@ -837,3 +837,40 @@ async fn runs_work_on_postgres_too() {
         ]
     );
 }
+
+#[tokio::test]
+async fn another_model_answering_is_recorded_as_a_model_change() {
+    let setup = Setup::new(
+        vec![text(&["From one."], 10, 2), text(&["From two."], 10, 2)],
+        json!({}),
+    )
+    .await;
+    let session = setup.session().await;
+    let mut events = setup.events(&session).await;
+    setup.say(&session, "hi").await;
+    events.until_finished().await;
+    let (_, agents) = setup.send(Method::GET, "/api/v1/agents", None).await;
+    let id = agents["items"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = setup
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/agents/{id}"),
+            Some(json!({"route": "mock/other-model"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    setup.say(&session, "again").await;
+    events.until_finished().await;
+    let entries = setup.entries(&session).await;
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["body"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["user", "assistant", "user", "model_change", "assistant"]
+    );
+    assert_eq!(entries[3]["body"]["route"], "mock/other-model");
+    assert_eq!(entries[4]["body"]["model"], "mock/other-model");
+    assert_eq!(entries[1]["body"]["model"], "mock/test-model");
+}
