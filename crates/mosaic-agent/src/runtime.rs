@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use mosaic_llm::{BoxFuture, ChatRequest, EventStream, Message, StopReason, Strea
 use mosaic_store::{Parent, PartialAnswer, Principal, RunEnd, RunProgress, Store, StoreError};
 use tokio::sync::{oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::bus::{Bus, BusLimits, SessionBus};
 use crate::context;
@@ -113,6 +114,7 @@ struct Inner {
     config: RuntimeConfig,
     lanes: StdMutex<HashMap<String, Arc<Mutex<Lane>>>>,
     shutting_down: AtomicBool,
+    running: AtomicUsize,
     /// Ended when the gateway stops: live streams close.
     pub stopping: CancellationToken,
     /// Run tasks, so a stop can wait for them.
@@ -146,6 +148,7 @@ impl Runtime {
             config,
             lanes: StdMutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
             stopping: CancellationToken::new(),
             tasks: StdMutex::new(Vec::new()),
         }))
@@ -411,6 +414,11 @@ impl Runtime {
         self.0.bus.forget(session_id);
     }
 
+    /// Runs running now, over all sessions.
+    pub fn active_runs(&self) -> usize {
+        self.0.running.load(Ordering::SeqCst)
+    }
+
     /// Live subscribers over all sessions.
     pub fn subscriber_count(&self) -> usize {
         self.0.bus.subscriber_count()
@@ -458,29 +466,49 @@ impl Runtime {
         let p = p.clone();
         let session_id = session_id.to_string();
         let path = std::mem::take(&mut lane.path);
-        let handle = tokio::spawn(async move {
-            let mut ctx = RunCtx {
-                rt: this.clone(),
-                p: p.clone(),
-                session_id: session_id.clone(),
-                run_id: run.id.clone(),
-                cancel,
-                approvals,
-                progress: RunProgress::default(),
-                path,
-            };
-            let outcome = AssertUnwindSafe(ctx.run()).catch_unwind().await;
-            let end = match outcome {
-                Ok(end) => end,
-                Err(_) => RunEnd {
-                    status: RunStatus::Failed,
-                    stop_reason: Some("error".into()),
-                    error: Some("the run failed inside the gateway".into()),
-                },
-            };
-            ctx.finish(end).await;
-            this.after_run(&p, &session_id, ctx.path).await;
-        });
+        self.0.running.fetch_add(1, Ordering::SeqCst);
+        // The run's span continues the trace of the request that started it.
+        let span = tracing::info_span!(
+            "agent.run",
+            otel.name = "invoke_agent",
+            gen_ai.operation.name = "invoke_agent",
+            mosaic.run_id = %run.id,
+            mosaic.session_id = %session_id,
+            mosaic.run.status = tracing::field::Empty,
+            mosaic.run.stop_reason = tracing::field::Empty,
+        );
+        let run_span = span.clone();
+        let handle = tokio::spawn(
+            async move {
+                let mut ctx = RunCtx {
+                    rt: this.clone(),
+                    p: p.clone(),
+                    session_id: session_id.clone(),
+                    run_id: run.id.clone(),
+                    cancel,
+                    approvals,
+                    progress: RunProgress::default(),
+                    path,
+                };
+                let outcome = AssertUnwindSafe(ctx.run()).catch_unwind().await;
+                let end = match outcome {
+                    Ok(end) => end,
+                    Err(_) => RunEnd {
+                        status: RunStatus::Failed,
+                        stop_reason: Some("error".into()),
+                        error: Some("the run failed inside the gateway".into()),
+                    },
+                };
+                run_span.record("mosaic.run.status", end.status.as_str());
+                if let Some(reason) = &end.stop_reason {
+                    run_span.record("mosaic.run.stop_reason", reason.as_str());
+                }
+                ctx.finish(end).await;
+                this.0.running.fetch_sub(1, Ordering::SeqCst);
+                this.after_run(&p, &session_id, ctx.path).await;
+            }
+            .instrument(span),
+        );
         let mut tasks = lock(&self.0.tasks);
         tasks.retain(|t| !t.is_finished());
         tasks.push(handle);
@@ -1058,10 +1086,22 @@ impl RunCtx {
                 (tool, args)
             }
         };
-        tokio::select! {
-            out = tool.call(&ctx, args) => out,
+        let span = tracing::info_span!(
+            "gen_ai.execute_tool",
+            otel.name = %format!("execute_tool {}", call.name),
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %call.name,
+            gen_ai.tool.call.id = %call.id,
+            otel.status_code = tracing::field::Empty,
+        );
+        let out = tokio::select! {
+            out = tool.call(&ctx, args).instrument(span.clone()) => out,
             _ = self.cancel.cancelled() => ToolOutput::error("stopped: the run was interrupted"),
+        };
+        if out.is_error {
+            span.record("otel.status_code", "ERROR");
         }
+        out
     }
 
     /// Summarise the older part of the context into a compaction entry. Returns an end

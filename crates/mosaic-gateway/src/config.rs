@@ -91,6 +91,18 @@ pub struct Config {
     /// Networks (CIDR, e.g. `10.1.2.0/24`) `http_fetch` may reach although they are
     /// private: an intranet wiki, a local documentation server.
     pub fetch_allow_networks: Vec<String>,
+    /// Export traces over OTLP/HTTP to this endpoint (e.g. `http://127.0.0.1:4318`);
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` and the other standard variables win over it.
+    /// Nothing is exported when neither is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// The service name of exported spans (`OTEL_SERVICE_NAME` wins over it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// A bearer token that `GET /metrics` requires. Unset: `/metrics` answers only
+    /// clients connecting from loopback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Config {
@@ -115,6 +127,9 @@ impl Default for Config {
             context_window: 128_000,
             fetch_allow_private: false,
             fetch_allow_networks: Vec::new(),
+            otlp_endpoint: None,
+            service_name: None,
+            metrics_token: None,
         }
     }
 }
@@ -223,6 +238,12 @@ impl Config {
                 .map(str::to_string)
                 .collect();
         }
+        if let Some(v) = env("MOSAIC_OTLP_ENDPOINT") {
+            self.otlp_endpoint = Some(v);
+        }
+        if let Some(v) = env("MOSAIC_METRICS_TOKEN") {
+            self.metrics_token = Some(v);
+        }
         if let Some(v) = env("MOSAIC_LOG_FORMAT") {
             self.log_format = match v.as_str() {
                 "human" => LogFormat::Human,
@@ -327,6 +348,11 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = self.database_url.as_deref().map(mosaic_store::redact_url);
+        shown.metrics_token = self
+            .metrics_token
+            .as_ref()
+            .map(|_| "[redacted]".to_string());
+        shown.otlp_endpoint = self.otlp_endpoint.as_deref().map(mosaic_store::redact_url);
         if shown.data_dir.is_none() {
             shown.data_dir = self.data_dir().ok();
         }

@@ -14,6 +14,7 @@ pub mod routes;
 pub mod secretbox;
 pub mod secrets;
 pub mod server;
+pub mod telemetry;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub struct StateInner {
     pub store: mosaic_store::Store,
     pub config: Config,
     pub models: Arc<models::ModelHub>,
+    pub metrics: Arc<telemetry::metrics::Metrics>,
     pub runtime: mosaic_agent::Runtime,
     pub login_ip_limiter: ratelimit::RateLimiter,
     pub login_user_limiter: ratelimit::RateLimiter,
@@ -49,9 +51,11 @@ impl Deref for AppState {
 impl AppState {
     pub fn new(store: mosaic_store::Store, config: Config, secrets: secretbox::SecretBox) -> Self {
         let minute = Duration::from_secs(60);
+        let metrics = Arc::new(telemetry::metrics::Metrics::default());
         let models = Arc::new(models::ModelHub::new(
             secrets,
             config.allow_private_user_providers,
+            metrics.clone(),
         ));
         let runtime = mosaic_agent::Runtime::new(
             store.clone(),
@@ -68,6 +72,7 @@ impl AppState {
             store,
             config,
             models,
+            metrics,
             runtime,
             login_ip_limiter: ratelimit::RateLimiter::new(60, minute),
             login_user_limiter: ratelimit::RateLimiter::new(10, minute),

@@ -12,6 +12,7 @@ use mosaic_api::{ConfigScope, ErrorCode, ModelHealth, ProviderInfo, WireApi};
 use mosaic_llm::routing::{Fallback, Route, RouteEntry, RouteError, Router};
 use mosaic_llm::{ChatRequest, EventStream, Provider, StreamEvent, Usage};
 use mosaic_store::{Principal, ProviderForCall, Store, StoreError};
+use tracing::Instrument;
 
 use crate::error::{ApiError, ApiResult};
 use crate::secretbox::SecretBox;
@@ -29,6 +30,7 @@ pub struct ModelHub {
     secrets: SecretBox,
     /// Provider id → the `updated_at` it was built from (rebuilt when it changes).
     built: Mutex<HashMap<String, String>>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 /// A call under way, with where it went.
@@ -47,7 +49,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ModelHub {
-    pub fn new(secrets: SecretBox, allow_private_user_providers: bool) -> ModelHub {
+    pub fn new(
+        secrets: SecretBox,
+        allow_private_user_providers: bool,
+        metrics: Arc<crate::telemetry::metrics::Metrics>,
+    ) -> ModelHub {
         let builder = || {
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
@@ -70,6 +76,7 @@ impl ModelHub {
             http_public,
             secrets,
             built: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -145,7 +152,7 @@ impl ModelHub {
         store: &Store,
         p: &Principal,
         spec: &str,
-    ) -> ApiResult<(Route, HashMap<String, String>)> {
+    ) -> ApiResult<(Route, HashMap<String, (String, &'static str)>)> {
         let providers = self.by_name(store, p).await?;
         let mut names = HashMap::new();
         let mut entry = |provider: &str, model: &str, timeout: Duration| -> ApiResult<RouteEntry> {
@@ -156,7 +163,10 @@ impl ModelHub {
                 )
             })?;
             self.ensure_built(f)?;
-            names.insert(f.info.id.clone(), f.info.name.clone());
+            names.insert(
+                f.info.id.clone(),
+                (f.info.name.clone(), f.info.kind.as_str()),
+            );
             Ok(RouteEntry {
                 provider: f.info.id.clone(),
                 model: model.to_string(),
@@ -202,7 +212,34 @@ impl ModelHub {
         request: ChatRequest,
     ) -> ApiResult<Call> {
         let (route, names) = self.resolve(store, p, spec).await?;
-        let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_string());
+        let name_of = |id: &str| {
+            names
+                .get(id)
+                .map(|(name, _)| name.clone())
+                .unwrap_or_else(|| id.to_string())
+        };
+        let kind_of = |id: &str| names.get(id).map(|(_, kind)| *kind).unwrap_or("unknown");
+        // One span for the call, from the request to the stream's end (GenAI semantic
+        // conventions); the provider request is made inside it, so it carries its
+        // `traceparent`.
+        let first = route.entries.first();
+        let span = tracing::info_span!(
+            "gen_ai.chat",
+            otel.name = %format!("chat {}", first.map(|e| e.model.as_str()).unwrap_or_default()),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "chat",
+            gen_ai.system = first.map(|e| kind_of(&e.provider)).unwrap_or("unknown"),
+            gen_ai.request.model = first.map(|e| e.model.as_str()).unwrap_or_default(),
+            gen_ai.request.max_tokens = request.max_tokens.map(i64::from),
+            mosaic.route = %route.name,
+            mosaic.provider = tracing::field::Empty,
+            mosaic.fallbacks = tracing::field::Empty,
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+        );
         let named = |fallbacks: Vec<Fallback>| -> Vec<Fallback> {
             fallbacks
                 .into_iter()
@@ -212,15 +249,34 @@ impl ModelHub {
                 })
                 .collect()
         };
-        match self.router.stream(&route, request).await {
+        let routed = self
+            .router
+            .stream(&route, request)
+            .instrument(span.clone())
+            .await;
+        match routed {
             Ok(routed) => {
                 let provider = name_of(&routed.provider);
+                for f in &routed.fallbacks {
+                    self.metrics.fallback(&name_of(&f.provider), &f.model);
+                }
+                span.record("gen_ai.system", kind_of(&routed.provider));
+                span.record("gen_ai.response.model", routed.model.as_str());
+                span.record("mosaic.provider", provider.as_str());
+                span.record("mosaic.fallbacks", routed.fallbacks.len());
                 let stream = metered(
                     routed.stream,
-                    store.clone(),
-                    p.clone(),
-                    provider.clone(),
-                    routed.model.clone(),
+                    Meter {
+                        seen: Mutex::new(Usage::default()),
+                        stop: Mutex::new(None),
+                        recorded: std::sync::atomic::AtomicBool::new(false),
+                        store: store.clone(),
+                        p: p.clone(),
+                        provider: provider.clone(),
+                        model: routed.model.clone(),
+                        metrics: self.metrics.clone(),
+                        span,
+                    },
                 );
                 Ok(Call {
                     stream,
@@ -234,11 +290,21 @@ impl ModelHub {
                 model,
                 error,
                 ..
-            }) => Err(ApiError::new(
-                ErrorCode::BadRequest,
-                format!("{}/{model}: {error}", name_of(&provider)),
-            )),
+            }) => {
+                span.record("otel.status_code", "ERROR");
+                self.metrics
+                    .model_call(&name_of(&provider), &model, "error", 0, 0);
+                Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("{}/{model}: {error}", name_of(&provider)),
+                ))
+            }
             Err(RouteError::Exhausted(fallbacks)) => {
+                span.record("otel.status_code", "ERROR");
+                for f in &fallbacks {
+                    self.metrics
+                        .model_call(&name_of(&f.provider), &f.model, "error", 0, 0);
+                }
                 let why = named(fallbacks)
                     .iter()
                     .map(|f| format!("{}/{}: {}", f.provider, f.model, f.error))
@@ -298,21 +364,8 @@ impl ModelHub {
 /// Count a call's tokens for the principal: recorded before `Done` is passed on (so a
 /// usage report right after an answer includes it), or when the caller drops the
 /// stream early.
-fn metered(
-    stream: EventStream,
-    store: Store,
-    p: Principal,
-    provider: String,
-    model: String,
-) -> EventStream {
-    let meter = Arc::new(Meter {
-        seen: Mutex::new(Usage::default()),
-        recorded: std::sync::atomic::AtomicBool::new(false),
-        store,
-        p,
-        provider,
-        model,
-    });
+fn metered(stream: EventStream, meter: Meter) -> EventStream {
+    let meter = Arc::new(meter);
     let guard = MeterOnDrop(meter.clone());
     Box::pin(stream.then(move |event| {
         let meter = meter.clone();
@@ -320,7 +373,14 @@ fn metered(
         async move {
             match &event {
                 Ok(StreamEvent::Usage { usage }) => lock(&meter.seen).merge(*usage),
-                Ok(StreamEvent::Done { .. }) => meter.record().await,
+                Ok(StreamEvent::Done { stop_reason }) => {
+                    *lock(&meter.stop) = Some(*stop_reason);
+                    meter.record().await
+                }
+                Err(_) => {
+                    *lock(&meter.stop) = Some(mosaic_llm::StopReason::Error);
+                    meter.span.record("otel.status_code", "ERROR");
+                }
                 _ => {}
             }
             event
@@ -330,11 +390,16 @@ fn metered(
 
 struct Meter {
     seen: Mutex<Usage>,
+    /// How the answer ended; `None` when the stream stopped early.
+    stop: Mutex<Option<mosaic_llm::StopReason>>,
     recorded: std::sync::atomic::AtomicBool,
     store: Store,
     p: Principal,
     provider: String,
     model: String,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
+    /// The call's span: it ends when the meter is dropped with the stream.
+    span: tracing::Span,
 }
 
 impl Meter {
@@ -346,6 +411,31 @@ impl Meter {
             return;
         }
         let usage = *lock(&self.seen);
+        let stop = *lock(&self.stop);
+        let outcome = match stop {
+            Some(mosaic_llm::StopReason::Error) => "error",
+            Some(_) => "ok",
+            None => "aborted",
+        };
+        self.metrics.model_call(
+            &self.provider,
+            &self.model,
+            outcome,
+            usage.input_tokens,
+            usage.output_tokens,
+        );
+        self.span
+            .record("gen_ai.usage.input_tokens", usage.input_tokens);
+        self.span
+            .record("gen_ai.usage.output_tokens", usage.output_tokens);
+        if let Some(stop) = stop {
+            let reason = serde_json::to_value(stop)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            self.span
+                .record("gen_ai.response.finish_reasons", format!("[\"{reason}\"]"));
+        }
         if let Err(e) = self
             .store
             .record_usage(

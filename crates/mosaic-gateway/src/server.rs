@@ -76,21 +76,30 @@ pub async fn issue_bootstrap_offline(config: &Config) -> Result<Option<String>, 
 pub fn app(state: AppState) -> Router {
     let (api, _doc) = crate::openapi::api();
     let body_limit = state.config.body_limit_bytes;
-    api.fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                "method not allowed on this route",
-            )
-        })
-        .with_state(state)
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(CatchPanicLayer::custom(
-            |_panic: Box<dyn std::any::Any + Send>| {
-                tracing::error!("a request handler panicked");
-                (StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal()).into_response()
-            },
-        ))
+    // Outside the API document: a scrape target, not an operation of the contract.
+    api.route(
+        "/metrics",
+        axum::routing::get(crate::routes::metrics::metrics),
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::telemetry::http::trace_request,
+    ))
+    .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "method not allowed on this route",
+        )
+    })
+    .with_state(state)
+    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+    .layer(CatchPanicLayer::custom(
+        |_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked");
+            (StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal()).into_response()
+        },
+    ))
 }
 
 /// A started gateway: where it listens, and how to stop it.

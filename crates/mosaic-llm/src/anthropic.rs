@@ -48,10 +48,11 @@ impl AnthropicMessages {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let req = self
-            .http
-            .request(method, format!("{}{path}", self.base_url))
-            .header("anthropic-version", API_VERSION);
+        let req = crate::trace::traced(
+            self.http
+                .request(method, format!("{}{path}", self.base_url)),
+        )
+        .header("anthropic-version", API_VERSION);
         match &self.api_key {
             Some(key) => req.header("x-api-key", key),
             None => req,

@@ -39,9 +39,7 @@ impl OpenAiEmbeddings {
                 input_tokens: 0,
             });
         }
-        let mut req = self
-            .http
-            .post(format!("{}/embeddings", self.base_url))
+        let mut req = crate::trace::traced(self.http.post(format!("{}/embeddings", self.base_url)))
             .json(&json!({"model": model, "input": inputs, "encoding_format": "float"}));
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);

@@ -15,6 +15,7 @@ pub mod openai_responses;
 pub mod routing;
 pub mod sse;
 pub mod stream;
+pub mod trace;
 pub mod types;
 
 pub use error::LlmError;

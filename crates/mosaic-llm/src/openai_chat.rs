@@ -28,7 +28,7 @@ impl OpenAiChat {
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let req = self.http.post(format!("{}{path}", self.base_url));
+        let req = crate::trace::traced(self.http.post(format!("{}{path}", self.base_url)));
         match &self.api_key {
             Some(key) => req.bearer_auth(key),
             None => req,
@@ -105,7 +105,7 @@ impl Provider for OpenAiChat {
 
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<String>, LlmError>> {
         Box::pin(async move {
-            let mut req = self.http.get(format!("{}/models", self.base_url));
+            let mut req = crate::trace::traced(self.http.get(format!("{}/models", self.base_url)));
             if let Some(key) = &self.api_key {
                 req = req.bearer_auth(key);
             }

@@ -36,6 +36,7 @@ impl OpenAiResponses {
     }
 
     fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let req = crate::trace::traced(req);
         match &self.api_key {
             Some(key) => req.bearer_auth(key),
             None => req,

@@ -82,6 +82,18 @@ pub(crate) enum Acting<'a> {
 }
 
 impl Store {
+    /// Connections of the pool: open, idle, and the most it opens.
+    pub fn pool_stats(&self) -> (u32, usize, u32) {
+        let pool = self.pool();
+        (
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections(),
+        )
+    }
+}
+
+impl Store {
     /// Connect and apply pending migrations.
     pub async fn open(options: &StoreOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use mosaic_gateway::{Config, LogFormat};
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::{ConfigCommand, GatewayConfigArgs, LogFormatArg, ServeArgs};
 use crate::commands::Ctx;
@@ -19,19 +18,6 @@ pub fn load_config(args: &GatewayConfigArgs) -> Result<Config> {
     Ok(config)
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("MOSAIC_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let mut config = load_config(&args.gateway)?;
     if let Some(listen) = args.listen {
@@ -43,8 +29,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             LogFormatArg::Json => LogFormat::Json,
         };
     }
-    init_logging(config.log_format);
-    mosaic_gateway::serve(config).await?;
+    let telemetry = mosaic_gateway::telemetry::init(&config).map_err(anyhow::Error::msg)?;
+    let served = mosaic_gateway::serve(config).await;
+    // Spans still queued go out before the process ends (off the async threads: the
+    // flush waits for the exporter, which runs on them).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    served?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod model_routes;
 pub mod openai_compat;
 pub mod prefs;
