@@ -81,10 +81,6 @@ pub fn app(state: AppState) -> Router {
         "/metrics",
         axum::routing::get(crate::routes::metrics::metrics),
     )
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::telemetry::http::trace_request,
-    ))
     .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
     .method_not_allowed_fallback(|| async {
         ApiError::new(
@@ -92,7 +88,6 @@ pub fn app(state: AppState) -> Router {
             "method not allowed on this route",
         )
     })
-    .with_state(state)
     .layer(axum::extract::DefaultBodyLimit::max(body_limit))
     .layer(CatchPanicLayer::custom(
         |_panic: Box<dyn std::any::Any + Send>| {
@@ -100,6 +95,12 @@ pub fn app(state: AppState) -> Router {
             (StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal()).into_response()
         },
     ))
+    // Outermost, after the fallbacks: 404s, 405s and panics are traced and counted too.
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::telemetry::http::trace_request,
+    ))
+    .with_state(state)
 }
 
 /// A started gateway: where it listens, and how to stop it.

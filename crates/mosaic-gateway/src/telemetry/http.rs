@@ -38,11 +38,35 @@ impl Extractor for Headers<'_> {
     }
 }
 
+/// Whether a `traceparent` has the W3C shape: `vv-<32 hex>-<16 hex>-<2 hex>` in
+/// lower-case hex, version not `ff`; version `00` has exactly these fields, a later one
+/// may add more after a `-`. Checked here because the propagator's parser is lenient: it
+/// reads ids with `from_str_radix`, so it takes a one-digit version, a short trace id
+/// (continuing a different, zero-padded trace) or a leading `+`.
+fn well_formed(traceparent: &[u8]) -> bool {
+    let hex = |range: std::ops::Range<usize>| {
+        traceparent
+            .get(range)
+            .is_some_and(|s| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+    };
+    let dash = |at: usize| traceparent.get(at) == Some(&b'-');
+    let version = traceparent.get(0..2);
+    let fields =
+        hex(0..2) && dash(2) && hex(3..35) && dash(35) && hex(36..52) && dash(52) && hex(53..55);
+    fields
+        && match version {
+            Some(b"00") => traceparent.len() == 55,
+            Some(b"ff") => false,
+            _ => traceparent.len() == 55 || dash(55),
+        }
+}
+
 /// The caller's trace context, when its headers are present, well formed and of sane
 /// size.
 pub fn remote_context(headers: &HeaderMap) -> Option<opentelemetry::Context> {
     let parent = headers.get("traceparent")?;
     if parent.len() > MAX_TRACEPARENT
+        || !well_formed(parent.as_bytes())
         || headers
             .get("tracestate")
             .is_some_and(|s| s.len() > MAX_TRACESTATE)
@@ -95,4 +119,37 @@ pub async fn trace_request(
         response.headers_mut().insert(TRACE_ID_HEADER, v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::well_formed;
+
+    #[test]
+    fn only_the_w3c_shape_of_traceparent_is_accepted() {
+        let t = "0af7651916cd43dd8448eb211c80319c";
+        let s = "b7ad6b7169203331";
+        for ok in [
+            format!("00-{t}-{s}-01"),
+            format!("00-{t}-{s}-00"),
+            format!("01-{t}-{s}-01"),
+            format!("01-{t}-{s}-01-more"),
+        ] {
+            assert!(well_formed(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            format!("0-{t}-{s}-01"),
+            format!("000-{t}-{s}-01"),
+            format!("ff-{t}-{s}-01"),
+            format!("00-{}-{s}-01", &t[..30]),
+            format!("00-+{}-{s}-01", &t[1..]),
+            format!("00-{}-{s}-01", t.to_uppercase()),
+            format!("00-{t}-{s}-01-more"),
+            format!("01-{t}-{s}-01more"),
+            format!("00-{t}-{s}"),
+            String::new(),
+        ] {
+            assert!(!well_formed(bad.as_bytes()), "{bad}");
+        }
+    }
 }

@@ -212,7 +212,7 @@ impl Metrics {
             counter(
                 &mut out,
                 "mosaic_trace_spans_total",
-                "Spans handed to the OTLP exporter: exported, dropped (queue full) or failed.",
+                "Spans handed to the OTLP exporter: exported, dropped (queue full, or ended while stopping) or failed (the collector refused or could not be reached).",
                 &spans,
             );
         }
