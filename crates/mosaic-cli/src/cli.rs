@@ -670,7 +670,8 @@ at a limit (model calls, token budget), 13 it was interrupted; the others as in 
 Examples:
   mosaic run \"What is the time in Tokyo?\"
   mosaic run --agent researcher --title Notes - < question.txt
-  mosaic run --session SESSION_ID \"And in Lima?\"")]
+  mosaic run --session SESSION_ID \"And in Lima?\"
+  mosaic run --trace \"Why so slow?\"")]
 pub struct RunArgs {
     /// The message; `-` reads it from standard input.
     pub prompt: String,
@@ -683,6 +684,11 @@ pub struct RunArgs {
     /// and the tokens used.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Print the trace id of this run on standard error (`trace: ID`, before the answer),
+    /// to find its trace in your tracing backend: all the command's requests, and what
+    /// the gateway does for them, are that one trace.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,13 +2,15 @@
 //! through it: one method per API operation, errors carrying the gateway's code and
 //! message. Account operations are here; providers, models, routes, usage and the
 //! OpenAI-compatible endpoint are in `models.rs`, its event stream in `sse.rs`; agents
-//! and sessions in their own modules.
+//! and sessions in their own modules. Every request carries the client's trace
+//! (`trace.rs`).
 
 mod agents;
 mod models;
 mod runs;
 mod sessions;
 mod sse;
+mod trace;
 
 pub use models::{routing_of, Fallback, Routing};
 pub use runs::{EventStream, LiveEvent};
@@ -60,12 +62,14 @@ impl ClientError {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
-/// A connection to one gateway, with an optional bearer token.
+/// A connection to one gateway, with an optional bearer token. Its requests are one
+/// trace (see [`Client::trace_id`]); clones share it.
 #[derive(Clone)]
 pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    trace: trace::Trace,
 }
 
 pub(crate) fn path_segment(s: &str) -> String {
@@ -109,11 +113,22 @@ impl Client {
                 url: base.clone(),
                 source,
             })?;
-        Ok(Client { base, token, http })
+        Ok(Client {
+            base,
+            token,
+            http,
+            trace: trace::Trace::new(),
+        })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The W3C trace id (32 hex digits) every request of this client carries in its
+    /// `traceparent`, each with a span id of its own.
+    pub fn trace_id(&self) -> String {
+        self.trace.to_string()
     }
 
     pub fn with_token(mut self, token: Option<String>) -> Client {
@@ -121,7 +136,8 @@ impl Client {
         self
     }
 
-    /// A request to `path`, carrying the token.
+    /// A request to `path`, carrying the token and the trace. Every request is made
+    /// here, streams included.
     pub(crate) fn request(
         &self,
         method: Method,
@@ -129,7 +145,11 @@ impl Client {
         query: &[(&str, String)],
     ) -> reqwest::RequestBuilder {
         let url = format!("{}{}", self.base, path);
-        let req = self.http.request(method, &url).query(query);
+        let req = self
+            .http
+            .request(method, &url)
+            .query(query)
+            .header(trace::TRACEPARENT, self.trace.traceparent());
         match &self.token {
             Some(token) => req.bearer_auth(token),
             None => req,

@@ -174,6 +174,8 @@ async fn insert(tx: &mut Tx<'_>, p: &Principal, new: NewAgent) -> Result<String>
 }
 
 impl Store {
+    #[tracing::instrument(name = "store.create_agent", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn create_agent(&self, p: &Principal, new: NewAgent) -> Result<Agent> {
         self.ensure_default_agent(p).await?;
         let mut tx = self.begin(Acting::As(p), true).await?;
@@ -184,6 +186,8 @@ impl Store {
     }
 
     /// Make the principal's `default` agent when they have none yet.
+    #[tracing::instrument(name = "store.ensure_default_agent", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn ensure_default_agent(&self, p: &Principal) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         // Two first requests at once must not both try to make it.
@@ -202,6 +206,8 @@ impl Store {
     }
 
     /// The principal's agents by name (`default` among them).
+    #[tracing::instrument(name = "store.list_agents", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_agents(&self, p: &Principal) -> Result<Vec<Agent>> {
         self.ensure_default_agent(p).await?;
         let mut tx = self.begin(Acting::As(p), false).await?;
@@ -215,6 +221,8 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.get_agent", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_agent(&self, p: &Principal, id: &str) -> Result<Agent> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let agent = select(&mut tx, p, id).await?;
@@ -223,6 +231,8 @@ impl Store {
     }
 
     /// One of the principal's agents by name.
+    #[tracing::instrument(name = "store.agent_by_name", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn agent_by_name(&self, p: &Principal, name: &str) -> Result<Agent> {
         self.list_agents(p)
             .await?
@@ -231,6 +241,8 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(name = "store.update_agent", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn update_agent(
         &self,
         p: &Principal,
@@ -284,6 +296,8 @@ impl Store {
         Ok(agent)
     }
 
+    #[tracing::instrument(name = "store.delete_agent", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_agent(&self, p: &Principal, id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let current = select(&mut tx, p, id).await?;

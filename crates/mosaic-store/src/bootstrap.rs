@@ -32,6 +32,8 @@ impl BootstrapSource {
 impl Store {
     /// Replace the earlier bootstrap token of `source` with this one. Refused once an
     /// admin exists.
+    #[tracing::instrument(name = "store.issue_bootstrap_token", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn issue_bootstrap_token(
         &self,
         source: BootstrapSource,
@@ -69,6 +71,8 @@ impl Store {
 
     /// Consume the bootstrap token and create the first admin. `NotFound` when the
     /// token is wrong, expired or already used; `Conflict` when an admin exists.
+    #[tracing::instrument(name = "store.redeem_bootstrap", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn redeem_bootstrap(&self, token_hash: &str, admin: NewUser) -> Result<User> {
         let mut tx = self.begin(Acting::System, true).await?;
         tx.lock(ADMINS_LOCK).await?;

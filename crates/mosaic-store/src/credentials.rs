@@ -80,6 +80,8 @@ fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
 
 impl Store {
     /// Store a new API token of the caller.
+    #[tracing::instrument(name = "store.create_api_token", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn create_api_token(&self, p: &Principal, new: NewApiToken) -> Result<ApiToken> {
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 128 {
@@ -129,6 +131,8 @@ impl Store {
     }
 
     /// The caller's API tokens (expired ones included, so they can be cleaned up).
+    #[tracing::instrument(name = "store.list_api_tokens", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_api_tokens(&self, p: &Principal, page: &PageQuery) -> Result<Page<ApiToken>> {
         let q = ListQuery {
             sql: format!(
@@ -143,6 +147,8 @@ impl Store {
     }
 
     /// One of the caller's API tokens.
+    #[tracing::instrument(name = "store.get_api_token", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_api_token(&self, p: &Principal, id: &str) -> Result<ApiToken> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let sql = tx
@@ -159,6 +165,8 @@ impl Store {
     }
 
     /// Revoke (delete) one of the caller's API tokens; it stops working at once.
+    #[tracing::instrument(name = "store.revoke_api_token", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn revoke_api_token(&self, p: &Principal, id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let sql = tx
@@ -175,6 +183,8 @@ impl Store {
     }
 
     /// Resolve a presented token hash to its live, enabled user.
+    #[tracing::instrument(name = "store.authenticate_token", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn authenticate_token(&self, token_hash: &str) -> Result<Option<AuthenticatedToken>> {
         let now = now_ms();
         let mut tx = self.begin(Acting::System, false).await?;
@@ -215,6 +225,8 @@ impl Store {
     }
 
     /// Start a web session for the caller (who has just proven their password).
+    #[tracing::instrument(name = "store.create_web_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn create_web_session(&self, p: &Principal, new: NewWebSession) -> Result<String> {
         let id = new_id();
         let mut tx = self.begin(Acting::As(p), true).await?;
@@ -239,6 +251,8 @@ impl Store {
     }
 
     /// Resolve a presented session-cookie hash to its live, enabled user.
+    #[tracing::instrument(name = "store.authenticate_web_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn authenticate_web_session(
         &self,
         token_hash: &str,
@@ -271,6 +285,8 @@ impl Store {
     }
 
     /// End one of the caller's web sessions (logout).
+    #[tracing::instrument(name = "store.delete_web_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_web_session(&self, p: &Principal, session_id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let sql = tx
@@ -284,6 +300,8 @@ impl Store {
 
     /// Housekeeping: forget expired web sessions and bootstrap tokens. Expired API
     /// tokens are kept (listed, refused) until their owner revokes them.
+    #[tracing::instrument(name = "store.purge_expired", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn purge_expired(&self) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.begin(Acting::System, true).await?;

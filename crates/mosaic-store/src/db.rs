@@ -17,6 +17,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The OpenTelemetry `db.system` name.
+    pub fn otel_name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",

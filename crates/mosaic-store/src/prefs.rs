@@ -24,6 +24,8 @@ fn known_key(key: &str) -> Result<&'static mosaic_api::PrefSpec> {
 
 impl Store {
     /// Every preference the caller has set.
+    #[tracing::instrument(name = "store.list_preferences", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_preferences(&self, p: &Principal) -> Result<Vec<Preference>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let sql = tx
@@ -35,6 +37,8 @@ impl Store {
     }
 
     /// One preference; `NotFound` when unknown or unset.
+    #[tracing::instrument(name = "store.get_preference", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_preference(&self, p: &Principal, key: &str) -> Result<Preference> {
         known_key(key)?;
         let mut tx = self.begin(Acting::As(p), false).await?;
@@ -50,6 +54,8 @@ impl Store {
     }
 
     /// Set a preference, after checking the value against the key's type.
+    #[tracing::instrument(name = "store.set_preference", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn set_preference(
         &self,
         p: &Principal,
@@ -95,6 +101,8 @@ impl Store {
     }
 
     /// Unset a preference (it falls back to its default).
+    #[tracing::instrument(name = "store.delete_preference", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_preference(&self, p: &Principal, key: &str) -> Result<()> {
         known_key(key)?;
         let mut tx = self.begin(Acting::As(p), true).await?;

@@ -120,6 +120,8 @@ pub(crate) fn check_manageable(p: &Principal, scope: ConfigScope, what: &str) ->
 }
 
 impl Store {
+    #[tracing::instrument(name = "store.create_provider", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn create_provider(&self, p: &Principal, new: NewProvider) -> Result<ProviderInfo> {
         let name = check_config_name("provider", &new.name)?;
         let owner = owner_for(p, new.scope, "provider")?;
@@ -156,6 +158,8 @@ impl Store {
     }
 
     /// The providers the principal can use, gateway-wide first, then by name.
+    #[tracing::instrument(name = "store.list_providers", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_providers(&self, p: &Principal) -> Result<Vec<ProviderInfo>> {
         Ok(self
             .providers_for_calls(p)
@@ -166,6 +170,8 @@ impl Store {
     }
 
     /// Every usable provider with its (encrypted) key, for the gateway to call them.
+    #[tracing::instrument(name = "store.providers_for_calls", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn providers_for_calls(&self, p: &Principal) -> Result<Vec<ProviderForCall>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let sql = tx
@@ -179,11 +185,15 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.get_provider", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_provider(&self, p: &Principal, id: &str) -> Result<ProviderInfo> {
         Ok(self.provider_for_call(p, id).await?.info)
     }
 
     /// One usable provider with its (encrypted) key.
+    #[tracing::instrument(name = "store.provider_for_call", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn provider_for_call(&self, p: &Principal, id: &str) -> Result<ProviderForCall> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let found = select_visible(&mut tx, p, id).await?;
@@ -191,6 +201,8 @@ impl Store {
         Ok(found)
     }
 
+    #[tracing::instrument(name = "store.update_provider", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn update_provider(
         &self,
         p: &Principal,
@@ -226,6 +238,8 @@ impl Store {
         Ok(info)
     }
 
+    #[tracing::instrument(name = "store.delete_provider", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_provider(&self, p: &Principal, id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let current = select_visible(&mut tx, p, id).await?;

@@ -64,6 +64,8 @@ async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Rout
 
 impl Store {
     /// Create or replace the route of this name in this scope.
+    #[tracing::instrument(name = "store.set_route", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn set_route(
         &self,
         p: &Principal,
@@ -124,6 +126,8 @@ impl Store {
     }
 
     /// The routes the principal can use: gateway-wide and their own.
+    #[tracing::instrument(name = "store.list_routes", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_routes(&self, p: &Principal) -> Result<Vec<RouteInfo>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let sql = tx
@@ -137,6 +141,8 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.get_route", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_route(&self, p: &Principal, id: &str) -> Result<RouteInfo> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let route = select_visible(&mut tx, p, id).await?;
@@ -145,6 +151,8 @@ impl Store {
     }
 
     /// The route a name means for this principal: their own, else the gateway's.
+    #[tracing::instrument(name = "store.resolve_route", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn resolve_route(&self, p: &Principal, name: &str) -> Result<RouteInfo> {
         let name = name.trim();
         self.list_routes(p)
@@ -154,6 +162,8 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(name = "store.delete_route", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_route(&self, p: &Principal, id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let current = select_visible(&mut tx, p, id).await?;

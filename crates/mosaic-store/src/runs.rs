@@ -168,6 +168,8 @@ async fn save_progress(
 
 impl Store {
     /// Begin a run in a session. Fails with `Conflict` while another is running there.
+    #[tracing::instrument(name = "store.start_run", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn start_run(&self, p: &Principal, session_id: &str) -> Result<Run> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         select_session(&mut tx, p, session_id).await?;
@@ -178,6 +180,8 @@ impl Store {
     }
 
     /// Append a user's message and begin a run for it, in one transaction.
+    #[tracing::instrument(name = "store.start_run_with", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn start_run_with(
         &self,
         p: &Principal,
@@ -195,6 +199,8 @@ impl Store {
 
     /// Append an entry made by a run, recording the run's progress in the same
     /// transaction (so a crash cannot both keep the entry and its partial copy).
+    #[tracing::instrument(name = "store.append_run_entry", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn append_run_entry(
         &self,
         p: &Principal,
@@ -212,6 +218,8 @@ impl Store {
     }
 
     /// Save the answer streaming now.
+    #[tracing::instrument(name = "store.checkpoint_run", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn checkpoint_run(
         &self,
         p: &Principal,
@@ -240,6 +248,8 @@ impl Store {
     }
 
     /// Close a run.
+    #[tracing::instrument(name = "store.finish_run", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn finish_run(
         &self,
         p: &Principal,
@@ -270,6 +280,8 @@ impl Store {
         Ok(run)
     }
 
+    #[tracing::instrument(name = "store.get_run", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_run(&self, p: &Principal, run_id: &str) -> Result<Run> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let run = select_run(&mut tx, p, run_id).await?;
@@ -278,6 +290,8 @@ impl Store {
     }
 
     /// A session's runs, newest first.
+    #[tracing::instrument(name = "store.list_runs", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_runs(
         &self,
         p: &Principal,
@@ -314,6 +328,8 @@ impl Store {
     }
 
     /// Runs left `running` by a gateway that stopped, across all users.
+    #[tracing::instrument(name = "store.orphan_runs", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn orphan_runs(&self) -> Result<Vec<OrphanRun>> {
         let mut tx = self.begin(Acting::System, false).await?;
         let sql = "SELECT r.id, r.session_id, r.owner_user_id, u.is_admin FROM runs r \
@@ -336,6 +352,8 @@ impl Store {
 
     /// Close a run the gateway lost: what had streamed becomes an assistant entry
     /// marked `interrupted`, and the run is marked interrupted (`gateway_stopped`).
+    #[tracing::instrument(name = "store.recover_run", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn recover_run(&self, p: &Principal, run_id: &str) -> Result<(Run, Option<Entry>)> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let sql = tx
@@ -400,6 +418,8 @@ impl Store {
 
     /// Reserve `block` event numbers for a session; returns the first of them. Numbers
     /// handed out never repeat, also across restarts.
+    #[tracing::instrument(name = "store.reserve_event_numbers", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn reserve_event_numbers(
         &self,
         p: &Principal,
@@ -428,6 +448,8 @@ impl Store {
     }
 
     /// Keep a message for a run to come.
+    #[tracing::instrument(name = "store.enqueue_message", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn enqueue_message(
         &self,
         p: &Principal,
@@ -467,6 +489,8 @@ impl Store {
     }
 
     /// A session's waiting messages, oldest first.
+    #[tracing::instrument(name = "store.queued_messages", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn queued_messages(
         &self,
         p: &Principal,
@@ -489,6 +513,8 @@ impl Store {
 
     /// Turn a waiting message into a user entry after the active leaf, in one
     /// transaction (it is neither lost nor delivered twice). `NotFound` when it is gone.
+    #[tracing::instrument(name = "store.deliver_queued", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn deliver_queued(
         &self,
         p: &Principal,
@@ -533,6 +559,8 @@ impl Store {
     }
 
     /// Sessions with waiting messages, across all users (for the gateway's start).
+    #[tracing::instrument(name = "store.sessions_with_queue", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn sessions_with_queue(&self) -> Result<Vec<(Principal, String)>> {
         let mut tx = self.begin(Acting::System, false).await?;
         let sql = "SELECT DISTINCT q.session_id, q.owner_user_id, u.is_admin \

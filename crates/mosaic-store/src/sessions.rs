@@ -215,6 +215,8 @@ fn parse_time(text: &str) -> Result<i64> {
 
 impl Store {
     /// Start a session with one of the principal's agents (their default when `None`).
+    #[tracing::instrument(name = "store.create_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn create_session(
         &self,
         p: &Principal,
@@ -252,6 +254,8 @@ impl Store {
 
     /// The principal's sessions, newest first, optionally matching words in their
     /// titles or entries.
+    #[tracing::instrument(name = "store.list_sessions", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_sessions(&self, p: &Principal, q: &SessionQuery) -> Result<Page<Session>> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let like = |s: &str| {
@@ -303,6 +307,8 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
+    #[tracing::instrument(name = "store.get_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_session(&self, p: &Principal, id: &str) -> Result<Session> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let s = select_session(&mut tx, p, id).await?;
@@ -311,6 +317,8 @@ impl Store {
     }
 
     /// Rename and/or archive (or unarchive) a session.
+    #[tracing::instrument(name = "store.update_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn update_session(
         &self,
         p: &Principal,
@@ -343,6 +351,8 @@ impl Store {
         Ok(s)
     }
 
+    #[tracing::instrument(name = "store.delete_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_session(&self, p: &Principal, id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         select_session(&mut tx, p, id).await?;
@@ -353,6 +363,8 @@ impl Store {
 
     /// Append an entry and make it the active leaf. Appending under an entry that
     /// already has children starts a branch.
+    #[tracing::instrument(name = "store.append_entry", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn append_entry(
         &self,
         p: &Principal,
@@ -367,6 +379,8 @@ impl Store {
     }
 
     /// The entries from a root to `leaf` (the active leaf when `None`).
+    #[tracing::instrument(name = "store.session_path", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn session_path(
         &self,
         p: &Principal,
@@ -394,6 +408,8 @@ impl Store {
     }
 
     /// Every branch (leaf) of a session, oldest first.
+    #[tracing::instrument(name = "store.session_branches", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn session_branches(&self, p: &Principal, session_id: &str) -> Result<Vec<Branch>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let session = select_session(&mut tx, p, session_id).await?;
@@ -417,6 +433,8 @@ impl Store {
     }
 
     /// Continue the session from another entry.
+    #[tracing::instrument(name = "store.set_active_leaf", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn set_active_leaf(
         &self,
         p: &Principal,
@@ -442,6 +460,8 @@ impl Store {
     }
 
     /// The session as JSON Lines: a header, then every entry, parents first.
+    #[tracing::instrument(name = "store.export_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn export_session(&self, p: &Principal, session_id: &str) -> Result<String> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let session = select_session(&mut tx, p, session_id).await?;
@@ -469,6 +489,8 @@ impl Store {
 
     /// Recreate an exported session (a new session id; the same entries, ids, times
     /// and tree). Everything is checked before anything is written.
+    #[tracing::instrument(name = "store.import_session", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn import_session(&self, p: &Principal, jsonl: &str) -> Result<Session> {
         let mut lines = jsonl.lines().filter(|l| !l.trim().is_empty());
         let header: ExportHeader = serde_json::from_str(

@@ -86,6 +86,8 @@ async fn count_owners(tx: &mut Tx<'_>, team_id: &str) -> Result<i64> {
 
 impl Store {
     /// Create a team with the caller as its owner.
+    #[tracing::instrument(name = "store.create_team", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn create_team(&self, p: &Principal, name: &str) -> Result<Team> {
         let name = check_team_name(name)?;
         let id = new_id();
@@ -118,6 +120,8 @@ impl Store {
     }
 
     /// The teams the caller belongs to.
+    #[tracing::instrument(name = "store.list_teams", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_teams(&self, p: &Principal, page: &PageQuery) -> Result<Page<Team>> {
         let q = ListQuery {
             sql: "SELECT t.id, t.name, t.created_at, m.role FROM teams t \
@@ -132,6 +136,8 @@ impl Store {
     }
 
     /// A team the caller belongs to.
+    #[tracing::instrument(name = "store.get_team", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_team(&self, p: &Principal, team_id: &str) -> Result<Team> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let team = select_team(&mut tx, p, team_id).await?;
@@ -140,6 +146,8 @@ impl Store {
     }
 
     /// Rename a team (owners and admins of the team).
+    #[tracing::instrument(name = "store.rename_team", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn rename_team(&self, p: &Principal, team_id: &str, name: &str) -> Result<Team> {
         let name = check_team_name(name)?;
         let mut tx = self.begin(Acting::As(p), true).await?;
@@ -159,6 +167,8 @@ impl Store {
     }
 
     /// Delete a team and its workspaces (owners only).
+    #[tracing::instrument(name = "store.delete_team", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_team(&self, p: &Principal, team_id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         if role_in_team(&mut tx, p, team_id).await? != TeamRole::Owner {
@@ -172,6 +182,8 @@ impl Store {
     }
 
     /// The members of a team the caller belongs to.
+    #[tracing::instrument(name = "store.list_team_members", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_team_members(&self, p: &Principal, team_id: &str) -> Result<Vec<TeamMember>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         role_in_team(&mut tx, p, team_id).await?;
@@ -187,6 +199,8 @@ impl Store {
     }
 
     /// Add a user to a team, or change their role there.
+    #[tracing::instrument(name = "store.put_team_member", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn put_team_member(
         &self,
         p: &Principal,
@@ -272,6 +286,8 @@ impl Store {
 
     /// Remove a member (team owners and admins; anyone may leave). Owners are removed
     /// only by owners, and never the last one.
+    #[tracing::instrument(name = "store.remove_team_member", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn remove_team_member(
         &self,
         p: &Principal,

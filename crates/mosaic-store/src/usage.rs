@@ -33,6 +33,8 @@ fn check_day(day: &str) -> Result<()> {
 
 impl Store {
     /// Add one call's tokens to the principal's tally for today.
+    #[tracing::instrument(name = "store.record_usage", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn record_usage(
         &self,
         p: &Principal,
@@ -70,6 +72,8 @@ impl Store {
     }
 
     /// The principal's usage between two days, inclusive.
+    #[tracing::instrument(name = "store.usage_report", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn usage_report(&self, p: &Principal, from: &str, to: &str) -> Result<Vec<UsageRow>> {
         check_day(from)?;
         check_day(to)?;

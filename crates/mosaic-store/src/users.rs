@@ -93,6 +93,8 @@ fn require_admin(p: &Principal) -> Result<()> {
 
 impl Store {
     /// Admin: create a user.
+    #[tracing::instrument(name = "store.create_user", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn create_user(&self, p: &Principal, new: NewUser) -> Result<User> {
         require_admin(p)?;
         let mut tx = self.begin(Acting::As(p), true).await?;
@@ -102,6 +104,8 @@ impl Store {
     }
 
     /// Admin: every user, by creation.
+    #[tracing::instrument(name = "store.list_users", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_users(&self, p: &Principal, page: &PageQuery) -> Result<Page<User>> {
         require_admin(p)?;
         let q = ListQuery {
@@ -114,6 +118,8 @@ impl Store {
     }
 
     /// A user: yourself, or anyone if you are an admin.
+    #[tracing::instrument(name = "store.get_user", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_user(&self, p: &Principal, id: &str) -> Result<User> {
         if !p.is_admin() && p.user_id() != id {
             return Err(StoreError::NotFound);
@@ -126,6 +132,8 @@ impl Store {
 
     /// Change a user. Non-admins may change only their own display name and password.
     /// No change may leave the gateway without an active admin.
+    #[tracing::instrument(name = "store.update_user", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn update_user(&self, p: &Principal, id: &str, changes: UserChanges) -> Result<User> {
         if !p.is_admin() {
             if p.user_id() != id {
@@ -190,6 +198,8 @@ impl Store {
     }
 
     /// Admin: delete a user and everything they own.
+    #[tracing::instrument(name = "store.delete_user", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_user(&self, p: &Principal, id: &str) -> Result<()> {
         if !p.is_admin() {
             // Someone else's id is not even there; your own is there but not yours to delete.
@@ -219,6 +229,8 @@ impl Store {
     }
 
     /// The caller's own password hash, to check a current password before changing it.
+    #[tracing::instrument(name = "store.own_password_hash", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn own_password_hash(&self, p: &Principal) -> Result<String> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let sql = tx
@@ -234,6 +246,8 @@ impl Store {
 
     /// Login: the user and password hash for a username (the gateway asks, before
     /// anyone is authenticated).
+    #[tracing::instrument(name = "store.login_record", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn login_record(&self, username: &str) -> Result<Option<LoginRecord>> {
         let Ok(username) = normalise_username(username) else {
             return Ok(None);
@@ -256,6 +270,8 @@ impl Store {
     }
 
     /// Whether the gateway still has no admin (and so waits for its bootstrap).
+    #[tracing::instrument(name = "store.needs_bootstrap", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn needs_bootstrap(&self) -> Result<bool> {
         let mut tx = self.begin(Acting::System, false).await?;
         let admins = count_active_admins(&mut tx).await?;

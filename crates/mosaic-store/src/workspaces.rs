@@ -90,6 +90,8 @@ async fn select_manageable(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<W
 
 impl Store {
     /// Create a workspace, owned by the caller or by one of their teams.
+    #[tracing::instrument(name = "store.create_workspace", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn create_workspace(
         &self,
         p: &Principal,
@@ -136,6 +138,8 @@ impl Store {
     }
 
     /// The workspaces the caller can see.
+    #[tracing::instrument(name = "store.list_workspaces", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_workspaces(
         &self,
         p: &Principal,
@@ -153,6 +157,8 @@ impl Store {
         self.list_page(p, page, q).await
     }
 
+    #[tracing::instrument(name = "store.get_workspace", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_workspace(&self, p: &Principal, id: &str) -> Result<Workspace> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         let ws = select_visible(&mut tx, p, id).await?;
@@ -160,6 +166,8 @@ impl Store {
         Ok(ws)
     }
 
+    #[tracing::instrument(name = "store.update_workspace", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn update_workspace(
         &self,
         p: &Principal,
@@ -192,6 +200,8 @@ impl Store {
         Ok(ws)
     }
 
+    #[tracing::instrument(name = "store.delete_workspace", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_workspace(&self, p: &Principal, id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         select_manageable(&mut tx, p, id).await?;

@@ -345,6 +345,10 @@ fn read_prompt(prompt: String) -> Result<String> {
 pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
     let text = read_prompt(args.prompt)?;
     let client = ctx.client()?;
+    if args.trace {
+        // First, so the id is there to look up even when the run fails.
+        eprintln!("trace: {}", client.trace_id());
+    }
     let session = open_session(&client, &args.session).await?;
     if args.verbose {
         eprintln!("session {}", session.id);
