@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod brain;
 pub mod error;
 pub mod page;
 pub mod prefs;
@@ -21,6 +22,7 @@ pub mod workspaces;
 
 pub use agents::*;
 pub use auth::*;
+pub use brain::*;
 pub use error::*;
 pub use page::*;
 pub use prefs::*;

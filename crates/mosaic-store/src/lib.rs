@@ -10,6 +10,7 @@
 
 mod agents;
 mod bootstrap;
+mod brain;
 mod credentials;
 mod db;
 mod error;

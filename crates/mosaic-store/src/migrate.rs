@@ -45,6 +45,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_runs.sql"),
         postgres: include_str!("../migrations/postgres/0005_runs.sql"),
     },
+    Migration {
+        version: 6,
+        name: "brain",
+        sqlite: include_str!("../migrations/sqlite/0006_brain.sql"),
+        postgres: include_str!("../migrations/postgres/0006_brain.sql"),
+    },
 ];
 
 /// An arbitrary constant: the advisory lock that keeps replicas from migrating at once.

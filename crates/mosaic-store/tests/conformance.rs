@@ -20,6 +20,8 @@ mod support;
 mod agents;
 #[path = "conformance/bootstrap.rs"]
 mod bootstrap;
+#[path = "conformance/brain.rs"]
+mod brain;
 #[path = "conformance/credentials.rs"]
 mod credentials;
 #[path = "conformance/prefs.rs"]

@@ -10,6 +10,7 @@ use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
+use crate::brain::row_level_security_guards_brain_rows;
 use crate::runs::row_level_security_hides_other_users_runs_and_queues;
 use crate::support::{Engine, TestDb};
 
@@ -20,6 +21,7 @@ postgres_only!(
     row_level_security_holds_team_members_and_users_to_their_role,
     row_level_security_shares_gateway_config_read_only_and_hides_users_own,
     row_level_security_hides_other_users_runs_and_queues,
+    row_level_security_guards_brain_rows,
 );
 
 /// What each table shows, as sorted keys, for one query of every table.

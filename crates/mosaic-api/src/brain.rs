@@ -1,0 +1,321 @@
+//! The brain: projects, tasks and notes that people and agents share. Every item is
+//! owned by one user or one team (like a workspace); a team's items are read and
+//! written by its members and deleted by its owners and admins.
+//!
+//! Updates are partial: an absent field is left as it is. Fields that may be empty
+//! (`due_at`, `project_id`, …) take `null` to clear them, which is why they are
+//! `Option<Option<_>>` in the update requests.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::Owner;
+
+/// Most labels of a task or tags of a note.
+pub const MAX_LABELS: usize = 20;
+/// Longest label or tag, in characters.
+pub const MAX_LABEL_CHARS: usize = 50;
+/// Longest title or project name, in characters.
+pub const MAX_TITLE_CHARS: usize = 300;
+/// Longest body, note or description, in bytes.
+pub const MAX_BODY_BYTES: usize = 100_000;
+
+/// `Some(None)` for an explicit `null`, `None` (with `#[serde(default)]`) when absent.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Where a project stands.
+    ProjectStatus { Active => "active", Paused => "paused", Done => "done", Archived => "archived" }
+);
+wire_enum!(
+    /// Where a task stands.
+    TaskStatus { Todo => "todo", Doing => "doing", Blocked => "blocked", Done => "done" }
+);
+wire_enum!(
+    TaskPriority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" }
+);
+wire_enum!(
+    /// What a search hit is.
+    BrainKind { Task => "task", Note => "note" }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub status: ProjectStatus,
+    pub owner: Owner,
+    /// A workspace of the same owner.
+    pub workspace_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Task {
+    pub id: String,
+    pub title: String,
+    /// Markdown.
+    pub body: String,
+    pub status: TaskStatus,
+    pub priority: TaskPriority,
+    pub due_at: Option<String>,
+    /// The owner, or a member of the owning team.
+    pub assignee_user_id: Option<String>,
+    /// Lowercase, sorted, without repeats.
+    pub labels: Vec<String>,
+    pub project_id: Option<String>,
+    pub parent_task_id: Option<String>,
+    pub owner: Owner,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When the task last became done; absent unless it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Note {
+    pub id: String,
+    pub title: String,
+    /// Markdown.
+    pub body: String,
+    /// Lowercase, sorted, without repeats.
+    pub tags: Vec<String>,
+    pub project_id: Option<String>,
+    pub owner: Owner,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateProjectRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// `active` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProjectStatus>,
+    /// Owned by this team (the caller must be a member); by the caller when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateProjectRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ProjectStatus>,
+    /// `null` takes the project out of its workspace.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub workspace_id: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateTaskRequest {
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    /// `todo` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    /// `normal` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<TaskPriority>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_user_id: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_task_id: Option<String>,
+    /// Owned by this team (the caller must be a member); by the caller when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateTaskRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<TaskPriority>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub due_at: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub assignee_user_id: Option<Option<String>>,
+    /// Replaces every label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub project_id: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub parent_task_id: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateNoteRequest {
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Owned by this team (the caller must be a member); by the caller when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateNoteRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Replaces every tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub project_id: Option<Option<String>>,
+}
+
+/// Filters of the project list (plus `cursor` and `limit`); newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectQuery {
+    pub status: Option<ProjectStatus>,
+    pub workspace_id: Option<String>,
+    /// Only this team's projects.
+    pub team_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Filters of the task list (plus `cursor` and `limit`); newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct TaskQuery {
+    pub project_id: Option<String>,
+    pub status: Option<TaskStatus>,
+    /// Assigned to this user id.
+    pub assignee: Option<String>,
+    pub label: Option<String>,
+    /// Subtasks of this task.
+    pub parent_task_id: Option<String>,
+    /// Due strictly before this time (RFC 3339); tasks without a due date never match.
+    pub due_before: Option<String>,
+    /// Words that must all occur in the title or body.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Filters of the note list (plus `cursor` and `limit`); newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct NoteQuery {
+    pub project_id: Option<String>,
+    pub tag: Option<String>,
+    /// Words that must all occur in the title or body.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One result of a lexical search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchHit {
+    pub kind: BrainKind,
+    pub id: String,
+    pub title: String,
+    /// A short excerpt, matched words between `«` and `»`.
+    pub snippet: String,
+    /// The engine's relevance (bm25 on SQLite, ts_rank on PostgreSQL): higher is
+    /// better; comparable within one result list only.
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchHitList {
+    pub items: Vec<SearchHit>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_requests_tell_null_from_absent() {
+        let clear: UpdateTaskRequest =
+            serde_json::from_str(r#"{"due_at": null, "project_id": "p1"}"#).unwrap_or_default();
+        assert_eq!(clear.due_at, Some(None));
+        assert_eq!(clear.project_id, Some(Some("p1".into())));
+        assert_eq!(clear.parent_task_id, None);
+        let text = serde_json::to_string(&clear).unwrap_or_default();
+        assert_eq!(text, r#"{"due_at":null,"project_id":"p1"}"#);
+    }
+}

@@ -1,0 +1,189 @@
+//! Notes: markdown documents with tags, optionally in a project.
+
+use mosaic_api::{
+    CreateNoteRequest, Note, NoteQuery, Page, UpdateNoteRequest, DEFAULT_LIMIT, MAX_LIMIT,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{
+    check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
+    index_text, label_pattern, matches, new_owner, normalise_labels, owner_columns, owner_from_row,
+    text_query, VISIBLE,
+};
+use crate::db::{Acting, Tx};
+use crate::page::paginate;
+use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
+
+const NOTE_COLUMNS: &str =
+    "id, title, body, tags, project_id, owner_user_id, owner_team_id, created_at, updated_at";
+
+fn note_from_row(row: &AnyRow) -> Result<Note> {
+    Ok(Note {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        tags: decode_labels(&row.try_get::<String, _>("tags")?),
+        project_id: row.try_get("project_id")?,
+        owner: owner_from_row(row)?,
+        created_at: format_time(row.try_get("created_at")?),
+        updated_at: format_time(row.try_get("updated_at")?),
+    })
+}
+
+async fn select_note(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Note> {
+    let sql = tx
+        .sql(&format!(
+            "SELECT {NOTE_COLUMNS} FROM notes WHERE id = $2 AND {VISIBLE}"
+        ))
+        .into_owned();
+    let row = tx
+        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    note_from_row(&row)
+}
+
+impl Store {
+    /// Create a note, owned by the caller or by one of their teams.
+    #[tracing::instrument(name = "store.create_note", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn create_note(&self, p: &Principal, req: &CreateNoteRequest) -> Result<Note> {
+        let title = check_title(&req.title, "note title")?;
+        check_body(&req.body, "note")?;
+        let tags = normalise_labels(&req.tags)?;
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
+        if let Some(project) = &req.project_id {
+            check_reference(&mut tx, p, "projects", "project", project, &owner).await?;
+        }
+        let (user_owner, team_owner) = owner_columns(&owner);
+        let id = new_id();
+        let sql = tx
+            .sql(&format!(
+                "INSERT INTO notes ({NOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+            ))
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(&id)
+                .bind(&title)
+                .bind(&req.body)
+                .bind(encode_labels(&tags))
+                .bind(req.project_id.clone())
+                .bind(user_owner)
+                .bind(team_owner)
+                .bind(now_ms()),
+        )
+        .await?;
+        index_text(&mut tx, self.backend(), "notes", &id, &title, &req.body).await?;
+        let note = select_note(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        Ok(note)
+    }
+
+    #[tracing::instrument(name = "store.get_note", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn get_note(&self, p: &Principal, id: &str) -> Result<Note> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let note = select_note(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(note)
+    }
+
+    /// The notes the caller can see that pass every given filter, newest first.
+    #[tracing::instrument(name = "store.list_notes", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn list_notes(&self, p: &Principal, q: &NoteQuery) -> Result<Page<Note>> {
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let text = q.q.as_deref().and_then(|q| text_query(self.backend(), q));
+        let text_filter = match text {
+            Some(_) => matches(self.backend(), "notes", 6),
+            None => "$6 = ''".to_string(),
+        };
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {NOTE_COLUMNS} FROM notes WHERE {VISIBLE} \
+                 AND ($2 = '' OR id < $2) AND ($3 = '' OR project_id = $3) \
+                 AND ($4 = '' OR tags LIKE $4 ESCAPE '\\') \
+                 AND {text_filter} ORDER BY id DESC LIMIT $5"
+            ))
+            .into_owned();
+        let rows = tx
+            .fetch_all(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(q.cursor.clone().unwrap_or_default())
+                    .bind(q.project_id.clone().unwrap_or_default())
+                    .bind(label_pattern(q.tag.as_deref()))
+                    .bind(i64::from(limit) + 1)
+                    .bind(text.unwrap_or_default()),
+            )
+            .await?;
+        tx.commit().await?;
+        let items = rows.iter().map(note_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |n: &Note| n.id.clone()))
+    }
+
+    /// Change a note; members of an owning team may.
+    #[tracing::instrument(name = "store.update_note", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn update_note(
+        &self,
+        p: &Principal,
+        id: &str,
+        req: &UpdateNoteRequest,
+    ) -> Result<Note> {
+        let title = req
+            .title
+            .as_deref()
+            .map(|t| check_title(t, "note title"))
+            .transpose()?;
+        if let Some(body) = &req.body {
+            check_body(body, "note")?;
+        }
+        let tags = req.tags.as_deref().map(normalise_labels).transpose()?;
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let old = select_note(&mut tx, p, id).await?;
+        if let Some(Some(project)) = &req.project_id {
+            check_reference(&mut tx, p, "projects", "project", project, &old.owner).await?;
+        }
+        let title = title.unwrap_or(old.title);
+        let body = req.body.clone().unwrap_or(old.body);
+        let sql = tx
+            .sql(
+                "UPDATE notes SET title = $2, body = $3, tags = $4, project_id = $5, \
+                 updated_at = $6 WHERE id = $1",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(&title)
+                .bind(&body)
+                .bind(encode_labels(&tags.unwrap_or(old.tags)))
+                .bind(req.project_id.clone().unwrap_or(old.project_id))
+                .bind(now_ms()),
+        )
+        .await?;
+        if req.title.is_some() || req.body.is_some() {
+            index_text(&mut tx, self.backend(), "notes", id, &title, &body).await?;
+        }
+        let note = select_note(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(note)
+    }
+
+    /// Delete a note (a team's: its owners and admins only).
+    #[tracing::instrument(name = "store.delete_note", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn delete_note(&self, p: &Principal, id: &str) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let old = select_note(&mut tx, p, id).await?;
+        check_may_delete(&mut tx, p, &old.owner).await?;
+        let sql = tx.sql("DELETE FROM notes WHERE id = $1").into_owned();
+        tx.execute(sqlx::query(&sql).bind(id)).await?;
+        tx.commit().await
+    }
+}

@@ -1,0 +1,201 @@
+//! Projects: named bodies of work that tasks and notes belong to, optionally inside a
+//! workspace of the same owner.
+
+use mosaic_api::{
+    CreateProjectRequest, Owner, Page, Project, ProjectQuery, ProjectStatus, UpdateProjectRequest,
+    DEFAULT_LIMIT, MAX_LIMIT,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{
+    check_body, check_may_delete, check_reference, check_title, new_owner, owner_columns,
+    owner_from_row, VISIBLE,
+};
+use crate::db::{Acting, Tx};
+use crate::page::paginate;
+use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
+
+const PROJECT_COLUMNS: &str = "id, name, description, status, owner_user_id, owner_team_id, \
+     workspace_id, created_at, updated_at";
+
+fn project_from_row(row: &AnyRow) -> Result<Project> {
+    let status: String = row.try_get("status")?;
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        status: ProjectStatus::parse(&status)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown project status '{status}'")))?,
+        owner: owner_from_row(row)?,
+        workspace_id: row.try_get("workspace_id")?,
+        created_at: format_time(row.try_get("created_at")?),
+        updated_at: format_time(row.try_get("updated_at")?),
+    })
+}
+
+pub(crate) async fn select_project(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Project> {
+    let sql = tx
+        .sql(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $2 AND {VISIBLE}"
+        ))
+        .into_owned();
+    let row = tx
+        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    project_from_row(&row)
+}
+
+async fn check_workspace(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    workspace_id: Option<&str>,
+    owner: &Owner,
+) -> Result<()> {
+    match workspace_id {
+        Some(ws) => check_reference(tx, p, "workspaces", "workspace", ws, owner).await,
+        None => Ok(()),
+    }
+}
+
+impl Store {
+    /// Create a project, owned by the caller or by one of their teams.
+    #[tracing::instrument(name = "store.create_project", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn create_project(
+        &self,
+        p: &Principal,
+        req: &CreateProjectRequest,
+    ) -> Result<Project> {
+        let name = check_title(&req.name, "project name")?;
+        check_body(&req.description, "description")?;
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
+        check_workspace(&mut tx, p, req.workspace_id.as_deref(), &owner).await?;
+        let (user_owner, team_owner) = owner_columns(&owner);
+        let id = new_id();
+        let sql = tx
+            .sql(&format!(
+                "INSERT INTO projects ({PROJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+            ))
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(&id)
+                .bind(&name)
+                .bind(&req.description)
+                .bind(req.status.unwrap_or(ProjectStatus::Active).as_str())
+                .bind(user_owner)
+                .bind(team_owner)
+                .bind(req.workspace_id.clone())
+                .bind(now_ms()),
+        )
+        .await?;
+        let project = select_project(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    #[tracing::instrument(name = "store.get_project", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn get_project(&self, p: &Principal, id: &str) -> Result<Project> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let project = select_project(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    /// The projects the caller can see, newest first.
+    #[tracing::instrument(name = "store.list_projects", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn list_projects(&self, p: &Principal, q: &ProjectQuery) -> Result<Page<Project>> {
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {PROJECT_COLUMNS} FROM projects WHERE {VISIBLE} \
+                 AND ($2 = '' OR id < $2) AND ($3 = '' OR status = $3) \
+                 AND ($4 = '' OR workspace_id = $4) AND ($5 = '' OR owner_team_id = $5) \
+                 ORDER BY id DESC LIMIT $6"
+            ))
+            .into_owned();
+        let rows = tx
+            .fetch_all(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(q.cursor.clone().unwrap_or_default())
+                    .bind(q.status.map(ProjectStatus::as_str).unwrap_or_default())
+                    .bind(q.workspace_id.clone().unwrap_or_default())
+                    .bind(q.team_id.clone().unwrap_or_default())
+                    .bind(i64::from(limit) + 1),
+            )
+            .await?;
+        tx.commit().await?;
+        let items = rows
+            .iter()
+            .map(project_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |p: &Project| p.id.clone()))
+    }
+
+    /// Change a project; members of an owning team may.
+    #[tracing::instrument(name = "store.update_project", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn update_project(
+        &self,
+        p: &Principal,
+        id: &str,
+        req: &UpdateProjectRequest,
+    ) -> Result<Project> {
+        let name = req
+            .name
+            .as_deref()
+            .map(|n| check_title(n, "project name"))
+            .transpose()?;
+        if let Some(d) = &req.description {
+            check_body(d, "description")?;
+        }
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let old = select_project(&mut tx, p, id).await?;
+        let workspace_id = match &req.workspace_id {
+            Some(ws) => ws.clone(),
+            None => old.workspace_id.clone(),
+        };
+        if workspace_id != old.workspace_id {
+            check_workspace(&mut tx, p, workspace_id.as_deref(), &old.owner).await?;
+        }
+        let sql = tx
+            .sql(
+                "UPDATE projects SET name = $2, description = $3, status = $4, \
+                 workspace_id = $5, updated_at = $6 WHERE id = $1",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(name.unwrap_or(old.name))
+                .bind(req.description.clone().unwrap_or(old.description))
+                .bind(req.status.unwrap_or(old.status).as_str())
+                .bind(workspace_id)
+                .bind(now_ms()),
+        )
+        .await?;
+        let project = select_project(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    /// Delete a project (a team's: its owners and admins only). Its tasks and notes
+    /// stay, outside any project.
+    #[tracing::instrument(name = "store.delete_project", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn delete_project(&self, p: &Principal, id: &str) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let old = select_project(&mut tx, p, id).await?;
+        check_may_delete(&mut tx, p, &old.owner).await?;
+        let sql = tx.sql("DELETE FROM projects WHERE id = $1").into_owned();
+        tx.execute(sqlx::query(&sql).bind(id)).await?;
+        tx.commit().await
+    }
+}

@@ -1,0 +1,324 @@
+//! Tasks: things to do, optionally in a project, optionally under a parent task (a
+//! tree: no task is its own ancestor), assigned to the owner or a member of the owning
+//! team.
+
+use mosaic_api::{
+    CreateTaskRequest, Owner, Page, Task, TaskPriority, TaskQuery, TaskStatus, UpdateTaskRequest,
+    DEFAULT_LIMIT, MAX_LIMIT,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{
+    check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
+    index_text, label_pattern, matches, new_owner, normalise_labels, owner_columns, owner_from_row,
+    parse_time, text_query, VISIBLE,
+};
+use crate::db::{Acting, Tx};
+use crate::page::paginate;
+use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
+
+const TASK_COLUMNS: &str = "id, title, body, status, priority, due_at, assignee_user_id, \
+     labels, project_id, parent_task_id, owner_user_id, owner_team_id, created_at, \
+     updated_at, done_at";
+
+/// Deeper parent chains than this are refused (and bound the ancestor walk).
+const MAX_DEPTH: i64 = 1000;
+
+fn task_from_row(row: &AnyRow) -> Result<Task> {
+    let status: String = row.try_get("status")?;
+    let priority: String = row.try_get("priority")?;
+    Ok(Task {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        body: row.try_get("body")?,
+        status: TaskStatus::parse(&status)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown task status '{status}'")))?,
+        priority: TaskPriority::parse(&priority)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown priority '{priority}'")))?,
+        due_at: row.try_get::<Option<i64>, _>("due_at")?.map(format_time),
+        assignee_user_id: row.try_get("assignee_user_id")?,
+        labels: decode_labels(&row.try_get::<String, _>("labels")?),
+        project_id: row.try_get("project_id")?,
+        parent_task_id: row.try_get("parent_task_id")?,
+        owner: owner_from_row(row)?,
+        created_at: format_time(row.try_get("created_at")?),
+        updated_at: format_time(row.try_get("updated_at")?),
+        done_at: row.try_get::<Option<i64>, _>("done_at")?.map(format_time),
+    })
+}
+
+pub(crate) async fn select_task(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Task> {
+    let sql = tx
+        .sql(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $2 AND {VISIBLE}"
+        ))
+        .into_owned();
+    let row = tx
+        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    task_from_row(&row)
+}
+
+/// The assignee must be the owning user or a member of the owning team.
+async fn check_assignee(tx: &mut Tx<'_>, owner: &Owner, user_id: &str) -> Result<()> {
+    let ok = match owner {
+        Owner::User { id } => id == user_id,
+        Owner::Team { id } => {
+            let sql = tx
+                .sql("SELECT user_id FROM team_members WHERE team_id = $1 AND user_id = $2")
+                .into_owned();
+            tx.fetch_optional(sqlx::query(&sql).bind(id).bind(user_id))
+                .await?
+                .is_some()
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "user {user_id} cannot be assigned a task of this owner"
+        )))
+    }
+}
+
+/// `parent` must be a visible task of the same owner, and `task` (when it exists
+/// already) must not be among its ancestors.
+async fn check_parent(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    owner: &Owner,
+    parent: &str,
+    task: Option<&str>,
+) -> Result<()> {
+    check_reference(tx, p, "tasks", "task", parent, owner).await?;
+    // Concurrent re-parentings of one owner's tasks take turns, so two of them cannot
+    // each pass this check and together close a cycle.
+    let (user, team) = owner_columns(owner);
+    tx.lock(&format!("task-tree:{}", user.or(team).unwrap_or_default()))
+        .await?;
+    let sql = tx
+        .sql(
+            "WITH RECURSIVE up(id, parent_task_id, depth) AS ( \
+               SELECT id, parent_task_id, 0 FROM tasks WHERE id = $1 \
+               UNION ALL \
+               SELECT t.id, t.parent_task_id, up.depth + 1 FROM tasks t \
+                 JOIN up ON t.id = up.parent_task_id WHERE up.depth < $3) \
+             SELECT id, depth FROM up WHERE id = $2 OR depth >= $3 - 1",
+        )
+        .into_owned();
+    let found = tx
+        .fetch_optional(
+            sqlx::query(&sql)
+                .bind(parent)
+                .bind(task.unwrap_or_default())
+                .bind(MAX_DEPTH),
+        )
+        .await?;
+    match found {
+        None => Ok(()),
+        Some(row) if task == Some(row.try_get::<String, _>("id")?.as_str()) => Err(
+            StoreError::Invalid("a task cannot be its own ancestor".into()),
+        ),
+        Some(_) => Err(StoreError::Invalid("tasks nest too deeply".into())),
+    }
+}
+
+impl Store {
+    /// Create a task, owned by the caller or by one of their teams.
+    #[tracing::instrument(name = "store.create_task", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn create_task(&self, p: &Principal, req: &CreateTaskRequest) -> Result<Task> {
+        let title = check_title(&req.title, "task title")?;
+        check_body(&req.body, "task body")?;
+        let labels = normalise_labels(&req.labels)?;
+        let due_at = req.due_at.as_deref().map(parse_time).transpose()?;
+        let status = req.status.unwrap_or(TaskStatus::Todo);
+        let now = now_ms();
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
+        if let Some(project) = &req.project_id {
+            check_reference(&mut tx, p, "projects", "project", project, &owner).await?;
+        }
+        if let Some(parent) = &req.parent_task_id {
+            check_parent(&mut tx, p, &owner, parent, None).await?;
+        }
+        if let Some(assignee) = &req.assignee_user_id {
+            check_assignee(&mut tx, &owner, assignee).await?;
+        }
+        let (user_owner, team_owner) = owner_columns(&owner);
+        let id = new_id();
+        let sql = tx
+            .sql(&format!(
+                "INSERT INTO tasks ({TASK_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)"
+            ))
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(&id)
+                .bind(&title)
+                .bind(&req.body)
+                .bind(status.as_str())
+                .bind(req.priority.unwrap_or(TaskPriority::Normal).as_str())
+                .bind(due_at)
+                .bind(req.assignee_user_id.clone())
+                .bind(encode_labels(&labels))
+                .bind(req.project_id.clone())
+                .bind(req.parent_task_id.clone())
+                .bind(user_owner)
+                .bind(team_owner)
+                .bind(now)
+                .bind((status == TaskStatus::Done).then_some(now)),
+        )
+        .await?;
+        index_text(&mut tx, self.backend(), "tasks", &id, &title, &req.body).await?;
+        let task = select_task(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    #[tracing::instrument(name = "store.get_task", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn get_task(&self, p: &Principal, id: &str) -> Result<Task> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let task = select_task(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    /// The tasks the caller can see that pass every given filter, newest first.
+    #[tracing::instrument(name = "store.list_tasks", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn list_tasks(&self, p: &Principal, q: &TaskQuery) -> Result<Page<Task>> {
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let due_before = q.due_before.as_deref().map(parse_time).transpose()?;
+        let text = q.q.as_deref().and_then(|q| text_query(self.backend(), q));
+        let text_filter = match text {
+            Some(_) => matches(self.backend(), "tasks", 11),
+            None => "$11 = ''".to_string(),
+        };
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE {VISIBLE} \
+                 AND ($2 = '' OR id < $2) AND ($3 = '' OR project_id = $3) \
+                 AND ($4 = '' OR status = $4) AND ($5 = '' OR assignee_user_id = $5) \
+                 AND ($6 = '' OR labels LIKE $6 ESCAPE '\\') \
+                 AND ($7 = '' OR parent_task_id = $7) AND ($8 = 0 OR due_at < $9) \
+                 AND {text_filter} ORDER BY id DESC LIMIT $10"
+            ))
+            .into_owned();
+        let rows = tx
+            .fetch_all(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(q.cursor.clone().unwrap_or_default())
+                    .bind(q.project_id.clone().unwrap_or_default())
+                    .bind(q.status.map(TaskStatus::as_str).unwrap_or_default())
+                    .bind(q.assignee.clone().unwrap_or_default())
+                    .bind(label_pattern(q.label.as_deref()))
+                    .bind(q.parent_task_id.clone().unwrap_or_default())
+                    .bind(i64::from(due_before.is_some()))
+                    .bind(due_before.unwrap_or(0))
+                    .bind(i64::from(limit) + 1)
+                    .bind(text.unwrap_or_default()),
+            )
+            .await?;
+        tx.commit().await?;
+        let items = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |t: &Task| t.id.clone()))
+    }
+
+    /// Change a task; members of an owning team may.
+    #[tracing::instrument(name = "store.update_task", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn update_task(
+        &self,
+        p: &Principal,
+        id: &str,
+        req: &UpdateTaskRequest,
+    ) -> Result<Task> {
+        let title = req
+            .title
+            .as_deref()
+            .map(|t| check_title(t, "task title"))
+            .transpose()?;
+        if let Some(body) = &req.body {
+            check_body(body, "task body")?;
+        }
+        let labels = req.labels.as_deref().map(normalise_labels).transpose()?;
+        let due_at = match &req.due_at {
+            Some(Some(t)) => Some(Some(parse_time(t)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let now = now_ms();
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let old = select_task(&mut tx, p, id).await?;
+        if let Some(Some(project)) = &req.project_id {
+            check_reference(&mut tx, p, "projects", "project", project, &old.owner).await?;
+        }
+        if let Some(Some(parent)) = &req.parent_task_id {
+            check_parent(&mut tx, p, &old.owner, parent, Some(id)).await?;
+        }
+        if let Some(Some(assignee)) = &req.assignee_user_id {
+            check_assignee(&mut tx, &old.owner, assignee).await?;
+        }
+        let status = req.status.unwrap_or(old.status);
+        let done_at = match (status, old.status, &old.done_at) {
+            (TaskStatus::Done, TaskStatus::Done, Some(t)) => Some(parse_time(t)?),
+            (TaskStatus::Done, _, _) => Some(now),
+            (TaskStatus::Todo | TaskStatus::Doing | TaskStatus::Blocked, _, _) => None,
+        };
+        let due_at = match due_at {
+            Some(d) => d,
+            None => old.due_at.as_deref().map(parse_time).transpose()?,
+        };
+        let title = title.unwrap_or(old.title);
+        let body = req.body.clone().unwrap_or(old.body);
+        let sql = tx
+            .sql(
+                "UPDATE tasks SET title = $2, body = $3, status = $4, priority = $5, \
+                 due_at = $6, assignee_user_id = $7, labels = $8, project_id = $9, \
+                 parent_task_id = $10, updated_at = $11, done_at = $12 WHERE id = $1",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(&title)
+                .bind(&body)
+                .bind(status.as_str())
+                .bind(req.priority.unwrap_or(old.priority).as_str())
+                .bind(due_at)
+                .bind(req.assignee_user_id.clone().unwrap_or(old.assignee_user_id))
+                .bind(encode_labels(&labels.unwrap_or(old.labels)))
+                .bind(req.project_id.clone().unwrap_or(old.project_id))
+                .bind(req.parent_task_id.clone().unwrap_or(old.parent_task_id))
+                .bind(now)
+                .bind(done_at),
+        )
+        .await?;
+        if req.title.is_some() || req.body.is_some() {
+            index_text(&mut tx, self.backend(), "tasks", id, &title, &body).await?;
+        }
+        let task = select_task(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    /// Delete a task (a team's: its owners and admins only). Its subtasks stay, as
+    /// top-level tasks.
+    #[tracing::instrument(name = "store.delete_task", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn delete_task(&self, p: &Principal, id: &str) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let old = select_task(&mut tx, p, id).await?;
+        check_may_delete(&mut tx, p, &old.owner).await?;
+        let sql = tx.sql("DELETE FROM tasks WHERE id = $1").into_owned();
+        tx.execute(sqlx::query(&sql).bind(id)).await?;
+        tx.commit().await
+    }
+}
