@@ -10,8 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    agents, auth, health, model_routes, openai_compat, prefs, providers, runs, sessions, teams,
-    tokens, users, workspaces,
+    agents, auth, brain, health, model_routes, openai_compat, prefs, providers, runs, sessions,
+    teams, tokens, users, workspaces,
 };
 use crate::AppState;
 
@@ -32,6 +32,7 @@ use crate::AppState;
         (name = "models", description = "Model providers, routes over them, their health, token usage"),
         (name = "agents", description = "Agents: prompt, route and tools"),
         (name = "sessions", description = "Conversations: entry trees, branches, export and import"),
+        (name = "brain", description = "Projects, tasks and notes people and agents share, and search over them"),
         (name = "runs", description = "Runs of agents in sessions: messages, interrupts, approvals, live events"),
         (name = "openai", description = "OpenAI-compatible endpoints for existing clients"),
         (name = "health", description = "Liveness and readiness"),
@@ -131,6 +132,25 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::list_session_branches))
         .routes(routes!(sessions::set_session_leaf))
         .routes(routes!(sessions::export_session))
+        .routes(routes!(brain::list_projects, brain::create_project))
+        .routes(routes!(
+            brain::get_project,
+            brain::update_project,
+            brain::delete_project
+        ))
+        .routes(routes!(brain::list_tasks, brain::create_task))
+        .routes(routes!(
+            brain::get_task,
+            brain::update_task,
+            brain::delete_task
+        ))
+        .routes(routes!(brain::list_notes, brain::create_note))
+        .routes(routes!(
+            brain::get_note,
+            brain::update_note,
+            brain::delete_note
+        ))
+        .routes(routes!(brain::search_brain))
         .routes(routes!(runs::post_message))
         .routes(routes!(runs::start_run, runs::list_runs))
         .routes(routes!(runs::interrupt_run))

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod brain;
 pub mod health;
 pub mod metrics;
 pub mod model_routes;

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod bootstrap;
+mod brain;
 mod credentials;
 mod models;
 mod openapi;

@@ -42,6 +42,12 @@ fn body_for(operation_id: &str) -> Option<Value> {
         "post_message" => json!({"text": "taken over"}),
         "start_run" => json!({}),
         "answer_approval" => json!({"approve": true}),
+        "create_project" => json!({"name": "sweep"}),
+        "update_project" => json!({"name": "taken over", "status": "archived"}),
+        "create_task" => json!({"title": "sweep"}),
+        "update_task" => json!({"title": "taken over", "status": "done"}),
+        "create_note" => json!({"title": "sweep"}),
+        "update_note" => json!({"title": "taken over", "tags": ["taken over"]}),
         "chat_completions" => {
             json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]})
         }
@@ -197,6 +203,36 @@ async fn sweep(engine: Engine) {
         )
         .await
         .unwrap();
+    let (s, project) = gw
+        .call(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&alice),
+            Some(json!({"name": "alice-project", "description": "alice's secret plan"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{project}");
+    let (s, task) = gw
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&alice),
+            Some(
+                json!({"title": "alice-task", "body": "alice's secret chore",
+                "project_id": project["id"], "labels": ["alice"]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{task}");
+    let (s, note) = gw
+        .call(
+            Method::POST,
+            "/api/v1/notes",
+            Some(&alice),
+            Some(json!({"title": "alice-note", "body": "alice's secret note", "tags": ["alice"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{note}");
     let (s, _) = gw
         .call(
             Method::PUT,
@@ -218,6 +254,9 @@ async fn sweep(engine: Engine) {
         ("routes", route["id"].as_str().unwrap().to_string()),
         ("agents", agent["id"].as_str().unwrap().to_string()),
         ("sessions", session_id.clone()),
+        ("projects", project["id"].as_str().unwrap().to_string()),
+        ("tasks", task["id"].as_str().unwrap().to_string()),
+        ("notes", note["id"].as_str().unwrap().to_string()),
         // No call waits for approval; B must get 404 all the same.
         ("call_id", "call_1".to_string()),
     ]);
@@ -282,6 +321,9 @@ async fn sweep(engine: Engine) {
         format!("/api/v1/routes/{}", ids["routes"]),
         format!("/api/v1/agents/{}", ids["agents"]),
         format!("/api/v1/sessions/{session_id}"),
+        format!("/api/v1/projects/{}", ids["projects"]),
+        format!("/api/v1/tasks/{}", ids["tasks"]),
+        format!("/api/v1/notes/{}", ids["notes"]),
     ] {
         let (status, body) = gw.call(Method::GET, &path, Some(&alice), None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -334,6 +376,13 @@ async fn sweep(engine: Engine) {
         "/api/v1/preferences",
         "/api/v1/sessions",
         "/api/v1/sessions?q=secret",
+        "/api/v1/projects",
+        "/api/v1/tasks",
+        "/api/v1/tasks?label=alice",
+        "/api/v1/notes",
+        "/api/v1/notes?q=secret",
+        "/api/v1/brain/search?q=secret",
+        "/api/v1/brain/search?q=alice",
     ] {
         let (_, list) = gw.call(Method::GET, path, Some(&bob), None).await;
         let text = list.to_string();
