@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod brain;
+pub use brain::{BodyArgs, NotesCommand, ProjectsCommand, SearchArgs, TasksCommand};
+
 /// Mosaic: a self-hosted, multi-user AI agent platform.
 ///
 /// `mosaic serve` runs the gateway; every other command talks to a gateway over its
@@ -82,6 +85,17 @@ pub enum Command {
     /// import; their runs: follow, interrupt, retry, approve tool calls.
     #[command(subcommand)]
     Sessions(SessionsCli),
+    /// Projects: the brain's containers for tasks and notes.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Tasks: status, priority, due date, assignee, labels, project, subtasks.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// Notes: Markdown with tags, optionally in a project.
+    #[command(subcommand)]
+    Notes(NotesCommand),
+    /// Search your tasks and notes (words, best match first).
+    Search(SearchArgs),
     /// Manage model providers: endpoints, their keys and wire APIs.
     #[command(subcommand)]
     Providers(ProvidersCommand),

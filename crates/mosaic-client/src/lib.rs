@@ -1,17 +1,19 @@
 //! A typed client of the Mosaic HTTP API. The CLI and TUI reach the gateway only
 //! through it: one method per API operation, errors carrying the gateway's code and
 //! message. Account operations are here; providers, models, routes, usage and the
-//! OpenAI-compatible endpoint are in `models.rs`, its event stream in `sse.rs`; agents
-//! and sessions in their own modules. Every request carries the client's trace
-//! (`trace.rs`).
+//! OpenAI-compatible endpoint are in `models.rs`, its event stream in `sse.rs`; agents,
+//! sessions and the brain (projects, tasks, notes, search) in their own modules. Every
+//! request carries the client's trace (`trace.rs`).
 
 mod agents;
+mod brain;
 mod models;
 mod runs;
 mod sessions;
 mod sse;
 mod trace;
 
+pub use brain::SearchQuery;
 pub use models::{routing_of, Fallback, Routing};
 pub use runs::{EventStream, LiveEvent};
 pub use sse::ChatStream;

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod agents;
 mod auth;
+mod brain;
 mod complete;
 mod models;
 mod routes;
@@ -91,6 +92,10 @@ fn is_local(command: &Command) -> bool {
         | Command::Run(_)
         | Command::Chat(_)
         | Command::Sessions(_)
+        | Command::Projects(_)
+        | Command::Tasks(_)
+        | Command::Notes(_)
+        | Command::Search(_)
         | Command::Providers(_)
         | Command::Models(_)
         | Command::Routes(_)
@@ -137,6 +142,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Chat(args) => run::chat(&ctx, args).await,
         Command::Sessions(SessionsCli::Manage(cmd)) => sessions::sessions(&ctx, cmd).await,
         Command::Sessions(SessionsCli::Runs(cmd)) => run::sessions(&ctx, cmd).await,
+        Command::Projects(cmd) => brain::projects(&ctx, cmd).await,
+        Command::Tasks(cmd) => brain::tasks(&ctx, cmd).await,
+        Command::Notes(cmd) => brain::notes(&ctx, cmd).await,
+        Command::Search(args) => brain::search(&ctx, args).await,
         Command::Providers(cmd) => models::providers(&ctx, cmd).await,
         Command::Models(cmd) => models::models(&ctx, cmd).await,
         Command::Routes(cmd) => routes::routes(&ctx, cmd).await,

@@ -1,0 +1,202 @@
+//! `mosaic projects|tasks|notes|search`: the brain. Items are named by id; projects
+//! and teams also by name, and users by id or `me`, resolved here with one extra
+//! request (the API itself takes ids only). Bodies come from a flag, standard input or
+//! a file, so long Markdown never has to pass through the shell.
+
+mod notes;
+mod projects;
+mod tasks;
+
+pub use notes::notes;
+pub use projects::projects;
+pub use tasks::tasks;
+
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use mosaic_api::{BrainKind, Owner, PageQuery, ProjectQuery};
+use mosaic_client::{Client, SearchQuery};
+
+use crate::cli::{BodyArgs, SearchArgs};
+use crate::commands::{print_list, usage, Ctx};
+
+/// The largest page the API serves; name lookups read one.
+const LOOKUP_LIMIT: u32 = 500;
+
+/// The body the flags give: `--body TEXT`, `--body -` (standard input), `--file PATH`.
+fn read_body(args: BodyArgs) -> Result<Option<String>> {
+    match (args.body, args.file) {
+        (Some(body), _) if body == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the body from standard input")?;
+            Ok(Some(text))
+        }
+        (Some(body), _) => Ok(Some(body)),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))
+            .map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A team's id from an id or a name.
+async fn resolve_team(client: &Client, team: &str) -> Result<String> {
+    let page = client
+        .list_teams(&PageQuery {
+            cursor: None,
+            limit: Some(LOOKUP_LIMIT),
+        })
+        .await?;
+    Ok(page
+        .items
+        .iter()
+        .find(|t| t.name == team)
+        .map_or_else(|| team.to_string(), |t| t.id.clone()))
+}
+
+async fn resolve_team_opt(client: &Client, team: Option<String>) -> Result<Option<String>> {
+    match team {
+        Some(t) => Ok(Some(resolve_team(client, &t).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A project's id from an id or a name; a name two projects share is refused.
+async fn resolve_project(client: &Client, project: &str) -> Result<String> {
+    let page = client
+        .list_projects(&ProjectQuery {
+            limit: Some(LOOKUP_LIMIT),
+            ..ProjectQuery::default()
+        })
+        .await?;
+    if page.items.iter().any(|p| p.id == project) {
+        return Ok(project.to_string());
+    }
+    let named: Vec<_> = page.items.iter().filter(|p| p.name == project).collect();
+    match named.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => Ok(project.to_string()),
+        [..] => Err(usage(format!(
+            "{} projects are named '{project}'; name one by its id",
+            named.len()
+        ))),
+    }
+}
+
+async fn resolve_project_opt(client: &Client, project: Option<String>) -> Result<Option<String>> {
+    match project {
+        Some(p) => Ok(Some(resolve_project(client, &p).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A user's id from an id or `me`.
+async fn resolve_user(client: &Client, user: Option<String>) -> Result<Option<String>> {
+    match user.as_deref() {
+        Some("me") => Ok(Some(client.whoami().await?.user.id)),
+        Some(_) | None => Ok(user),
+    }
+}
+
+/// A date for the API: `YYYY-MM-DD` becomes midnight UTC; anything else goes as it is
+/// (RFC 3339, which the gateway checks).
+fn date_arg(date: Option<String>) -> Option<String> {
+    date.map(|d| {
+        let b = d.as_bytes();
+        let is_day = b.len() == 10
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                _ => c.is_ascii_digit(),
+            });
+        if is_day {
+            format!("{d}T00:00:00Z")
+        } else {
+            d
+        }
+    })
+}
+
+/// `Some(None)` to clear, `Some(Some(v))` to set, `None` to leave as it is.
+fn set_or_clear<T>(value: Option<T>, clear: bool) -> Option<Option<T>> {
+    if clear {
+        Some(None)
+    } else {
+        value.map(Some)
+    }
+}
+
+fn owner_text(o: &Owner) -> String {
+    match o {
+        Owner::User { id } => format!("user {id}"),
+        Owner::Team { id } => format!("team {id}"),
+    }
+}
+
+fn or_dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+/// Parse a value clap has already checked against the same list.
+fn parse_enum<T>(value: Option<String>, parse: fn(&str) -> Option<T>) -> Result<Option<T>> {
+    value
+        .map(|v| parse(&v).ok_or_else(|| usage(format!("unknown value '{v}'"))))
+        .transpose()
+}
+
+pub async fn search(ctx: &Ctx, args: SearchArgs) -> Result<()> {
+    let client = ctx.client()?;
+    let kinds = args
+        .kinds
+        .iter()
+        .map(|k| BrainKind::parse(k).ok_or_else(|| usage(format!("unknown kind '{k}'"))))
+        .collect::<Result<Vec<_>>>()?;
+    let query = SearchQuery {
+        q: args.query,
+        kinds,
+        limit: args.limit,
+    };
+    let hits = client.search_brain(&query).await?;
+    print_list(
+        ctx,
+        &hits,
+        &hits.items,
+        &["KIND", "ID", "TITLE", "MATCH"],
+        |h| {
+            vec![
+                h.kind.as_str().to_string(),
+                h.id.clone(),
+                h.title.clone(),
+                h.snippet.replace('\n', " "),
+            ]
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn a_bare_day_is_midnight_utc_and_anything_else_goes_as_given() {
+        assert_eq!(
+            date_arg(Some("2026-12-01".into())),
+            Some("2026-12-01T00:00:00Z".into())
+        );
+        assert_eq!(
+            date_arg(Some("2026-12-01T09:30:00+02:00".into())),
+            Some("2026-12-01T09:30:00+02:00".into())
+        );
+        assert_eq!(date_arg(Some("tomorrow".into())), Some("tomorrow".into()));
+        assert_eq!(date_arg(None), None);
+    }
+
+    #[test]
+    fn a_no_flag_clears_and_a_value_sets() {
+        assert_eq!(set_or_clear(Some("x"), false), Some(Some("x")));
+        assert_eq!(set_or_clear::<&str>(None, true), Some(None));
+        assert_eq!(set_or_clear::<&str>(None, false), None);
+    }
+}

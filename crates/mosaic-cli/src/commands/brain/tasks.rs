@@ -1,0 +1,172 @@
+//! `mosaic tasks`.
+
+use anyhow::Result;
+use mosaic_api::{CreateTaskRequest, Task, TaskPriority, TaskQuery, TaskStatus, UpdateTaskRequest};
+
+use super::{
+    date_arg, or_dash, owner_text, parse_enum, read_body, resolve_project_opt, resolve_team_opt,
+    resolve_user, set_or_clear,
+};
+use crate::cli::TasksCommand;
+use crate::commands::{paged, print_page, usage, Ctx};
+use crate::output::{fields, json};
+
+fn show(ctx: &Ctx, t: &Task) -> Result<()> {
+    if ctx.json {
+        return json(t);
+    }
+    let mut pairs = vec![
+        ("id", t.id.clone()),
+        ("title", t.title.clone()),
+        ("status", t.status.as_str().to_string()),
+        ("priority", t.priority.as_str().to_string()),
+        ("due", or_dash(&t.due_at)),
+        ("assignee", or_dash(&t.assignee_user_id)),
+        ("labels", t.labels.join(", ")),
+        ("project", or_dash(&t.project_id)),
+        ("parent", or_dash(&t.parent_task_id)),
+        ("owner", owner_text(&t.owner)),
+        ("created", t.created_at.clone()),
+        ("updated", t.updated_at.clone()),
+    ];
+    if let Some(done) = &t.done_at {
+        pairs.push(("done", done.clone()));
+    }
+    fields(&pairs);
+    if !t.body.is_empty() {
+        println!("\n{}", t.body.trim_end());
+    }
+    Ok(())
+}
+
+pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
+    let client = ctx.client()?;
+    match cmd {
+        TasksCommand::List {
+            project,
+            status,
+            assignee,
+            label,
+            parent,
+            due_before,
+            q,
+            page,
+        } => {
+            let status = parse_enum(status, TaskStatus::parse)?;
+            let project_id = resolve_project_opt(&client, project).await?;
+            let assignee = resolve_user(&client, assignee).await?;
+            let due_before = date_arg(due_before);
+            let list = paged(&page, |p| {
+                let query = TaskQuery {
+                    project_id: project_id.clone(),
+                    status,
+                    assignee: assignee.clone(),
+                    label: label.clone(),
+                    parent_task_id: parent.clone(),
+                    due_before: due_before.clone(),
+                    q: q.clone(),
+                    cursor: p.cursor,
+                    limit: p.limit,
+                };
+                let client = client.clone();
+                async move { client.list_tasks(&query).await }
+            })
+            .await?;
+            print_page(
+                ctx,
+                &list,
+                &["ID", "STATUS", "PRIORITY", "DUE", "TITLE", "LABELS"],
+                |t| {
+                    vec![
+                        t.id.clone(),
+                        t.status.as_str().to_string(),
+                        t.priority.as_str().to_string(),
+                        or_dash(&t.due_at),
+                        t.title.clone(),
+                        t.labels.join(","),
+                    ]
+                },
+            )
+        }
+        TasksCommand::Create {
+            title,
+            body,
+            status,
+            priority,
+            due,
+            assignee,
+            labels,
+            project,
+            parent,
+            team,
+        } => {
+            let req = CreateTaskRequest {
+                title,
+                body: read_body(body)?.unwrap_or_default(),
+                status: parse_enum(status, TaskStatus::parse)?,
+                priority: parse_enum(priority, TaskPriority::parse)?,
+                due_at: date_arg(due),
+                assignee_user_id: resolve_user(&client, assignee).await?,
+                labels,
+                project_id: resolve_project_opt(&client, project).await?,
+                parent_task_id: parent,
+                team_id: resolve_team_opt(&client, team).await?,
+            };
+            show(ctx, &client.create_task(&req).await?)
+        }
+        TasksCommand::Show { id } => show(ctx, &client.get_task(&id).await?),
+        TasksCommand::Edit {
+            id,
+            title,
+            body,
+            status,
+            priority,
+            due,
+            no_due,
+            assignee,
+            no_assignee,
+            labels,
+            no_labels,
+            project,
+            no_project,
+            parent,
+            no_parent,
+        } => {
+            let labels = match (no_labels, labels.is_empty()) {
+                (true, _) => Some(Vec::new()),
+                (false, false) => Some(labels),
+                (false, true) => None,
+            };
+            let req = UpdateTaskRequest {
+                title,
+                body: read_body(body)?,
+                status: parse_enum(status, TaskStatus::parse)?,
+                priority: parse_enum(priority, TaskPriority::parse)?,
+                due_at: set_or_clear(date_arg(due), no_due),
+                assignee_user_id: set_or_clear(resolve_user(&client, assignee).await?, no_assignee),
+                labels,
+                project_id: set_or_clear(resolve_project_opt(&client, project).await?, no_project),
+                parent_task_id: set_or_clear(parent, no_parent),
+            };
+            if req == UpdateTaskRequest::default() {
+                return Err(usage(
+                    "nothing to change: pass --title, --body, --file, --status, --priority, --due, \
+                     --assignee, --label, --project, --parent or one of their --no-… flags",
+                ));
+            }
+            show(ctx, &client.update_task(&id, &req).await?)
+        }
+        TasksCommand::Done { id } => {
+            let req = UpdateTaskRequest {
+                status: Some(TaskStatus::Done),
+                ..UpdateTaskRequest::default()
+            };
+            show(ctx, &client.update_task(&id, &req).await?)
+        }
+        TasksCommand::Delete { id } => {
+            client.delete_task(&id).await?;
+            eprintln!("deleted task {id}");
+            Ok(())
+        }
+    }
+}
