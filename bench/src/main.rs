@@ -13,6 +13,7 @@
 mod agent;
 mod llm;
 mod load;
+mod otel;
 mod server;
 
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ const USAGE: &str = "\
 usage: mosaic-bench [MOSAIC_BINARY] [--runs N] [--clients N] [--duration SECS]
        mosaic-bench llm [MOSAIC_BINARY] [options]   (streamed model calls; llm --help)
        mosaic-bench agent [MOSAIC_BINARY] [options] (agent run events; agent --help)
+       mosaic-bench otel [MOSAIC_BINARY] [options]  (trace export off vs on; otel --help)
 
   MOSAIC_BINARY   the mosaic binary to measure (default target/release/mosaic)
   --runs N        starts per start-up series (default 20)
@@ -356,6 +358,7 @@ fn main() -> ExitCode {
     let result = match std::env::args().nth(1).as_deref() {
         Some("llm") => llm::run(),
         Some("agent") => agent::run(),
+        Some("otel") => otel::run(),
         _ => run(),
     };
     match result {

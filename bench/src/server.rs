@@ -26,7 +26,7 @@ pub struct Launcher {
 
 /// A running gateway.
 pub struct Server {
-    child: Child,
+    pub(crate) child: Child,
     pub addr: SocketAddr,
     /// Spawn to the first 200 from `/readyz`.
     pub ready_after: Duration,

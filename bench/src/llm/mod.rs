@@ -11,8 +11,8 @@
 
 mod litellm;
 pub(crate) mod proc;
-mod streams;
-mod upstream;
+pub(crate) mod streams;
+pub(crate) mod upstream;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ const THROUGHPUT_RATIO_TARGET: f64 = 10.0;
 /// Longest the held streams may take to all get their first token.
 const HOLD_RAMP_LIMIT: Duration = Duration::from_secs(60);
 /// The provider name Mosaic knows the upstream by.
-const PROVIDER: &str = "bench";
+pub(crate) const PROVIDER: &str = "bench";
 
 const USAGE: &str = "\
 usage: mosaic-bench llm [MOSAIC_BINARY] [options]
@@ -214,7 +214,11 @@ impl Gateways<'_> {
 }
 
 /// Bootstrap the admin, log in for an API token, add the upstream as a gateway provider.
-async fn prepare_mosaic(url: &str, bootstrap_token: &str, upstream_base: &str) -> Result<String> {
+pub(crate) async fn prepare_mosaic(
+    url: &str,
+    bootstrap_token: &str,
+    upstream_base: &str,
+) -> Result<String> {
     let token = crate::server::first_admin_token(url, bootstrap_token, "mosaic-bench-llm").await?;
     let resp = reqwest::Client::new()
         .post(format!("{url}/api/v1/providers"))
@@ -240,7 +244,7 @@ async fn prepare_mosaic(url: &str, bootstrap_token: &str, upstream_base: &str) -
 
 /// A few seconds of light traffic: connections made, caches warm, and proof that the
 /// target serves whole, correct streams before anything is measured.
-async fn warm_up(target: &Target) -> Result<()> {
+pub(crate) async fn warm_up(target: &Target) -> Result<()> {
     let stats = tokio::time::timeout(
         Duration::from_secs(60),
         streams::run(
@@ -851,7 +855,7 @@ pub fn run() -> Result<()> {
 }
 
 /// The last `n` lines of a text.
-fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
