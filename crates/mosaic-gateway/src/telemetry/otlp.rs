@@ -264,6 +264,9 @@ enum Control {
 /// The span processor: a bounded queue in front of the exporter thread.
 pub struct QueueProcessor {
     spans: mpsc::Sender<SpanData>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    full: Arc<tokio::sync::Notify>,
+    batch: usize,
     control: mpsc::UnboundedSender<Control>,
     stats: Arc<ExportStats>,
     timeout: Duration,
@@ -284,7 +287,11 @@ pub fn processor(config: OtlpConfig) -> (QueueProcessor, Arc<ExportStats>) {
     let stats = Arc::new(ExportStats::default());
     let (spans, span_rx) = mpsc::channel(config.queue.max(1));
     let (control, control_rx) = mpsc::unbounded_channel();
-    let exporter = Exporter::new(&config, stats.clone());
+    let mut exporter = Exporter::new(&config, stats.clone());
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let full = Arc::new(tokio::sync::Notify::new());
+    exporter.queued = queued.clone();
+    exporter.full = full.clone();
 
     let spawned = std::thread::Builder::new()
         .name("mosaic-otlp-export".into())
@@ -309,6 +316,9 @@ pub fn processor(config: OtlpConfig) -> (QueueProcessor, Arc<ExportStats>) {
 
     let processor = QueueProcessor {
         spans,
+        queued,
+        full,
+        batch: config.batch.max(1),
         control,
         stats: stats.clone(),
         timeout: config.timeout,
@@ -353,6 +363,8 @@ impl SpanProcessor for QueueProcessor {
         }
         if self.spans.try_send(span).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if self.queued.fetch_add(1, Ordering::Relaxed) + 1 == self.batch {
+            self.full.notify_one();
         }
     }
 
@@ -396,6 +408,8 @@ struct Exporter {
     last_warning: Option<Instant>,
     /// Spans lost since the last warning.
     unreported: u64,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    full: Arc<tokio::sync::Notify>,
 }
 
 impl Exporter {
@@ -430,6 +444,8 @@ impl Exporter {
             stats,
             last_warning: None,
             unreported: 0,
+            queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            full: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -463,22 +479,11 @@ impl Exporter {
                         return;
                     }
                 },
-                span = spans.recv() => match span {
-                    Some(span) => {
-                        buffer.push(span);
-                        if buffer.len() >= self.batch {
-                            self.export(&mut buffer).await;
-                        }
-                    }
-                    None => {
-                        self.drain(&mut spans, &mut buffer).await;
-                        return;
-                    }
-                },
+                _ = self.full.notified() => {
+                    self.drain(&mut spans, &mut buffer).await;
+                }
                 _ = tick.tick() => {
-                    if !buffer.is_empty() {
-                        self.export(&mut buffer).await;
-                    }
+                    self.drain(&mut spans, &mut buffer).await;
                 }
             }
         }
@@ -496,7 +501,10 @@ impl Exporter {
         loop {
             while buffer.len() < self.batch && queued > 0 {
                 match spans.try_recv() {
-                    Ok(span) => buffer.push(span),
+                    Ok(span) => {
+                        buffer.push(span);
+                        self.queued.fetch_sub(1, Ordering::Relaxed);
+                    }
                     Err(_) => break,
                 }
                 queued -= 1;
