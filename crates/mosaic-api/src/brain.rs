@@ -1,4 +1,4 @@
-//! The brain: projects, tasks and notes that people and agents share. Every item is
+//! The brain: projects, tasks, missions and notes that people and agents share. Every item is
 //! owned by one user or one team (like a workspace); a team's items are read and
 //! written by its members and deleted by its owners and admins.
 //!
@@ -19,6 +19,10 @@ pub const MAX_LABEL_CHARS: usize = 50;
 pub const MAX_TITLE_CHARS: usize = 300;
 /// Longest body, note or description, in bytes.
 pub const MAX_BODY_BYTES: usize = 100_000;
+/// Longest success criteria of a mission, in bytes.
+pub const MAX_CRITERIA_BYTES: usize = 10_000;
+/// Most milestones of a mission.
+pub const MAX_MILESTONES: usize = 50;
 
 /// `Some(None)` for an explicit `null`, `None` (with `#[serde(default)]`) when absent.
 fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -57,6 +61,10 @@ wire_enum!(
     TaskStatus { Todo => "todo", Doing => "doing", Blocked => "blocked", Done => "done" }
 );
 wire_enum!(
+    /// Where a mission stands.
+    MissionStatus { Active => "active", Achieved => "achieved", Abandoned => "abandoned" }
+);
+wire_enum!(
     TaskPriority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" }
 );
 wire_enum!(
@@ -92,12 +100,48 @@ pub struct Task {
     pub labels: Vec<String>,
     pub project_id: Option<String>,
     pub parent_task_id: Option<String>,
+    /// A mission of the same owner that this task counts towards.
+    #[serde(default)]
+    pub mission_id: Option<String>,
     pub owner: Owner,
     pub created_at: String,
     pub updated_at: String,
     /// When the task last became done; absent unless it is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at: Option<String>,
+}
+
+/// One step towards a mission's goal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Milestone {
+    pub title: String,
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// How far a mission's linked tasks have come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MissionProgress {
+    pub tasks_total: u64,
+    pub tasks_done: u64,
+}
+
+/// A goal with success criteria and milestones; progress is derived from the tasks
+/// linked to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Mission {
+    pub id: String,
+    pub goal: String,
+    /// Markdown.
+    pub success_criteria: String,
+    pub milestones: Vec<Milestone>,
+    /// A project of the same owner.
+    pub project_id: Option<String>,
+    pub owner: Owner,
+    pub status: MissionStatus,
+    pub progress: MissionProgress,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -168,6 +212,8 @@ pub struct CreateTaskRequest {
     pub project_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mission_id: Option<String>,
     /// Owned by this team (the caller must be a member); by the caller when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team_id: Option<String>,
@@ -210,6 +256,50 @@ pub struct UpdateTaskRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub parent_task_id: Option<Option<String>>,
+    /// `null` unlinks the task from its mission.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mission_id: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateMissionRequest {
+    pub goal: String,
+    #[serde(default)]
+    pub success_criteria: String,
+    #[serde(default)]
+    pub milestones: Vec<Milestone>,
+    /// `active` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MissionStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Owned by this team (the caller must be a member); by the caller when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateMissionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_criteria: Option<String>,
+    /// Replaces every milestone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milestones: Option<Vec<Milestone>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MissionStatus>,
+    /// `null` takes the mission out of its project.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub project_id: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -266,10 +356,22 @@ pub struct TaskQuery {
     pub label: Option<String>,
     /// Subtasks of this task.
     pub parent_task_id: Option<String>,
+    /// Tasks linked to this mission.
+    pub mission_id: Option<String>,
     /// Due strictly before this time (RFC 3339); tasks without a due date never match.
     pub due_before: Option<String>,
     /// Words that must all occur in the title or body.
     pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Filters of the mission list (plus `cursor` and `limit`); newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct MissionQuery {
+    pub status: Option<MissionStatus>,
+    pub project_id: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }

@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_brain.sql"),
         postgres: include_str!("../migrations/postgres/0006_brain.sql"),
     },
+    Migration {
+        version: 7,
+        name: "missions",
+        sqlite: include_str!("../migrations/sqlite/0007_missions.sql"),
+        postgres: include_str!("../migrations/postgres/0007_missions.sql"),
+    },
 ];
 
 /// An arbitrary constant: the advisory lock that keeps replicas from migrating at once.

@@ -24,6 +24,8 @@ mod bootstrap;
 mod brain;
 #[path = "conformance/credentials.rs"]
 mod credentials;
+#[path = "conformance/missions.rs"]
+mod missions;
 #[path = "conformance/prefs.rs"]
 mod prefs;
 #[path = "conformance/providers.rs"]

@@ -1,4 +1,4 @@
-//! The brain: projects, tasks and notes, and lexical search over tasks and notes.
+//! The brain: projects, tasks, missions and notes, and lexical search over tasks and notes.
 //!
 //! Tenancy follows workspaces: an item is owned by one user or one team, chosen at
 //! creation and never changed. A personal item is its owner's alone; a team's items are
@@ -8,9 +8,10 @@
 //! work. Anything the principal may not see is `NotFound`.
 //!
 //! References stay inside one owner: a project's workspace, an item's project and a
-//! task's parent must be visible to the principal and have the item's owner, and a
-//! task's assignee is the owning user or a member of the owning team.
+//! task's parent and mission must be visible to the principal and have the item's
+//! owner, and a task's assignee is the owning user or a member of the owning team.
 
+mod missions;
 mod notes;
 mod projects;
 mod search;

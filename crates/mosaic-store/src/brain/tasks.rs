@@ -20,7 +20,7 @@ use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const TASK_COLUMNS: &str = "id, title, body, status, priority, due_at, assignee_user_id, \
      labels, project_id, parent_task_id, owner_user_id, owner_team_id, created_at, \
-     updated_at, done_at";
+     updated_at, done_at, mission_id";
 
 /// Deeper parent chains than this are refused (and bound the ancestor walk).
 const MAX_DEPTH: i64 = 1000;
@@ -41,6 +41,7 @@ fn task_from_row(row: &AnyRow) -> Result<Task> {
         labels: decode_labels(&row.try_get::<String, _>("labels")?),
         project_id: row.try_get("project_id")?,
         parent_task_id: row.try_get("parent_task_id")?,
+        mission_id: row.try_get("mission_id")?,
         owner: owner_from_row(row)?,
         created_at: format_time(row.try_get("created_at")?),
         updated_at: format_time(row.try_get("updated_at")?),
@@ -144,6 +145,9 @@ impl Store {
         if let Some(parent) = &req.parent_task_id {
             check_parent(&mut tx, p, &owner, parent, None).await?;
         }
+        if let Some(mission) = &req.mission_id {
+            check_reference(&mut tx, p, "missions", "mission", mission, &owner).await?;
+        }
         if let Some(assignee) = &req.assignee_user_id {
             check_assignee(&mut tx, &owner, assignee).await?;
         }
@@ -152,7 +156,7 @@ impl Store {
         let sql = tx
             .sql(&format!(
                 "INSERT INTO tasks ({TASK_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)"
             ))
             .into_owned();
         tx.execute(
@@ -170,7 +174,8 @@ impl Store {
                 .bind(user_owner)
                 .bind(team_owner)
                 .bind(now)
-                .bind((status == TaskStatus::Done).then_some(now)),
+                .bind((status == TaskStatus::Done).then_some(now))
+                .bind(req.mission_id.clone()),
         )
         .await?;
         index_text(&mut tx, self.backend(), "tasks", &id, &title, &req.body).await?;
@@ -207,6 +212,7 @@ impl Store {
                  AND ($4 = '' OR status = $4) AND ($5 = '' OR assignee_user_id = $5) \
                  AND ($6 = '' OR labels LIKE $6 ESCAPE '\\') \
                  AND ($7 = '' OR parent_task_id = $7) AND ($8 = 0 OR due_at < $9) \
+                 AND ($12 = '' OR mission_id = $12) \
                  AND {text_filter} ORDER BY id DESC LIMIT $10"
             ))
             .into_owned();
@@ -223,7 +229,8 @@ impl Store {
                     .bind(i64::from(due_before.is_some()))
                     .bind(due_before.unwrap_or(0))
                     .bind(i64::from(limit) + 1)
-                    .bind(text.unwrap_or_default()),
+                    .bind(text.unwrap_or_default())
+                    .bind(q.mission_id.clone().unwrap_or_default()),
             )
             .await?;
         tx.commit().await?;
@@ -263,6 +270,9 @@ impl Store {
         if let Some(Some(parent)) = &req.parent_task_id {
             check_parent(&mut tx, p, &old.owner, parent, Some(id)).await?;
         }
+        if let Some(Some(mission)) = &req.mission_id {
+            check_reference(&mut tx, p, "missions", "mission", mission, &old.owner).await?;
+        }
         if let Some(Some(assignee)) = &req.assignee_user_id {
             check_assignee(&mut tx, &old.owner, assignee).await?;
         }
@@ -282,7 +292,8 @@ impl Store {
             .sql(
                 "UPDATE tasks SET title = $2, body = $3, status = $4, priority = $5, \
                  due_at = $6, assignee_user_id = $7, labels = $8, project_id = $9, \
-                 parent_task_id = $10, updated_at = $11, done_at = $12 WHERE id = $1",
+                 parent_task_id = $10, updated_at = $11, done_at = $12, \
+                 mission_id = $13 WHERE id = $1",
             )
             .into_owned();
         tx.execute(
@@ -298,7 +309,8 @@ impl Store {
                 .bind(req.project_id.clone().unwrap_or(old.project_id))
                 .bind(req.parent_task_id.clone().unwrap_or(old.parent_task_id))
                 .bind(now)
-                .bind(done_at),
+                .bind(done_at)
+                .bind(req.mission_id.clone().unwrap_or(old.mission_id)),
         )
         .await?;
         if req.title.is_some() || req.body.is_some() {

@@ -229,6 +229,7 @@ async fn tasks_round_trip_with_labels_due_dates_and_done_times(db: TestDb) {
             labels: vec!["admin".into(), "money".into()],
             project_id: None,
             parent_task_id: None,
+            mission_id: None,
             owner: Owner::User {
                 id: alice_user.id.clone()
             },

@@ -65,6 +65,7 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
                     parent_task_id: parent.clone(),
                     due_before: due_before.clone(),
                     q: q.clone(),
+                    mission_id: None,
                     cursor: p.cursor,
                     limit: p.limit,
                 };
@@ -110,6 +111,7 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
                 labels,
                 project_id: resolve_project_opt(&client, project).await?,
                 parent_task_id: parent,
+                mission_id: None,
                 team_id: resolve_team_opt(&client, team).await?,
             };
             show(ctx, &client.create_task(&req).await?)
@@ -147,6 +149,7 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
                 labels,
                 project_id: set_or_clear(resolve_project_opt(&client, project).await?, no_project),
                 parent_task_id: set_or_clear(parent, no_parent),
+                mission_id: None,
             };
             if req == UpdateTaskRequest::default() {
                 return Err(usage(
