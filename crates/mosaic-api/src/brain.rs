@@ -1,4 +1,4 @@
-//! The brain: projects, tasks, missions and notes that people and agents share. Every item is
+//! The brain: projects, tasks, missions, notes and memories that people and agents share. Every item is
 //! owned by one user or one team (like a workspace); a team's items are read and
 //! written by its members and deleted by its owners and admins.
 //!
@@ -36,7 +36,7 @@ where
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -69,7 +69,7 @@ wire_enum!(
 );
 wire_enum!(
     /// What a search hit is.
-    BrainKind { Task => "task", Note => "note" }
+    BrainKind { Task => "task", Note => "note", Memory => "memory" }
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -388,22 +388,165 @@ pub struct NoteQuery {
     pub limit: Option<u32>,
 }
 
-/// One result of a lexical search.
+wire_enum!(
+    /// What a memory records.
+    MemoryKind {
+        Fact => "fact",
+        Preference => "preference",
+        Instruction => "instruction",
+        Decision => "decision",
+        Event => "event",
+    }
+);
+
+/// Longest memory, in characters: memories are short; longer text belongs in a note.
+pub const MAX_MEMORY_CHARS: usize = 2_000;
+/// Most pinned memories of one owner.
+pub const MAX_PINNED: usize = 50;
+/// Importance runs from 1 (trivia) to 5 (essential); 3 when not given.
+pub const DEFAULT_IMPORTANCE: u8 = 3;
+
+/// A short thing worth remembering, told by a person or saved by an agent. Pinned
+/// memories are put into the context of every run of their owner (or, with
+/// `agent_id`, of that agent's runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Memory {
+    pub id: String,
+    pub text: String,
+    pub kind: MemoryKind,
+    /// Lowercase, sorted, without repeats.
+    pub tags: Vec<String>,
+    /// 1 (trivia) to 5 (essential).
+    pub importance: u8,
+    pub pinned: bool,
+    /// Pinned for this agent's runs only; for every run of the owner when absent.
+    pub agent_id: Option<String>,
+    /// The session it was learnt in.
+    pub source_session_id: Option<String>,
+    pub owner: Owner,
+    /// Whether its embedding is computed (vector search finds it).
+    pub embedded: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When a recall last returned it.
+    pub used_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CreateMemoryRequest {
+    pub text: String,
+    /// `fact` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MemoryKind>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<u8>,
+    #[serde(default)]
+    pub pinned: bool,
+    /// One of the caller's agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// One of the caller's sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_session_id: Option<String>,
+    /// Owned by this team (the caller must be a member); by the caller when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpdateMemoryRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MemoryKind>,
+    /// Replaces every tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub agent_id: Option<Option<String>>,
+}
+
+/// Filters of the memory list (plus `cursor` and `limit`); newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct MemoryQuery {
+    pub kind: Option<MemoryKind>,
+    pub tag: Option<String>,
+    pub pinned: Option<bool>,
+    pub agent_id: Option<String>,
+    /// Words that must all occur in the text.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// How a search ranked its hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Words only: no embedding model is configured, or it could not embed the query.
+    Lexical,
+    /// Words and meaning, merged by reciprocal rank fusion.
+    Hybrid,
+}
+
+/// Where a hit stood in each ranked list that found it, and what that list scored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScoreParts {
+    /// 1-based rank among the lexical hits of its kind; absent when words did not find it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexical_rank: Option<u32>,
+    /// The engine's relevance (bm25 on SQLite, ts_rank on PostgreSQL), higher is better;
+    /// comparable only within one kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexical_score: Option<f64>,
+    /// 1-based rank among the nearest embeddings (every kind together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_rank: Option<u32>,
+    /// Cosine similarity of the query's and the item's embeddings (-1 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
+}
+
+/// One result of a search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchHit {
     pub kind: BrainKind,
     pub id: String,
+    /// A task's or note's title; a memory's text (shortened).
     pub title: String,
     /// A short excerpt, matched words between `«` and `»`.
     pub snippet: String,
-    /// The engine's relevance (bm25 on SQLite, ts_rank on PostgreSQL): higher is
-    /// better; comparable within one result list only.
+    /// The fused score, higher is better: the sum of `1 / (60 + rank)` over the ranked
+    /// lists that found the hit (reciprocal rank fusion).
     pub score: f64,
+    pub scores: ScoreParts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchHitList {
     pub items: Vec<SearchHit>,
+}
+
+/// The hits of a search, best first, and how they were ranked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchResults {
+    pub items: Vec<SearchHit>,
+    pub mode: SearchMode,
+    /// Why the search fell back to words only, when it did although an embedding model
+    /// is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 #[cfg(test)]

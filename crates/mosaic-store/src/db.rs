@@ -79,6 +79,12 @@ struct Inner {
     /// SQLite allows one writer at a time; taking turns here instead of inside SQLite
     /// turns "database is locked" failures of read-then-write transactions into waits.
     write_lock: Mutex<()>,
+    /// Signalled whenever the text of a brain item changed (its embedding is due).
+    pub(crate) text_changed: Arc<tokio::sync::Notify>,
+    /// SQLite's nearest-neighbour index, loaded at the first vector search.
+    pub(crate) vectors: tokio::sync::RwLock<Option<crate::brain::VectorIndex>>,
+    /// PostgreSQL: the dimensions whose HNSW indexes are known to exist.
+    pub(crate) hnsw_ready: std::sync::Mutex<Vec<usize>>,
 }
 
 /// Who a transaction acts for: a principal, or the gateway itself (authentication
@@ -140,6 +146,9 @@ impl Store {
                 pool,
                 backend,
                 write_lock: Mutex::new(()),
+                text_changed: Arc::new(tokio::sync::Notify::new()),
+                vectors: tokio::sync::RwLock::new(None),
+                hnsw_ready: std::sync::Mutex::new(Vec::new()),
             }),
         };
         crate::migrate::run(&store).await?;
@@ -154,6 +163,24 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.inner.backend
+    }
+
+    pub(crate) fn inner_vectors(&self) -> &tokio::sync::RwLock<Option<crate::brain::VectorIndex>> {
+        &self.inner.vectors
+    }
+
+    pub(crate) fn hnsw_ready(&self) -> &std::sync::Mutex<Vec<usize>> {
+        &self.inner.hnsw_ready
+    }
+
+    /// Signalled whenever the text of a task, note or memory changed: an embedder
+    /// waits on it (a change made while nobody waits is kept for the next wait).
+    pub fn text_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.text_changed.clone()
+    }
+
+    pub(crate) fn text_changed(&self) {
+        self.inner.text_changed.notify_one();
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

@@ -29,6 +29,7 @@ mod workspaces;
 
 pub use agents::{default_agent, AgentChanges, NewAgent};
 pub use bootstrap::BootstrapSource;
+pub use brain::{PendingText, QueryVector, MAX_EMBED_CHARS, MAX_HITS};
 pub use credentials::{AuthenticatedToken, NewApiToken, NewWebSession, WebSessionAuth};
 pub use db::{redact_url, Backend, Store, StoreOptions};
 pub use error::StoreError;

@@ -57,7 +57,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_missions.sql"),
         postgres: include_str!("../migrations/postgres/0007_missions.sql"),
     },
+    Migration {
+        version: 8,
+        name: "memories",
+        sqlite: include_str!("../migrations/sqlite/0008_memories.sql"),
+        postgres: include_str!("../migrations/postgres/0008_memories.sql"),
+    },
 ];
+
+/// The first migration that needs pgvector on PostgreSQL.
+const NEEDS_PGVECTOR: i64 = 8;
 
 /// An arbitrary constant: the advisory lock that keeps replicas from migrating at once.
 const PG_MIGRATION_LOCK: i64 = 0x6d6f_7361_6963;
@@ -98,6 +107,9 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
         }
     }
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        if backend == Backend::Postgres && m.version == NEEDS_PGVECTOR {
+            check_pgvector(&mut tx).await?;
+        }
         let script = match backend {
             Backend::Sqlite => m.sqlite,
             Backend::Postgres => m.postgres,
@@ -126,4 +138,36 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// pgvector must be installed in the database before the memories migration; an
+/// ordinary role cannot install it (it is not a trusted extension), so say how.
+async fn check_pgvector(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    let installed = sqlx::query("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if installed {
+        return Ok(());
+    }
+    let available =
+        sqlx::query("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some();
+    let database: String = sqlx::query("SELECT current_database()::text AS d")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("d")?;
+    Err(StoreError::Invalid(if available {
+        format!(
+            "PostgreSQL database '{database}' needs the pgvector extension: as a superuser, \
+             run `CREATE EXTENSION vector;` in it once, then start mosaic again"
+        )
+    } else {
+        "this PostgreSQL server does not have pgvector (the `vector` extension), which \
+         Mosaic needs for vector search: install pgvector 0.8 or newer on the server, run \
+         `CREATE EXTENSION vector;` in the database as a superuser, then start mosaic again"
+            .to_string()
+    }))
 }

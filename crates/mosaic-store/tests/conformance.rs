@@ -24,6 +24,8 @@ mod bootstrap;
 mod brain;
 #[path = "conformance/credentials.rs"]
 mod credentials;
+#[path = "conformance/memories.rs"]
+mod memories;
 #[path = "conformance/missions.rs"]
 mod missions;
 #[path = "conformance/prefs.rs"]

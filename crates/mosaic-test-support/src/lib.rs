@@ -59,6 +59,16 @@ impl ScratchPostgres {
             .await
             .expect("create the test database");
         admin.close().await.expect("close the admin connection");
+        // pgvector is not a trusted extension: a superuser installs it, as an operator
+        // would (the store's migration tells them to).
+        let mut admin_db = PgConnection::connect_with(&options.clone().database(&name))
+            .await
+            .expect("connect to the test database as superuser");
+        admin_db
+            .execute("CREATE EXTENSION IF NOT EXISTS vector")
+            .await
+            .expect("install pgvector in the test database");
+        admin_db.close().await.expect("close the admin connection");
         let url = format!(
             "postgres://{name}:{password}@{host}:{port}/{name}?sslmode=disable",
             host = options.get_host(),

@@ -1,4 +1,5 @@
-//! The brain: projects, tasks, missions and notes, and lexical search over tasks and notes.
+//! The brain: projects, tasks, missions, notes and memories, and hybrid (lexical and
+//! vector) search over tasks, notes and memories.
 //!
 //! Tenancy follows workspaces: an item is owned by one user or one team, chosen at
 //! creation and never changed. A personal item is its owner's alone; a team's items are
@@ -11,11 +12,17 @@
 //! task's parent and mission must be visible to the principal and have the item's
 //! owner, and a task's assignee is the owning user or a member of the owning team.
 
+mod memories;
 mod missions;
 mod notes;
 mod projects;
 mod search;
 mod tasks;
+mod vectors;
+
+pub use search::MAX_HITS;
+pub(crate) use vectors::VectorIndex;
+pub use vectors::{PendingText, QueryVector, MAX_EMBED_CHARS};
 
 use mosaic_api::{Owner, MAX_BODY_BYTES, MAX_LABELS, MAX_LABEL_CHARS, MAX_TITLE_CHARS};
 use sqlx::any::AnyRow;
@@ -228,7 +235,8 @@ pub(crate) fn matches(backend: Backend, table: &str, n: u32) -> String {
     }
 }
 
-/// Keep a row's text index current after its title or body were written. SQLite's FTS5
+/// Keep a row's text index current after its text was written, and drop its embedding,
+/// which described the old text (the embedder computes a new one). SQLite's FTS5
 /// index follows by triggers; PostgreSQL's `search` column is written here, from the
 /// same words a query is made of.
 pub(crate) async fn index_text(
@@ -239,20 +247,27 @@ pub(crate) async fn index_text(
     title: &str,
     body: &str,
 ) -> Result<()> {
-    if backend == Backend::Postgres {
-        let sql = format!(
-            "UPDATE {table} SET search = setweight(to_tsvector('simple', $2), 'A') \
-             || setweight(to_tsvector('simple', $3), 'B') WHERE id = $1"
-        );
-        let title: Vec<String> = words(title).collect();
-        let body: Vec<String> = words(body).collect();
-        tx.execute(
-            sqlx::query(&sql)
-                .bind(id)
-                .bind(title.join(" "))
-                .bind(body.join(" ")),
-        )
-        .await?;
+    let clear = "embedding = NULL, embedding_model = NULL, embedding_dims = NULL";
+    match backend {
+        Backend::Sqlite => {
+            let sql = format!("UPDATE {table} SET {clear} WHERE id = ?1");
+            tx.execute(sqlx::query(&sql).bind(id)).await?;
+        }
+        Backend::Postgres => {
+            let sql = format!(
+                "UPDATE {table} SET {clear}, search = setweight(to_tsvector('simple', $2), 'A') \
+                 || setweight(to_tsvector('simple', $3), 'B') WHERE id = $1"
+            );
+            let title: Vec<String> = words(title).collect();
+            let body: Vec<String> = words(body).collect();
+            tx.execute(
+                sqlx::query(&sql)
+                    .bind(id)
+                    .bind(title.join(" "))
+                    .bind(body.join(" ")),
+            )
+            .await?;
+        }
     }
     Ok(())
 }

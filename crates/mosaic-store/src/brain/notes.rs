@@ -1,7 +1,8 @@
 //! Notes: markdown documents with tags, optionally in a project.
 
 use mosaic_api::{
-    CreateNoteRequest, Note, NoteQuery, Page, UpdateNoteRequest, DEFAULT_LIMIT, MAX_LIMIT,
+    BrainKind, CreateNoteRequest, Note, NoteQuery, Page, UpdateNoteRequest, DEFAULT_LIMIT,
+    MAX_LIMIT,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -79,6 +80,7 @@ impl Store {
         index_text(&mut tx, self.backend(), "notes", &id, &title, &req.body).await?;
         let note = select_note(&mut tx, p, &id).await?;
         tx.commit().await?;
+        self.text_changed();
         Ok(note)
     }
 
@@ -149,6 +151,7 @@ impl Store {
         if let Some(Some(project)) = &req.project_id {
             check_reference(&mut tx, p, "projects", "project", project, &old.owner).await?;
         }
+        let (old_title, old_body) = (old.title.clone(), old.body.clone());
         let title = title.unwrap_or(old.title);
         let body = req.body.clone().unwrap_or(old.body);
         let sql = tx
@@ -167,11 +170,15 @@ impl Store {
                 .bind(now_ms()),
         )
         .await?;
-        if req.title.is_some() || req.body.is_some() {
+        let text_changed = title != old_title || body != old_body;
+        if text_changed {
             index_text(&mut tx, self.backend(), "notes", id, &title, &body).await?;
         }
         let note = select_note(&mut tx, p, id).await?;
         tx.commit().await?;
+        if text_changed {
+            self.text_changed();
+        }
         Ok(note)
     }
 
@@ -184,6 +191,8 @@ impl Store {
         check_may_delete(&mut tx, p, &old.owner).await?;
         let sql = tx.sql("DELETE FROM notes WHERE id = $1").into_owned();
         tx.execute(sqlx::query(&sql).bind(id)).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.forget_vector(BrainKind::Note, id).await;
+        Ok(())
     }
 }

@@ -1,38 +1,63 @@
-//! Lexical search over the tasks and notes a principal can see, ranked by the engine:
-//! FTS5's bm25 on SQLite, `ts_rank` on PostgreSQL, with title words weighing more than
-//! body words on both. The visibility predicate is part of each query, so another
-//! tenant's rows are never fetched, let alone ranked.
+//! Hybrid search over the tasks, notes and memories a principal can see.
+//!
+//! Two kinds of ranked lists are fused by reciprocal rank fusion (RRF): a lexical list
+//! per kind (FTS5's bm25 on SQLite, `ts_rank` on PostgreSQL; title words weigh more
+//! than body words) and, when the caller brings the query's embedding, one list of
+//! nearest neighbours over every kind (cosine similarity). A hit scores
+//! `Σ 1 / (60 + rank)` over the lists that found it, so engines' raw scores, which
+//! are not comparable across indexes, never decide between kinds. The visibility
+//! predicate is part of every query, so another tenant's rows are never fetched, let
+//! alone ranked.
 
-use mosaic_api::{BrainKind, SearchHit};
+use std::collections::HashMap;
+
+use mosaic_api::{BrainKind, ScoreParts, SearchHit};
 use sqlx::Row;
 
-use super::{text_query, VISIBLE};
+use super::vectors::{table, text_columns, ALL_KINDS};
+use super::{text_query, QueryVector, VISIBLE};
 use crate::db::{Acting, Backend, Tx};
 use crate::{Principal, Result, Store};
 
 /// Most hits a search returns.
 pub const MAX_HITS: u32 = 100;
 
-fn table(kind: BrainKind) -> &'static str {
-    match kind {
-        BrainKind::Task => "tasks",
-        BrainKind::Note => "notes",
-    }
+/// RRF's constant: damps the weight of the very top ranks (60 is the usual choice).
+const RRF_K: f64 = 60.0;
+
+/// Longest title of a memory hit (its text), in characters.
+const MEMORY_TITLE_CHARS: usize = 80;
+
+/// Words in the excerpt of a hit found by meaning only.
+const EXCERPT_WORDS: usize = 24;
+
+struct Lexical {
+    id: String,
+    title: String,
+    snippet: String,
+    score: f64,
 }
 
-/// The best `limit` hits of one table.
-async fn search_table(
+/// The best `limit` lexical hits of one kind.
+async fn lexical(
     tx: &mut Tx<'_>,
     backend: Backend,
     p: &Principal,
     kind: BrainKind,
     query: &str,
     limit: u32,
-) -> Result<Vec<SearchHit>> {
+) -> Result<Vec<Lexical>> {
     let t = table(kind);
-    let sql = match backend {
+    let sql = match (backend, kind) {
         // bm25 is lower for better matches; the title column weighs 10, the body 1.
-        Backend::Sqlite => format!(
+        (Backend::Sqlite, BrainKind::Memory) => format!(
+            "SELECT x.id, x.text AS title, snippet({t}_fts, 0, '«', '»', '…', 24) AS snippet, \
+             -bm25({t}_fts) AS score \
+             FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
+             WHERE {t}_fts MATCH $2 AND {VISIBLE} \
+             ORDER BY bm25({t}_fts), x.id DESC LIMIT $3"
+        ),
+        (Backend::Sqlite, _) => format!(
             "SELECT x.id, x.title, snippet({t}_fts, -1, '«', '»', '…', 16) AS snippet, \
              -bm25({t}_fts, 10.0, 1.0) AS score \
              FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
@@ -40,13 +65,23 @@ async fn search_table(
              ORDER BY bm25({t}_fts, 10.0, 1.0), x.id DESC LIMIT $3"
         ),
         // Titles are weight A (1.0), bodies B (0.4), in ts_rank's default weights.
-        Backend::Postgres => format!(
-            "SELECT id, title, ts_headline('simple', title || ' ' || body, q, \
-             'StartSel=«, StopSel=», MaxWords=24, MinWords=8') AS snippet, \
-             ts_rank(search, q)::float8 AS score \
-             FROM {t}, plainto_tsquery('simple', $2) AS q \
-             WHERE search @@ q AND {VISIBLE} ORDER BY score DESC, id DESC LIMIT $3"
-        ),
+        (Backend::Postgres, _) => {
+            let text = match kind {
+                BrainKind::Memory => "text",
+                _ => "title || ' ' || body",
+            };
+            let title = match kind {
+                BrainKind::Memory => "text AS title",
+                _ => "title",
+            };
+            format!(
+                "SELECT id, {title}, ts_headline('simple', {text}, q, \
+                 'StartSel=«, StopSel=», MaxWords=24, MinWords=8') AS snippet, \
+                 ts_rank(search, q)::float8 AS score \
+                 FROM {t}, plainto_tsquery('simple', $2) AS q \
+                 WHERE search @@ q AND {VISIBLE} ORDER BY score DESC, id DESC LIMIT $3"
+            )
+        }
     };
     let sql = tx.sql(&sql).into_owned();
     let rows = tx
@@ -59,8 +94,7 @@ async fn search_table(
         .await?;
     rows.iter()
         .map(|row| {
-            Ok(SearchHit {
-                kind,
+            Ok(Lexical {
                 id: row.try_get("id")?,
                 title: row.try_get("title")?,
                 snippet: row.try_get("snippet")?,
@@ -70,11 +104,79 @@ async fn search_table(
         .collect()
 }
 
+/// A memory's text as a hit title: its first line, shortened.
+fn memory_title(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(MEMORY_TITLE_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    }
+}
+
+/// The first words of a body (a memory's text), for hits found by meaning only.
+fn excerpt(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().take(EXCERPT_WORDS + 1).collect();
+    if words.len() > EXCERPT_WORDS {
+        format!("{}…", words[..EXCERPT_WORDS].join(" "))
+    } else {
+        words.join(" ")
+    }
+}
+
+/// Title and excerpt of hits that only the vector list found.
+async fn describe(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    kind: BrainKind,
+    ids: &[&str],
+) -> Result<HashMap<String, (String, String)>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = tx
+        .sql(&format!(
+            "SELECT id, {} FROM {} WHERE {VISIBLE} AND id IN ({})",
+            text_columns(kind),
+            table(kind),
+            marks.join(", ")
+        ))
+        .into_owned();
+    let mut query = sqlx::query(&sql).bind(p.user_id());
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let mut out = HashMap::new();
+    for row in tx.fetch_all(query).await? {
+        let title: String = row.try_get("title")?;
+        let body: String = row.try_get("body")?;
+        let (title, snippet) = match kind {
+            BrainKind::Memory => (memory_title(&title), excerpt(&title)),
+            _ => (title, excerpt(&body)),
+        };
+        out.insert(row.try_get("id")?, (title, snippet));
+    }
+    Ok(out)
+}
+
+/// Best first: the fused score; between equals (say, the first task and the first
+/// note by words) the stronger lexical match, then the nearer embedding.
+fn better(a: &SearchHit, b: &SearchHit) -> std::cmp::Ordering {
+    let lexical = |h: &SearchHit| h.scores.lexical_score.unwrap_or(f64::NEG_INFINITY);
+    let similarity = |h: &SearchHit| h.scores.similarity.unwrap_or(f64::NEG_INFINITY);
+    b.score
+        .total_cmp(&a.score)
+        .then_with(|| lexical(b).total_cmp(&lexical(a)))
+        .then_with(|| similarity(b).total_cmp(&similarity(a)))
+        .then_with(|| b.id.cmp(&a.id))
+}
+
+fn rrf(rank: u32) -> f64 {
+    1.0 / (RRF_K + f64::from(rank))
+}
+
 impl Store {
-    /// Tasks and notes (or only the given kinds) visible to the caller that contain
-    /// every word of `q`, best first. A `q` without words finds nothing.
-    #[tracing::instrument(name = "store.search_brain", skip_all,
-        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    /// [`Store::search_hybrid`] by words only.
     pub async fn search_brain(
         &self,
         p: &Principal,
@@ -82,20 +184,133 @@ impl Store {
         kinds: &[BrainKind],
         limit: u32,
     ) -> Result<Vec<SearchHit>> {
+        self.search_hybrid(p, q, kinds, limit, None).await
+    }
+
+    /// Tasks, notes and memories (or only the given kinds) visible to the caller that
+    /// match `q`, best first: by words (every word must occur) and, with `vector` (the
+    /// embedding of `q`), by meaning, fused by reciprocal rank. A `q` without words
+    /// finds nothing.
+    #[tracing::instrument(name = "store.search_brain", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn search_hybrid(
+        &self,
+        p: &Principal,
+        q: &str,
+        kinds: &[BrainKind],
+        limit: u32,
+        vector: Option<&QueryVector>,
+    ) -> Result<Vec<SearchHit>> {
         let limit = limit.clamp(1, MAX_HITS);
         let Some(query) = text_query(self.backend(), q) else {
             return Ok(Vec::new());
         };
+        let kinds: Vec<BrainKind> = ALL_KINDS
+            .into_iter()
+            .filter(|k| kinds.is_empty() || kinds.contains(k))
+            .collect();
+        // How deep each list is read: deeper than `limit`, so that an item ranked
+        // modestly in both lists can still make the cut.
+        let depth = (limit * 3).clamp(30, 2 * MAX_HITS);
+        let mut hits: Vec<SearchHit> = Vec::new();
+        let mut at: HashMap<(BrainKind, String), usize> = HashMap::new();
         let mut tx = self.begin(Acting::As(p), false).await?;
-        let mut hits = Vec::new();
-        for kind in [BrainKind::Task, BrainKind::Note] {
-            if kinds.is_empty() || kinds.contains(&kind) {
-                hits.extend(search_table(&mut tx, self.backend(), p, kind, &query, limit).await?);
+        for &kind in &kinds {
+            let found = lexical(&mut tx, self.backend(), p, kind, &query, depth).await?;
+            for (rank, l) in (1u32..).zip(found) {
+                let title = match kind {
+                    BrainKind::Memory => memory_title(&l.title),
+                    _ => l.title,
+                };
+                at.insert((kind, l.id.clone()), hits.len());
+                hits.push(SearchHit {
+                    kind,
+                    id: l.id,
+                    title,
+                    snippet: l.snippet,
+                    score: rrf(rank),
+                    scores: ScoreParts {
+                        lexical_rank: Some(rank),
+                        lexical_score: Some(l.score),
+                        ..ScoreParts::default()
+                    },
+                });
             }
         }
+        if let Some(vector) = vector {
+            let near = self.nearest(&mut tx, p, &kinds, vector, depth).await?;
+            let mut missing: Vec<(BrainKind, String)> = Vec::new();
+            for (rank, n) in (1u32..).zip(near) {
+                let key = (n.kind, n.id.clone());
+                let i = match at.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        missing.push(key.clone());
+                        at.insert(key, hits.len());
+                        hits.push(SearchHit {
+                            kind: n.kind,
+                            id: n.id,
+                            title: String::new(),
+                            snippet: String::new(),
+                            score: 0.0,
+                            scores: ScoreParts::default(),
+                        });
+                        hits.len() - 1
+                    }
+                };
+                let hit = &mut hits[i];
+                hit.score += rrf(rank);
+                hit.scores.vector_rank = Some(rank);
+                hit.scores.similarity = Some(n.similarity);
+            }
+            hits.sort_by(better);
+            hits.truncate(limit as usize);
+            for kind in kinds.iter().copied() {
+                let ids: Vec<&str> = missing
+                    .iter()
+                    .filter(|(k, id)| {
+                        *k == kind && hits.iter().any(|h| h.kind == kind && h.id == *id)
+                    })
+                    .map(|(_, id)| id.as_str())
+                    .collect();
+                let described = describe(&mut tx, p, kind, &ids).await?;
+                for hit in hits
+                    .iter_mut()
+                    .filter(|h| h.kind == kind && h.title.is_empty())
+                {
+                    if let Some((title, snippet)) = described.get(&hit.id) {
+                        hit.title = title.clone();
+                        hit.snippet = snippet.clone();
+                    }
+                }
+            }
+            // A neighbour that vanished between the two reads has no title: drop it.
+            hits.retain(|h| !h.title.is_empty() || h.scores.lexical_rank.is_some());
+        }
         tx.commit().await?;
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| b.id.cmp(&a.id)));
+        hits.sort_by(better);
         hits.truncate(limit as usize);
         Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_titles_and_excerpts_are_short() {
+        assert_eq!(memory_title("first line\nsecond"), "first line");
+        let long = "x".repeat(200);
+        assert_eq!(memory_title(&long).chars().count(), MEMORY_TITLE_CHARS + 1);
+        let text = (0..40).map(|i| i.to_string()).collect::<Vec<_>>().join(" ");
+        assert!(excerpt(&text).ends_with('…'));
+        assert_eq!(excerpt("a  b\nc"), "a b c");
+    }
+
+    #[test]
+    fn fused_scores_prefer_agreement() {
+        // First in one list only vs. third in both: agreement wins.
+        assert!(rrf(3) + rrf(3) > rrf(1));
     }
 }

@@ -3,8 +3,8 @@
 //! team.
 
 use mosaic_api::{
-    CreateTaskRequest, Owner, Page, Task, TaskPriority, TaskQuery, TaskStatus, UpdateTaskRequest,
-    DEFAULT_LIMIT, MAX_LIMIT,
+    BrainKind, CreateTaskRequest, Owner, Page, Task, TaskPriority, TaskQuery, TaskStatus,
+    UpdateTaskRequest, DEFAULT_LIMIT, MAX_LIMIT,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -181,6 +181,7 @@ impl Store {
         index_text(&mut tx, self.backend(), "tasks", &id, &title, &req.body).await?;
         let task = select_task(&mut tx, p, &id).await?;
         tx.commit().await?;
+        self.text_changed();
         Ok(task)
     }
 
@@ -286,6 +287,7 @@ impl Store {
             Some(d) => d,
             None => old.due_at.as_deref().map(parse_time).transpose()?,
         };
+        let (old_title, old_body) = (old.title.clone(), old.body.clone());
         let title = title.unwrap_or(old.title);
         let body = req.body.clone().unwrap_or(old.body);
         let sql = tx
@@ -313,11 +315,15 @@ impl Store {
                 .bind(req.mission_id.clone().unwrap_or(old.mission_id)),
         )
         .await?;
-        if req.title.is_some() || req.body.is_some() {
+        let text_changed = title != old_title || body != old_body;
+        if text_changed {
             index_text(&mut tx, self.backend(), "tasks", id, &title, &body).await?;
         }
         let task = select_task(&mut tx, p, id).await?;
         tx.commit().await?;
+        if text_changed {
+            self.text_changed();
+        }
         Ok(task)
     }
 
@@ -331,6 +337,8 @@ impl Store {
         check_may_delete(&mut tx, p, &old.owner).await?;
         let sql = tx.sql("DELETE FROM tasks WHERE id = $1").into_owned();
         tx.execute(sqlx::query(&sql).bind(id)).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.forget_vector(BrainKind::Task, id).await;
+        Ok(())
     }
 }

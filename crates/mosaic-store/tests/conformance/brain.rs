@@ -1104,7 +1104,12 @@ async fn search_finds_words_in_titles_and_bodies_and_ranks_titles_first(db: Test
             (BrainKind::Note, passing.id.clone())
         ]
     );
-    assert!(hits[0].score > hits[1].score);
+    // Each is first among its kind's word matches (equal fused scores); the title
+    // match's stronger lexical score puts it first.
+    assert_eq!(hits[0].scores.lexical_rank, Some(1));
+    assert_eq!(hits[1].scores.lexical_rank, Some(1));
+    assert!(hits[0].scores.lexical_score > hits[1].scores.lexical_score);
+    assert!(hits[0].scores.vector_rank.is_none());
     assert_eq!(hits[0].title, "Compost heap");
     assert!(
         hits[1].snippet.contains("«compost»"),

@@ -11,6 +11,7 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use crate::brain::row_level_security_guards_brain_rows;
+use crate::memories::row_level_security_guards_memories;
 use crate::runs::row_level_security_hides_other_users_runs_and_queues;
 use crate::support::{Engine, TestDb};
 
@@ -22,6 +23,7 @@ postgres_only!(
     row_level_security_shares_gateway_config_read_only_and_hides_users_own,
     row_level_security_hides_other_users_runs_and_queues,
     row_level_security_guards_brain_rows,
+    row_level_security_guards_memories,
 );
 
 /// What each table shows, as sorted keys, for one query of every table.

@@ -1,0 +1,350 @@
+//! Memories: short things worth remembering, with a kind, tags and an importance.
+//! Pinned memories are read at the start of every run of their owner (those with an
+//! `agent_id` only in that agent's runs); `recall` marks what it returned as used.
+
+use mosaic_api::{
+    CreateMemoryRequest, Memory, MemoryKind, MemoryQuery, Owner, Page, UpdateMemoryRequest,
+    DEFAULT_IMPORTANCE, DEFAULT_LIMIT, MAX_LIMIT, MAX_MEMORY_CHARS, MAX_PINNED,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{
+    check_may_delete, decode_labels, encode_labels, index_text, label_pattern, matches, new_owner,
+    normalise_labels, owner_columns, owner_from_row, text_query, VISIBLE,
+};
+use crate::db::{Acting, Tx};
+use crate::page::paginate;
+use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
+
+const MEMORY_COLUMNS: &str = "id, text, kind, tags, importance, pinned, agent_id, \
+     source_session_id, owner_user_id, owner_team_id, created_at, updated_at, used_at";
+
+/// The columns read back: the stored ones and whether the embedding is there.
+fn select_columns() -> String {
+    format!("{MEMORY_COLUMNS}, CASE WHEN embedding IS NULL THEN 0 ELSE 1 END AS embedded")
+}
+
+fn memory_from_row(row: &AnyRow) -> Result<Memory> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Memory {
+        id: row.try_get("id")?,
+        text: row.try_get("text")?,
+        kind: MemoryKind::parse(&kind)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown memory kind '{kind}'")))?,
+        tags: decode_labels(&row.try_get::<String, _>("tags")?),
+        importance: u8::try_from(row.try_get::<i64, _>("importance")?)
+            .unwrap_or(DEFAULT_IMPORTANCE),
+        pinned: row.try_get::<i64, _>("pinned")? != 0,
+        agent_id: row.try_get("agent_id")?,
+        source_session_id: row.try_get("source_session_id")?,
+        owner: owner_from_row(row)?,
+        embedded: row.try_get::<i64, _>("embedded")? != 0,
+        created_at: format_time(row.try_get("created_at")?),
+        updated_at: format_time(row.try_get("updated_at")?),
+        used_at: row.try_get::<Option<i64>, _>("used_at")?.map(format_time),
+    })
+}
+
+async fn select_memory(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Memory> {
+    let sql = tx
+        .sql(&format!(
+            "SELECT {} FROM memories WHERE id = $2 AND {VISIBLE}",
+            select_columns()
+        ))
+        .into_owned();
+    let row = tx
+        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    memory_from_row(&row)
+}
+
+/// Trimmed, 1 to [`MAX_MEMORY_CHARS`] characters.
+fn check_text(text: &str) -> Result<String> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_MEMORY_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "a memory is 1-{MAX_MEMORY_CHARS} characters (longer text belongs in a note)"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+fn check_importance(importance: Option<u8>) -> Result<Option<u8>> {
+    match importance {
+        Some(i) if !(1..=5).contains(&i) => Err(StoreError::Invalid(
+            "importance runs from 1 (trivia) to 5 (essential)".into(),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Fails unless `table` (agents or sessions: a user's own) has row `id` of the caller.
+async fn check_own(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    table: &str,
+    what: &str,
+    id: &str,
+) -> Result<()> {
+    let sql = tx
+        .sql(&format!(
+            "SELECT id FROM {table} WHERE id = $1 AND owner_user_id = $2"
+        ))
+        .into_owned();
+    match tx
+        .fetch_optional(sqlx::query(&sql).bind(id).bind(p.user_id()))
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Invalid(format!("no {what} {id} of yours"))),
+    }
+}
+
+/// Fails when the owner already has [`MAX_PINNED`] pinned memories (other than `except`).
+async fn check_pin_room(tx: &mut Tx<'_>, owner: &Owner, except: Option<&str>) -> Result<()> {
+    let (user, team) = owner_columns(owner);
+    let sql = tx
+        .sql(
+            "SELECT COUNT(*) AS n FROM memories WHERE pinned = 1 AND id <> $3 AND \
+             (owner_user_id = $1 OR owner_team_id = $2)",
+        )
+        .into_owned();
+    let row = tx
+        .fetch_optional(
+            sqlx::query(&sql)
+                .bind(user.unwrap_or_default())
+                .bind(team.unwrap_or_default())
+                .bind(except.unwrap_or_default()),
+        )
+        .await?;
+    let pinned = match row {
+        Some(row) => row.try_get::<i64, _>("n")?,
+        None => 0,
+    };
+    if pinned >= MAX_PINNED as i64 {
+        return Err(StoreError::Invalid(format!(
+            "at most {MAX_PINNED} pinned memories per owner: unpin one first"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Save a memory, owned by the caller or by one of their teams.
+    #[tracing::instrument(name = "store.create_memory", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn create_memory(&self, p: &Principal, req: &CreateMemoryRequest) -> Result<Memory> {
+        let text = check_text(&req.text)?;
+        let tags = normalise_labels(&req.tags)?;
+        let importance = check_importance(req.importance)?.unwrap_or(DEFAULT_IMPORTANCE);
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
+        if let Some(agent) = &req.agent_id {
+            check_own(&mut tx, p, "agents", "agent", agent).await?;
+        }
+        if let Some(session) = &req.source_session_id {
+            check_own(&mut tx, p, "sessions", "session", session).await?;
+        }
+        if req.pinned {
+            check_pin_room(&mut tx, &owner, None).await?;
+        }
+        let (user_owner, team_owner) = owner_columns(&owner);
+        let id = new_id();
+        let sql = tx
+            .sql(&format!(
+                "INSERT INTO memories ({MEMORY_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, NULL)"
+            ))
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(&id)
+                .bind(&text)
+                .bind(req.kind.unwrap_or(MemoryKind::Fact).as_str())
+                .bind(encode_labels(&tags))
+                .bind(i64::from(importance))
+                .bind(i64::from(req.pinned))
+                .bind(req.agent_id.clone())
+                .bind(req.source_session_id.clone())
+                .bind(user_owner)
+                .bind(team_owner)
+                .bind(now_ms()),
+        )
+        .await?;
+        index_text(&mut tx, self.backend(), "memories", &id, &text, "").await?;
+        let memory = select_memory(&mut tx, p, &id).await?;
+        tx.commit().await?;
+        self.text_changed();
+        Ok(memory)
+    }
+
+    #[tracing::instrument(name = "store.get_memory", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn get_memory(&self, p: &Principal, id: &str) -> Result<Memory> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let memory = select_memory(&mut tx, p, id).await?;
+        tx.commit().await?;
+        Ok(memory)
+    }
+
+    /// The memories the caller can see that pass every given filter, newest first.
+    #[tracing::instrument(name = "store.list_memories", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn list_memories(&self, p: &Principal, q: &MemoryQuery) -> Result<Page<Memory>> {
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let text = q.q.as_deref().and_then(|q| text_query(self.backend(), q));
+        let text_filter = match text {
+            Some(_) => matches(self.backend(), "memories", 8),
+            None => "$8 = ''".to_string(),
+        };
+        let pinned = match q.pinned {
+            None => -1,
+            Some(p) => i64::from(p),
+        };
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {} FROM memories WHERE {VISIBLE} \
+                 AND ($2 = '' OR id < $2) AND ($3 = '' OR kind = $3) \
+                 AND ($4 = '' OR tags LIKE $4 ESCAPE '\\') \
+                 AND ($5 < 0 OR pinned = $5) AND ($6 = '' OR agent_id = $6) \
+                 AND {text_filter} ORDER BY id DESC LIMIT $7",
+                select_columns()
+            ))
+            .into_owned();
+        let rows = tx
+            .fetch_all(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(q.cursor.clone().unwrap_or_default())
+                    .bind(q.kind.map(MemoryKind::as_str).unwrap_or_default())
+                    .bind(label_pattern(q.tag.as_deref()))
+                    .bind(pinned)
+                    .bind(q.agent_id.clone().unwrap_or_default())
+                    .bind(i64::from(limit) + 1)
+                    .bind(text.unwrap_or_default()),
+            )
+            .await?;
+        tx.commit().await?;
+        let items = rows
+            .iter()
+            .map(memory_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |m: &Memory| m.id.clone()))
+    }
+
+    /// The pinned memories a run of `agent_id` for the caller starts with: the caller's
+    /// and their teams', shared ones and that agent's own, most important first, then
+    /// most recently changed. At most [`MAX_PINNED`].
+    #[tracing::instrument(name = "store.pinned_memories", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn pinned_memories(&self, p: &Principal, agent_id: &str) -> Result<Vec<Memory>> {
+        let mut tx = self.begin(Acting::As(p), false).await?;
+        let sql = tx
+            .sql(&format!(
+                "SELECT {} FROM memories WHERE {VISIBLE} AND pinned = 1 \
+                 AND (agent_id IS NULL OR agent_id = $2) \
+                 ORDER BY importance DESC, updated_at DESC, id DESC LIMIT $3",
+                select_columns()
+            ))
+            .into_owned();
+        let rows = tx
+            .fetch_all(
+                sqlx::query(&sql)
+                    .bind(p.user_id())
+                    .bind(agent_id)
+                    .bind(MAX_PINNED as i64),
+            )
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(memory_from_row).collect()
+    }
+
+    /// Change a memory; members of an owning team may.
+    #[tracing::instrument(name = "store.update_memory", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn update_memory(
+        &self,
+        p: &Principal,
+        id: &str,
+        req: &UpdateMemoryRequest,
+    ) -> Result<Memory> {
+        let text = req.text.as_deref().map(check_text).transpose()?;
+        let tags = req.tags.as_deref().map(normalise_labels).transpose()?;
+        let importance = check_importance(req.importance)?;
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let old = select_memory(&mut tx, p, id).await?;
+        if let Some(Some(agent)) = &req.agent_id {
+            check_own(&mut tx, p, "agents", "agent", agent).await?;
+        }
+        if req.pinned == Some(true) && !old.pinned {
+            check_pin_room(&mut tx, &old.owner, Some(id)).await?;
+        }
+        let text_changed = text.as_ref().is_some_and(|t| *t != old.text);
+        let text = text.unwrap_or(old.text);
+        let sql = tx
+            .sql(
+                "UPDATE memories SET text = $2, kind = $3, tags = $4, importance = $5, \
+                 pinned = $6, agent_id = $7, updated_at = $8 WHERE id = $1",
+            )
+            .into_owned();
+        tx.execute(
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(&text)
+                .bind(req.kind.unwrap_or(old.kind).as_str())
+                .bind(encode_labels(&tags.unwrap_or(old.tags)))
+                .bind(i64::from(importance.unwrap_or(old.importance)))
+                .bind(i64::from(req.pinned.unwrap_or(old.pinned)))
+                .bind(req.agent_id.clone().unwrap_or(old.agent_id))
+                .bind(now_ms()),
+        )
+        .await?;
+        if text_changed {
+            index_text(&mut tx, self.backend(), "memories", id, &text, "").await?;
+        }
+        let memory = select_memory(&mut tx, p, id).await?;
+        tx.commit().await?;
+        if text_changed {
+            self.text_changed();
+        }
+        Ok(memory)
+    }
+
+    /// Note that a recall returned these memories (those the caller can see).
+    #[tracing::instrument(name = "store.touch_memories", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn touch_memories(&self, p: &Principal, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let sql = tx
+            .sql(&format!(
+                "UPDATE memories SET used_at = $3 WHERE id = $2 AND {VISIBLE}"
+            ))
+            .into_owned();
+        let now = now_ms();
+        for id in ids {
+            tx.execute(sqlx::query(&sql).bind(p.user_id()).bind(id).bind(now))
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Forget a memory (a team's: its owners and admins only).
+    #[tracing::instrument(name = "store.delete_memory", skip_all,
+        fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
+    pub async fn delete_memory(&self, p: &Principal, id: &str) -> Result<()> {
+        let mut tx = self.begin(Acting::As(p), true).await?;
+        let old = select_memory(&mut tx, p, id).await?;
+        check_may_delete(&mut tx, p, &old.owner).await?;
+        let sql = tx.sql("DELETE FROM memories WHERE id = $1").into_owned();
+        tx.execute(sqlx::query(&sql).bind(id)).await?;
+        tx.commit().await?;
+        self.forget_vector(mosaic_api::BrainKind::Memory, id).await;
+        Ok(())
+    }
+}
