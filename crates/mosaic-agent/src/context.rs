@@ -31,21 +31,35 @@ pub fn estimate_tokens(messages: &[Message], tools: &[ToolSpec]) -> u64 {
     ((text + schemas) / 4) as u64
 }
 
+/// Call ids of the memory flush before a compaction: its calls and results stay in the
+/// session's history (the user sees what was saved) but not in the model's context,
+/// where they would read as the answer to the latest message.
+pub const FLUSH_CALL_PREFIX: &str = "memory-flush:";
+
+fn is_flush(entry: &Entry) -> bool {
+    match &entry.body {
+        EntryBody::ToolCall { call_id, .. } | EntryBody::ToolResult { call_id, .. } => {
+            call_id.starts_with(FLUSH_CALL_PREFIX)
+        }
+        _ => false,
+    }
+}
+
 /// The entries a model still sees in full: after the latest compaction on the path (the
-/// compaction entries themselves excluded), with that compaction's summary.
+/// compaction entries and memory flushes excluded), with that compaction's summary.
 pub fn visible(path: &[Entry]) -> (Option<&str>, Vec<&Entry>) {
     let latest = path
         .iter()
         .rposition(|e| matches!(e.body, EntryBody::Compaction { .. }));
     let Some(at) = latest else {
-        return (None, path.iter().collect());
+        return (None, path.iter().filter(|e| !is_flush(e)).collect());
     };
     let EntryBody::Compaction {
         summary,
         through_entry_id,
     } = &path[at].body
     else {
-        return (None, path.iter().collect());
+        return (None, path.iter().filter(|e| !is_flush(e)).collect());
     };
     let start = path
         .iter()
@@ -54,7 +68,7 @@ pub fn visible(path: &[Entry]) -> (Option<&str>, Vec<&Entry>) {
         .unwrap_or(at + 1);
     let rest = path[start..]
         .iter()
-        .filter(|e| !matches!(e.body, EntryBody::Compaction { .. }))
+        .filter(|e| !matches!(e.body, EntryBody::Compaction { .. }) && !is_flush(e))
         .collect();
     (Some(summary.as_str()), rest)
 }
@@ -296,5 +310,35 @@ mod tests {
         let cut = compaction_cut(&visible, 250).unwrap();
         assert!(cut > 0 && cut < 10);
         assert!(compaction_cut(&visible[..1], 10).is_none());
+    }
+
+    #[test]
+    fn memory_flush_entries_stay_out_of_the_model_context() {
+        let flush_id = format!("{FLUSH_CALL_PREFIX}c9");
+        let path = vec![
+            user("1", "my dog is called Rex"),
+            entry(
+                "2",
+                None,
+                EntryBody::ToolCall {
+                    call_id: flush_id.clone(),
+                    name: "remember".into(),
+                    arguments: "{}".into(),
+                },
+            ),
+            entry(
+                "3",
+                None,
+                EntryBody::ToolResult {
+                    call_id: flush_id,
+                    output: "saved".into(),
+                    is_error: false,
+                },
+            ),
+        ];
+        let messages = messages("", &path);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].role, Role::User);
+        assert_eq!(visible(&path).1.len(), 1);
     }
 }

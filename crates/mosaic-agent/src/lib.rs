@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod context;
+pub mod embedder;
 pub mod net;
 pub mod runtime;
 pub mod tools;

@@ -14,7 +14,9 @@ use mosaic_api::{
     Agent, Delivery, Entry, EntryBody, PendingApproval, PostMessageRequest, PostMessageResponse,
     Run, RunStatus, RunUsage, SessionEvent, SessionState,
 };
-use mosaic_llm::{BoxFuture, ChatRequest, EventStream, Message, StopReason, StreamEvent, Usage};
+use mosaic_llm::{
+    BoxFuture, ChatRequest, EventStream, Message, StopReason, StreamEvent, ToolSpec, Usage,
+};
 use mosaic_store::{Parent, PartialAnswer, Principal, RunEnd, RunProgress, Store, StoreError};
 use tokio::sync::{oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -744,14 +746,16 @@ impl RunCtx {
             if self.progress.usage.total() >= budget {
                 return Ok(limited("token_budget"));
             }
-            let mut messages = self.context(&agent);
+            // Pinned memory is read for every call: a tool may just have changed it.
+            let system = self.system_prompt(&agent).await;
+            let mut messages = context::messages(&system, &self.path);
             let reserve = (window / 4).min(16_384);
             let mut max_tokens = config.max_output_tokens;
             if context::estimate_tokens(&messages, &tools) > window.saturating_sub(reserve) {
                 if let Some(end) = self.compact(&agent, window, max_calls, budget).await? {
                     return Ok(end);
                 }
-                messages = self.context(&agent);
+                messages = context::messages(&system, &self.path);
             }
             // Never ask for more than the window leaves.
             let room = window.saturating_sub(context::estimate_tokens(&messages, &tools));
@@ -837,8 +841,105 @@ impl RunCtx {
         }
     }
 
-    fn context(&self, agent: &Agent) -> Vec<Message> {
-        context::messages(&agent.system_prompt, &self.path)
+    /// The agent's system prompt, followed by the owner's pinned memories for it.
+    async fn system_prompt(&self, agent: &Agent) -> String {
+        let pinned = match self.store().pinned_memories(&self.p, &agent.id).await {
+            Ok(pinned) => pinned,
+            Err(e) => {
+                tracing::warn!(session = %self.session_id, "cannot read pinned memory: {e}");
+                Vec::new()
+            }
+        };
+        match crate::tools::memory::pinned_section(&pinned, PINNED_BUDGET_CHARS) {
+            Some(section) if agent.system_prompt.trim().is_empty() => section,
+            Some(section) => format!("{}\n\n{section}", agent.system_prompt.trim_end()),
+            None => agent.system_prompt.clone(),
+        }
+    }
+
+    /// Before compaction drops the older turns from the context, give the model one
+    /// chance to save what the user told it with `remember` (when the agent may use
+    /// it). The calls and their results are entries of the session, so the user sees
+    /// what was kept, marked so that the model's context leaves them out. Returns an
+    /// end when the run was interrupted meanwhile.
+    async fn flush_memory(
+        &mut self,
+        agent: &Agent,
+        transcript: &str,
+        max_calls: u32,
+        budget: u64,
+    ) -> Result<Option<RunEnd>> {
+        let tools: Vec<ToolSpec> = self
+            .rt
+            .0
+            .tools
+            .offered(&agent.tools)
+            .into_iter()
+            .filter(|t| t.name == FLUSH_TOOL)
+            .collect();
+        // The flush must leave the summary a call, or the run would end uncompacted.
+        if tools.is_empty()
+            || self.progress.model_calls + 2 > max_calls
+            || self.progress.usage.total() >= budget
+        {
+            return Ok(None);
+        }
+        let request = ChatRequest {
+            model: String::new(),
+            messages: vec![
+                Message::system(FLUSH_PROMPT),
+                Message::user(transcript.to_string()),
+            ],
+            tools,
+            max_tokens: Some(1024),
+            ..ChatRequest::default()
+        };
+        let models = self.rt.0.models.clone();
+        let call = match models.call(&self.p, &agent.route, request).await {
+            Ok(c) => c,
+            Err(message) => {
+                tracing::warn!(session = %self.session_id, "memory flush skipped: {message}");
+                return Ok(None);
+            }
+        };
+        self.progress.model_calls += 1;
+        let completion = tokio::select! {
+            c = mosaic_llm::collect(call.stream) => c,
+            _ = self.cancel.cancelled() => return Ok(Some(self.interrupted())),
+        };
+        let completion = match completion {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(session = %self.session_id, "memory flush failed: {e}");
+                return Ok(None);
+            }
+        };
+        add_usage(&mut self.progress.usage, completion.usage);
+        let calls: Vec<_> = completion
+            .tool_calls
+            .into_iter()
+            .filter(|c| c.name == FLUSH_TOOL)
+            .map(|c| mosaic_llm::ToolCall {
+                id: format!("{}{}", context::FLUSH_CALL_PREFIX, c.id),
+                ..c
+            })
+            .collect();
+        for call in &calls {
+            self.commit(EntryBody::ToolCall {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            })
+            .await?;
+            let output = self.run_tool(agent, call).await;
+            self.commit(EntryBody::ToolResult {
+                call_id: call.id.clone(),
+                output: output.output,
+                is_error: output.is_error,
+            })
+            .await?;
+        }
+        Ok(None)
     }
 
     /// When another model answers than the one that answered last (the route's choice
@@ -1037,6 +1138,7 @@ impl RunCtx {
         let ctx = ToolContext {
             principal: self.p.clone(),
             session_id: self.session_id.clone(),
+            agent_id: Some(agent.id.clone()),
             cancel: self.cancel.clone(),
         };
         let (tool, args) = match self
@@ -1130,7 +1232,14 @@ impl RunCtx {
             text.push_str(previous);
             text.push_str("\n\nWhat happened next:\n");
         }
-        text.push_str(&context::transcript(&visible[..cut]));
+        let dropped = context::transcript(&visible[..cut]);
+        text.push_str(&dropped);
+        if let Some(end) = self.flush_memory(agent, &dropped, max_calls, budget).await? {
+            return Ok(Some(end));
+        }
+        if self.progress.model_calls >= max_calls {
+            return Ok(Some(limited("max_model_calls")));
+        }
         let request = ChatRequest {
             model: String::new(),
             messages: vec![
@@ -1172,6 +1281,19 @@ impl RunCtx {
         Ok(None)
     }
 }
+
+/// Characters of pinned memory a run's system prompt carries at most.
+const PINNED_BUDGET_CHARS: usize = 4_000;
+
+/// The tool the memory flush before a compaction may call.
+const FLUSH_TOOL: &str = "remember";
+
+const FLUSH_PROMPT: &str = "The conversation below is about to be summarised, and its \
+    details will leave your context. Save with the remember tool anything in it that should \
+    outlive this conversation: facts the user told you about themselves or their work, \
+    preferences, standing instructions, decisions. One short self-contained memory each; \
+    skip small talk and anything already saved or pinned. If nothing needs saving, answer \
+    'nothing to save' without calling a tool.";
 
 fn limited(reason: &str) -> RunEnd {
     RunEnd {

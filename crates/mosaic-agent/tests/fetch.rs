@@ -173,6 +173,7 @@ fn context() -> ToolContext {
     ToolContext {
         principal: Principal::user("u1", false),
         session_id: "s1".into(),
+        agent_id: None,
         cancel: CancellationToken::new(),
     }
 }

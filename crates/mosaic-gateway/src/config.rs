@@ -103,6 +103,18 @@ pub struct Config {
     /// clients connecting from loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_token: Option<String>,
+    /// An OpenAI-compatible embeddings API (its base URL, e.g.
+    /// `http://127.0.0.1:11434/v1` for Ollama) for vector search over tasks, notes and
+    /// memories. Unset: search goes by words alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_url: Option<String>,
+    /// The embedding model to ask for (required with `embedding_url`). Changing it
+    /// embeds every item again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_model: Option<String>,
+    /// The API key of the embeddings API, if it needs one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_api_key: Option<String>,
 }
 
 impl Default for Config {
@@ -128,6 +140,9 @@ impl Default for Config {
             fetch_allow_private: false,
             fetch_allow_networks: Vec::new(),
             otlp_endpoint: None,
+            embedding_url: None,
+            embedding_model: None,
+            embedding_api_key: None,
             service_name: None,
             metrics_token: None,
         }
@@ -244,6 +259,15 @@ impl Config {
         if let Some(v) = env("MOSAIC_METRICS_TOKEN") {
             self.metrics_token = Some(v);
         }
+        if let Some(v) = env("MOSAIC_EMBEDDING_URL") {
+            self.embedding_url = Some(v);
+        }
+        if let Some(v) = env("MOSAIC_EMBEDDING_MODEL") {
+            self.embedding_model = Some(v);
+        }
+        if let Some(v) = env("MOSAIC_EMBEDDING_API_KEY") {
+            self.embedding_api_key = Some(v);
+        }
         if let Some(v) = env("MOSAIC_LOG_FORMAT") {
             self.log_format = match v.as_str() {
                 "human" => LogFormat::Human,
@@ -331,6 +355,7 @@ impl Config {
             ));
         }
         self.fetch_config()?;
+        self.embedder_config()?;
         if self.context_window < 256 {
             return Err(ConfigError::Invalid(
                 "context_window must be at least 256 tokens".into(),
@@ -344,6 +369,40 @@ impl Config {
         Ok(())
     }
 
+    /// The embeddings API, when one is configured.
+    pub fn embedder_config(
+        &self,
+    ) -> Result<Option<mosaic_agent::embedder::EmbedderConfig>, ConfigError> {
+        fn blank(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        }
+        match (blank(&self.embedding_url), blank(&self.embedding_model)) {
+            (None, None) => Ok(None),
+            (Some(url), Some(model)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "embedding_url must be an http:// or https:// URL, not '{}'",
+                        mosaic_store::redact_url(url)
+                    )));
+                }
+                Ok(Some(mosaic_agent::embedder::EmbedderConfig {
+                    url: url.to_string(),
+                    model: model.to_string(),
+                    api_key: blank(&self.embedding_api_key).map(str::to_string),
+                }))
+            }
+            (Some(_), None) => Err(ConfigError::Invalid(
+                "embedding_url is set but embedding_model is not: name the model to ask for"
+                    .into(),
+            )),
+            (None, Some(_)) => Err(ConfigError::Invalid(
+                "embedding_model is set but embedding_url is not: give the base URL of an \
+                 OpenAI-compatible embeddings API (e.g. http://127.0.0.1:11434/v1)"
+                    .into(),
+            )),
+        }
+    }
+
     /// The configuration as TOML, with secrets (database passwords) redacted.
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
@@ -353,6 +412,11 @@ impl Config {
             .as_ref()
             .map(|_| "[redacted]".to_string());
         shown.otlp_endpoint = self.otlp_endpoint.as_deref().map(mosaic_store::redact_url);
+        shown.embedding_url = self.embedding_url.as_deref().map(mosaic_store::redact_url);
+        shown.embedding_api_key = self
+            .embedding_api_key
+            .as_ref()
+            .map(|_| "[redacted]".to_string());
         if shown.data_dir.is_none() {
             shown.data_dir = self.data_dir().ok();
         }

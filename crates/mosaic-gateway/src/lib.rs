@@ -36,6 +36,8 @@ pub struct StateInner {
     pub models: Arc<models::ModelHub>,
     pub metrics: Arc<telemetry::metrics::Metrics>,
     pub runtime: mosaic_agent::Runtime,
+    /// Computes embeddings for vector search, when an embedding model is configured.
+    pub embedder: Option<Arc<mosaic_agent::embedder::Embedder>>,
     pub login_ip_limiter: ratelimit::RateLimiter,
     pub login_user_limiter: ratelimit::RateLimiter,
     pub bootstrap_limiter: ratelimit::RateLimiter,
@@ -57,10 +59,16 @@ impl AppState {
             config.allow_private_user_providers,
             metrics.clone(),
         ));
+        let embedder = config
+            .embedder_config()
+            .ok()
+            .flatten()
+            .map(|c| Arc::new(mosaic_agent::embedder::Embedder::new(store.clone(), &c)));
         let runtime = mosaic_agent::Runtime::new(
             store.clone(),
             Arc::new(models::RunModels::new(models.clone(), store.clone())),
-            mosaic_agent::tools::Registry::builtin(config.fetch_config().unwrap_or_default()),
+            mosaic_agent::tools::Registry::builtin(config.fetch_config().unwrap_or_default())
+                .with_brain(store.clone(), embedder.clone()),
             mosaic_agent::RuntimeConfig {
                 max_model_calls: config.run_max_model_calls,
                 token_budget: config.run_token_budget,
@@ -74,6 +82,7 @@ impl AppState {
             models,
             metrics,
             runtime,
+            embedder,
             login_ip_limiter: ratelimit::RateLimiter::new(60, minute),
             login_user_limiter: ratelimit::RateLimiter::new(10, minute),
             bootstrap_limiter: ratelimit::RateLimiter::new(10, minute),

@@ -34,6 +34,23 @@ pub struct AgentChanges {
 const COLUMNS: &str = "id, owner_user_id, name, description, system_prompt, route, tools, \
      limits, created_at, updated_at";
 
+/// Tools the default agent may call without asking: the clock, memory, and reading and
+/// filing the owner's tasks and notes (none of them deletes anything). The other brain
+/// tools (projects, missions, note edits) are one `mosaic agents edit --tool` away;
+/// every schema offered costs context on every call.
+const DEFAULT_FREE_TOOLS: [&str; 10] = [
+    "current_time",
+    "remember",
+    "recall",
+    "update_memory",
+    "search_brain",
+    "get_brain_item",
+    "list_tasks",
+    "create_task",
+    "update_task",
+    "create_note",
+];
+
 /// The default agent's configuration: the built-in tools that cannot do harm run
 /// freely; the one that reaches the network asks first.
 pub fn default_agent() -> NewAgent {
@@ -43,16 +60,17 @@ pub fn default_agent() -> NewAgent {
         system_prompt: "You are a helpful assistant. Answer concisely and say when you are unsure."
             .into(),
         route: "default".into(),
-        tools: vec![
-            AgentTool {
-                name: "current_time".into(),
+        tools: DEFAULT_FREE_TOOLS
+            .iter()
+            .map(|name| AgentTool {
+                name: (*name).into(),
                 policy: ToolPolicy::Allowed,
-            },
-            AgentTool {
+            })
+            .chain([AgentTool {
                 name: "http_fetch".into(),
                 policy: ToolPolicy::NeedsApproval,
-            },
-        ],
+            }])
+            .collect(),
         limits: AgentLimits::default(),
     }
 }

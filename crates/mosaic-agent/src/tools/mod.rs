@@ -1,9 +1,16 @@
 //! Tools an agent may call: a registry of named tools, each with a JSON schema of its
 //! arguments. Arguments are validated against the schema before a tool runs; a call
 //! that fails validation goes back to the model as an error result, so it can retry.
+//!
+//! A registry holds every tool the gateway has; an agent's policy picks which of them
+//! its model is offered. The default agent (`mosaic_store::default_agent`) lists only
+//! `current_time` and `http_fetch`, so brain tools reach a model only once a person
+//! puts them on an agent.
 
+pub mod brain;
 mod fetch;
 mod html;
+pub mod memory;
 mod time;
 
 use std::collections::HashMap;
@@ -14,6 +21,7 @@ use mosaic_llm::{BoxFuture, ToolSpec};
 use mosaic_store::Principal;
 use tokio_util::sync::CancellationToken;
 
+pub use brain::BrainTool;
 pub use fetch::{FetchConfig, HttpFetch};
 pub use time::CurrentTime;
 
@@ -22,6 +30,8 @@ pub use time::CurrentTime;
 pub struct ToolContext {
     pub principal: Principal,
     pub session_id: String,
+    /// The agent of the run (memory tools pin notes for it).
+    pub agent_id: Option<String>,
     pub cancel: CancellationToken,
 }
 
@@ -88,6 +98,23 @@ impl Registry {
         r.add(Arc::new(CurrentTime));
         r.add(Arc::new(HttpFetch::new(fetch)));
         r
+    }
+
+    /// These tools plus the brain tools (projects, tasks, missions, notes, search) and
+    /// the memory tools (`remember`, `recall`, `update_memory`), which act through
+    /// `store` as the session's owner. With an `embedder`, searches go by meaning too.
+    pub fn with_brain(
+        mut self,
+        store: mosaic_store::Store,
+        embedder: Option<Arc<crate::embedder::Embedder>>,
+    ) -> Registry {
+        for tool in brain::tools(store.clone(), embedder.clone()) {
+            self.add(tool);
+        }
+        self.add(Arc::new(memory::Remember::new(store.clone())));
+        self.add(Arc::new(memory::Recall::new(store.clone(), embedder)));
+        self.add(Arc::new(memory::UpdateMemory::new(store)));
+        self
     }
 
     /// Register a tool. A schema that does not compile is a programming error in the

@@ -5,7 +5,9 @@
 mod bad_input;
 mod bootstrap;
 mod brain;
+mod brain_tools;
 mod credentials;
+mod memory_tools;
 mod models;
 mod openapi;
 mod runs;

@@ -266,7 +266,22 @@ async fn a_tool_using_turn_streams_commits_and_sends_the_result_back() {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools, vec!["current_time", "http_fetch"]);
+    assert_eq!(
+        tools,
+        vec![
+            "current_time",
+            "remember",
+            "recall",
+            "update_memory",
+            "search_brain",
+            "get_brain_item",
+            "list_tasks",
+            "create_task",
+            "update_task",
+            "create_note",
+            "http_fetch"
+        ]
+    );
     let second = requests[1].body["messages"].as_array().unwrap();
     let last = second.last().unwrap();
     assert_eq!(last["role"], "tool");
