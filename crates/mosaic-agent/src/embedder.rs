@@ -72,8 +72,7 @@ impl Embedder {
     /// The embedding of a search query, or why there is none.
     pub async fn embed_query(&self, q: &str) -> Result<QueryVector, String> {
         let inputs = [q.to_string()];
-        match tokio::time::timeout(QUERY_TIMEOUT, self.client.embed(&self.model, &inputs)).await
-        {
+        match tokio::time::timeout(QUERY_TIMEOUT, self.client.embed(&self.model, &inputs)).await {
             Err(_) => Err(format!(
                 "the embedding model did not answer within {QUERY_TIMEOUT:?}"
             )),
@@ -163,9 +162,9 @@ impl Embedder {
                 for (item, input) in pending.iter().zip(&inputs) {
                     match self.embed(std::slice::from_ref(input)).await {
                         Ok(mut v) => self.save(item, v.pop().as_ref()).await?,
-                        Err(LlmError::Http { status, message, .. })
-                            if (400..500).contains(&status) && status != 429 =>
-                        {
+                        Err(LlmError::Http {
+                            status, message, ..
+                        }) if (400..500).contains(&status) && status != 429 => {
                             tracing::warn!(
                                 kind = item.kind.as_str(),
                                 id = %item.id,

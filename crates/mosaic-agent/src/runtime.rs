@@ -1234,7 +1234,10 @@ impl RunCtx {
         }
         let dropped = context::transcript(&visible[..cut]);
         text.push_str(&dropped);
-        if let Some(end) = self.flush_memory(agent, &dropped, max_calls, budget).await? {
+        if let Some(end) = self
+            .flush_memory(agent, &dropped, max_calls, budget)
+            .await?
+        {
             return Ok(Some(end));
         }
         if self.progress.model_calls >= max_calls {

@@ -392,8 +392,7 @@ impl Config {
                 }))
             }
             (Some(_), None) => Err(ConfigError::Invalid(
-                "embedding_url is set but embedding_model is not: name the model to ask for"
-                    .into(),
+                "embedding_url is set but embedding_model is not: name the model to ask for".into(),
             )),
             (None, Some(_)) => Err(ConfigError::Invalid(
                 "embedding_model is set but embedding_url is not: give the base URL of an \

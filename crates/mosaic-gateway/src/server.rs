@@ -136,7 +136,10 @@ impl Server {
         // Runs a previous process left open are closed before anyone can start one.
         runtime.recover().await?;
         if let Some(embedder) = state.embedder.clone() {
-            tracing::info!(model = embedder.model(), "embedding brain items in the background");
+            tracing::info!(
+                model = embedder.model(),
+                "embedding brain items in the background"
+            );
             tokio::spawn(embedder.run(runtime.stopping()));
         }
         let sweeper = runtime.clone();

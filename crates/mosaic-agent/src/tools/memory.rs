@@ -232,7 +232,9 @@ impl Tool for Recall {
                 tracing::warn!("cannot mark recalled memories as used: {e}");
             }
             if found.is_empty() {
-                return ToolOutput::ok(json!({"memories": [], "note": "nothing found"}).to_string());
+                return ToolOutput::ok(
+                    json!({"memories": [], "note": "nothing found"}).to_string(),
+                );
             }
             ToolOutput::ok(json!({ "memories": found }).to_string())
         })
@@ -326,7 +328,12 @@ pub fn pinned_section(pinned: &[Memory], budget: usize) -> Option<String> {
     let mut left = budget;
     let mut omitted = 0;
     for m in pinned {
-        let line = format!("- {} (id {}, {})\n", m.text.replace('\n', " "), m.id, m.kind.as_str());
+        let line = format!(
+            "- {} (id {}, {})\n",
+            m.text.replace('\n', " "),
+            m.id,
+            m.kind.as_str()
+        );
         if line.chars().count() > left {
             omitted += 1;
             continue;
@@ -370,7 +377,13 @@ mod tests {
         assert_eq!(pinned_section(&[], 100), None);
         let text = pinned_section(&[memory("answer in French"), memory(&"x".repeat(500))], 200)
             .unwrap_or_default();
-        assert!(text.contains("- answer in French (id m1, instruction)"), "{text}");
-        assert!(text.contains("1 more pinned memories did not fit"), "{text}");
+        assert!(
+            text.contains("- answer in French (id m1, instruction)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 more pinned memories did not fit"),
+            "{text}"
+        );
     }
 }
