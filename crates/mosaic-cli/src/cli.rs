@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod brain;
-pub use brain::{BodyArgs, NotesCommand, ProjectsCommand, SearchArgs, TasksCommand};
+pub use brain::{
+    BodyArgs, CriteriaArgs, MissionsCommand, NotesCommand, ProjectsCommand, SearchArgs,
+    TasksCommand,
+};
 
 /// Mosaic: a self-hosted, multi-user AI agent platform.
 ///
@@ -88,9 +91,12 @@ pub enum Command {
     /// Projects: the brain's containers for tasks and notes.
     #[command(subcommand)]
     Projects(ProjectsCommand),
-    /// Tasks: status, priority, due date, assignee, labels, project, subtasks.
+    /// Tasks: status, priority, due date, assignee, labels, project, mission, subtasks.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Missions: goals with success criteria and milestones; progress from linked tasks.
+    #[command(subcommand)]
+    Missions(MissionsCommand),
     /// Notes: Markdown with tags, optionally in a project.
     #[command(subcommand)]
     Notes(NotesCommand),

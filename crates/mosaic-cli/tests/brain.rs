@@ -1,4 +1,4 @@
-//! End-to-end tests of `mosaic projects|tasks|notes|search`: a real gateway and the
+//! End-to-end tests of `mosaic projects|tasks|missions|notes|search`: a real gateway and the
 //! real binary, one process per command, as in `cli.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -352,14 +352,204 @@ fn team_items_are_shared_with_members_and_hidden_from_everyone_else() {
     );
     let hits = carol.run(&["search", "capacitor", "--json"]).ok().json();
     assert_eq!(ids(&hits), vec![id(&note)]);
+    let mission = carol
+        .run(&[
+            "missions",
+            "create",
+            "Zero downtime",
+            "--team",
+            "platform",
+            "--project",
+            "infra",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(mission["owner"]["id"], team["id"]);
+    bob.run(&["tasks", "edit", &id(&task), "--mission", &id(&mission)])
+        .ok();
+    let shown = bob
+        .run(&["missions", "show", &id(&mission), "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["progress"]["tasks_total"], 1);
+    // A plain member does not delete the team's mission; its owner does, at the end.
+    carol
+        .run(&["missions", "delete", &id(&mission)])
+        .expect_code(4);
 
     assert_eq!(
         ids(&dave.run(&["projects", "list", "--json"]).ok().json()),
         Vec::<String>::new()
     );
     dave.run(&["notes", "show", &id(&note)]).expect_code(5);
+    dave.run(&["missions", "show", &id(&mission)])
+        .expect_code(5);
+    assert_eq!(
+        ids(&dave.run(&["missions", "list", "--json"]).ok().json()),
+        Vec::<String>::new()
+    );
+    bob.run(&["missions", "delete", &id(&mission)]).ok();
     assert_eq!(
         ids(&dave.run(&["search", "capacitor", "--json"]).ok().json()),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn a_mission_counts_its_tasks_and_ticks_its_milestones() {
+    let world = World::new();
+    let bob = world.user("bob");
+    bob.run(&["projects", "create", "ops", "--json"]).ok();
+
+    let mission = bob
+        .run_with_stdin(
+            &[
+                "missions",
+                "create",
+                "Ship 2.0",
+                "--criteria",
+                "-",
+                "--milestone",
+                "Feature freeze",
+                "--milestone",
+                "Release candidate, signed",
+                "--project",
+                "ops",
+                "--json",
+            ],
+            "Every blocker closed.\n",
+        )
+        .ok()
+        .json();
+    assert_eq!(mission["goal"], "Ship 2.0");
+    assert_eq!(mission["success_criteria"], "Every blocker closed.\n");
+    assert_eq!(
+        mission["milestones"],
+        serde_json::json!([{"title": "Feature freeze", "done": false},
+            {"title": "Release candidate, signed", "done": false}])
+    );
+    assert_eq!(mission["status"], "active");
+    let other = bob
+        .run(&[
+            "missions",
+            "create",
+            "Hire",
+            "--status",
+            "abandoned",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let mid = id(&mission);
+
+    // Tasks link with --mission; progress follows them.
+    let mut tasks = Vec::new();
+    for title in ["Close blockers", "Tag the RC", "Write notes"] {
+        let task = bob
+            .run(&["tasks", "create", title, "--mission", &mid, "--json"])
+            .ok()
+            .json();
+        assert_eq!(task["mission_id"].as_str(), Some(mid.as_str()));
+        tasks.push(id(&task));
+    }
+    bob.run(&["tasks", "done", &tasks[0]]).ok();
+    bob.run(&["tasks", "edit", &tasks[2], "--no-mission", "--json"])
+        .ok();
+    let linked = bob
+        .run(&["tasks", "list", "--mission", &mid, "--json"])
+        .ok()
+        .json();
+    assert_eq!(ids(&linked), vec![tasks[1].clone(), tasks[0].clone()]);
+    let shown = bob.run(&["missions", "show", &mid]).ok();
+    assert!(
+        shown.stdout.contains("1/2 tasks done, 50%"),
+        "progress for people: {shown}"
+    );
+    assert!(shown.stdout.contains("  1. [ ] Feature freeze"), "{shown}");
+    assert!(
+        shown
+            .stdout
+            .ends_with("\nSuccess criteria:\nEvery blocker closed.\n"),
+        "{shown}"
+    );
+
+    // Lists filter by status and project and show progress.
+    let list = |args: &[&str]| {
+        let mut full = vec!["missions", "list", "--json"];
+        full.extend_from_slice(args);
+        ids(&bob.run(&full).ok().json())
+    };
+    assert_eq!(list(&[]), vec![id(&other), mid.clone()]);
+    assert_eq!(list(&["--status", "active"]), vec![mid.clone()]);
+    assert_eq!(list(&["--project", "ops"]), vec![mid.clone()]);
+    assert_eq!(list(&["--limit", "1", "--all"]).len(), 2);
+    let table = bob.run(&["missions", "list"]).ok();
+    assert!(table.stdout.starts_with("ID"), "{table}");
+    assert!(table.stdout.contains("1/2 tasks done, 50%"), "{table}");
+    assert!(table.stdout.contains("no tasks yet"), "{table}");
+
+    // Milestones are ticked, added and removed by number.
+    let edited = bob
+        .run(&[
+            "missions",
+            "edit",
+            &mid,
+            "--milestone-done",
+            "1",
+            "--add-milestone",
+            "Announce",
+            "--no-project",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        edited["milestones"],
+        serde_json::json!([{"title": "Feature freeze", "done": true},
+            {"title": "Release candidate, signed", "done": false},
+            {"title": "Announce", "done": false}])
+    );
+    assert_eq!(edited["project_id"], Value::Null);
+    assert_eq!(edited["goal"], "Ship 2.0");
+    let edited = bob
+        .run(&[
+            "missions",
+            "edit",
+            &mid,
+            "--milestone-undone",
+            "1",
+            "--remove-milestone",
+            "2",
+            "--status",
+            "achieved",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        edited["milestones"],
+        serde_json::json!([{"title": "Feature freeze", "done": false},
+            {"title": "Announce", "done": false}])
+    );
+    assert_eq!(edited["status"], "achieved");
+    let wrong = bob
+        .run(&["missions", "edit", &mid, "--milestone-done", "7"])
+        .expect_code(2);
+    assert!(wrong.stderr.contains("no milestone 7"), "{wrong}");
+    let nothing = bob.run(&["missions", "edit", &mid]).expect_code(2);
+    assert!(nothing.stderr.contains("nothing to change"), "{nothing}");
+    let cleared = bob
+        .run(&["missions", "edit", &mid, "--no-milestones", "--json"])
+        .ok()
+        .json();
+    assert_eq!(cleared["milestones"], serde_json::json!([]));
+
+    // Deleting the mission leaves its tasks.
+    bob.run(&["missions", "delete", &mid]).ok();
+    bob.run(&["missions", "show", &mid]).expect_code(5);
+    let task = bob.run(&["tasks", "show", &tasks[0], "--json"]).ok().json();
+    assert_eq!(task["mission_id"], Value::Null);
+    bob.run(&["missions", "create", "x", "--status", "done"])
+        .expect_code(2);
 }

@@ -1,10 +1,10 @@
-//! The brain: projects, tasks and notes (create, list with filters, read, change,
-//! delete) and the lexical search over tasks and notes.
+//! The brain: projects, tasks, missions and notes (create, list with filters, read,
+//! change, delete) and the lexical search over tasks and notes.
 
 use mosaic_api::{
-    BrainKind, CreateNoteRequest, CreateProjectRequest, CreateTaskRequest, Note, NoteQuery, Page,
-    Project, ProjectQuery, SearchHitList, Task, TaskQuery, UpdateNoteRequest, UpdateProjectRequest,
-    UpdateTaskRequest,
+    BrainKind, CreateMissionRequest, CreateNoteRequest, CreateProjectRequest, CreateTaskRequest,
+    Mission, MissionQuery, Note, NoteQuery, Page, Project, ProjectQuery, SearchHitList, Task,
+    TaskQuery, UpdateMissionRequest, UpdateNoteRequest, UpdateProjectRequest, UpdateTaskRequest,
 };
 use reqwest::Method;
 
@@ -38,16 +38,45 @@ fn project_query(q: &ProjectQuery) -> Vec<(&'static str, String)> {
 }
 
 fn task_query(q: &TaskQuery) -> Vec<(&'static str, String)> {
+    // Destructured so that a new filter cannot be forgotten here.
+    let TaskQuery {
+        project_id,
+        status,
+        assignee,
+        label,
+        parent_task_id,
+        mission_id,
+        due_before,
+        q,
+        cursor,
+        limit,
+    } = q;
     query(&[
-        ("project_id", q.project_id.clone()),
-        ("status", q.status.map(|s| s.as_str().to_string())),
-        ("assignee", q.assignee.clone()),
-        ("label", q.label.clone()),
-        ("parent_task_id", q.parent_task_id.clone()),
-        ("due_before", q.due_before.clone()),
-        ("q", q.q.clone()),
-        ("cursor", q.cursor.clone()),
-        ("limit", q.limit.map(|l| l.to_string())),
+        ("project_id", project_id.clone()),
+        ("status", status.map(|s| s.as_str().to_string())),
+        ("assignee", assignee.clone()),
+        ("label", label.clone()),
+        ("parent_task_id", parent_task_id.clone()),
+        ("mission_id", mission_id.clone()),
+        ("due_before", due_before.clone()),
+        ("q", q.clone()),
+        ("cursor", cursor.clone()),
+        ("limit", limit.map(|l| l.to_string())),
+    ])
+}
+
+fn mission_query(q: &MissionQuery) -> Vec<(&'static str, String)> {
+    let MissionQuery {
+        status,
+        project_id,
+        cursor,
+        limit,
+    } = q;
+    query(&[
+        ("status", status.map(|s| s.as_str().to_string())),
+        ("project_id", project_id.clone()),
+        ("cursor", cursor.clone()),
+        ("limit", limit.map(|l| l.to_string())),
     ])
 }
 
@@ -131,6 +160,31 @@ impl Client {
             .await
     }
 
+    // --- missions ---
+
+    pub async fn list_missions(&self, q: &MissionQuery) -> Result<Page<Mission>> {
+        self.get("/api/v1/missions", &mission_query(q)).await
+    }
+
+    pub async fn create_mission(&self, req: &CreateMissionRequest) -> Result<Mission> {
+        self.json(Method::POST, "/api/v1/missions", &[], Some(req))
+            .await
+    }
+
+    pub async fn get_mission(&self, id: &str) -> Result<Mission> {
+        self.get(&item_path("missions", id), &[]).await
+    }
+
+    pub async fn update_mission(&self, id: &str, req: &UpdateMissionRequest) -> Result<Mission> {
+        self.json(Method::PATCH, &item_path("missions", id), &[], Some(req))
+            .await
+    }
+
+    pub async fn delete_mission(&self, id: &str) -> Result<()> {
+        self.empty::<()>(Method::DELETE, &item_path("missions", id), None)
+            .await
+    }
+
     // --- notes ---
 
     pub async fn list_notes(&self, q: &NoteQuery) -> Result<Page<Note>> {
@@ -189,6 +243,30 @@ mod tests {
                 ("limit", "5".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn only_the_mission_filters_given_go_into_the_query() {
+        assert_eq!(mission_query(&MissionQuery::default()), vec![]);
+        let q = MissionQuery {
+            status: Some(mosaic_api::MissionStatus::Achieved),
+            project_id: Some("p1".into()),
+            cursor: Some("c".into()),
+            limit: None,
+        };
+        assert_eq!(
+            mission_query(&q),
+            vec![
+                ("status", "achieved".to_string()),
+                ("project_id", "p1".to_string()),
+                ("cursor", "c".to_string()),
+            ]
+        );
+        let linked = TaskQuery {
+            mission_id: Some("m1".into()),
+            ..TaskQuery::default()
+        };
+        assert_eq!(task_query(&linked), vec![("mission_id", "m1".to_string())]);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::AppState;
         (name = "models", description = "Model providers, routes over them, their health, token usage"),
         (name = "agents", description = "Agents: prompt, route and tools"),
         (name = "sessions", description = "Conversations: entry trees, branches, export and import"),
-        (name = "brain", description = "Projects, tasks and notes people and agents share, and search over them"),
+        (name = "brain", description = "Projects, tasks, missions and notes people and agents share, and search over them"),
         (name = "runs", description = "Runs of agents in sessions: messages, interrupts, approvals, live events"),
         (name = "openai", description = "OpenAI-compatible endpoints for existing clients"),
         (name = "health", description = "Liveness and readiness"),
@@ -143,6 +143,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             brain::get_task,
             brain::update_task,
             brain::delete_task
+        ))
+        .routes(routes!(brain::list_missions, brain::create_mission))
+        .routes(routes!(
+            brain::get_mission,
+            brain::update_mission,
+            brain::delete_mission
         ))
         .routes(routes!(brain::list_notes, brain::create_note))
         .routes(routes!(

@@ -1,6 +1,7 @@
-//! The flags of `mosaic projects|tasks|notes|search`: the brain's items and the search
-//! over them. Filters mirror the API's query structs (`ProjectQuery`, `TaskQuery`,
-//! `NoteQuery`); edits are partial, and a `--no-…` flag clears a field that may be empty.
+//! The flags of `mosaic projects|tasks|missions|notes|search`: the brain's items and the
+//! search over them. Filters mirror the API's query structs (`ProjectQuery`, `TaskQuery`,
+//! `MissionQuery`, `NoteQuery`); edits are partial, and a `--no-…` flag clears a field
+//! that may be empty.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,10 @@ fn task_statuses() -> clap::builder::PossibleValuesParser {
 
 fn task_priorities() -> clap::builder::PossibleValuesParser {
     ["low", "normal", "high", "urgent"].into()
+}
+
+fn mission_statuses() -> clap::builder::PossibleValuesParser {
+    ["active", "achieved", "abandoned"].into()
 }
 
 fn brain_kinds() -> clap::builder::PossibleValuesParser {
@@ -99,6 +104,8 @@ Examples:
   mosaic tasks create \"Renew the certificate\" --project ops --due 2026-12-01 --label infra
   mosaic tasks list --status todo --assignee me --due-before 2026-12-31
   mosaic tasks edit TASK_ID --status blocked --no-due
+  mosaic tasks create \"Sow the beans\" --mission MISSION_ID
+  mosaic tasks list --mission MISSION_ID
   mosaic tasks done TASK_ID")]
 pub enum TasksCommand {
     /// List the tasks you can see, newest first.
@@ -117,6 +124,9 @@ pub enum TasksCommand {
         /// Only subtasks of this task (id).
         #[arg(long, value_name = "TASK")]
         parent: Option<String>,
+        /// Only tasks that count towards this mission (id).
+        #[arg(long, value_name = "MISSION")]
+        mission: Option<String>,
         /// Only tasks due strictly before this date.
         #[arg(long, value_name = "DATE")]
         due_before: Option<String>,
@@ -152,6 +162,9 @@ pub enum TasksCommand {
         /// Make it a subtask of this task (id).
         #[arg(long, value_name = "TASK")]
         parent: Option<String>,
+        /// Count it towards this mission (id) of the same owner.
+        #[arg(long, value_name = "MISSION")]
+        mission: Option<String>,
         /// Owned by this team (id or name) instead of you.
         #[arg(long)]
         team: Option<String>,
@@ -200,10 +213,120 @@ pub enum TasksCommand {
         /// Make it a top-level task.
         #[arg(long)]
         no_parent: bool,
+        /// Count it towards this mission (id) instead.
+        #[arg(long, value_name = "MISSION", conflicts_with = "no_mission")]
+        mission: Option<String>,
+        /// Unlink it from its mission.
+        #[arg(long)]
+        no_mission: bool,
     },
     /// Mark a task done (the same as `edit ID --status done`).
     Done { id: String },
     /// Delete a task.
+    Delete { id: String },
+}
+
+/// Success criteria: text, `-` for standard input, or a file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CriteriaArgs {
+    /// How you will know the goal is reached (Markdown); `-` reads it from standard input.
+    #[arg(long, value_name = "TEXT", conflicts_with = "criteria_file")]
+    pub criteria: Option<String>,
+    /// Read the success criteria from this file.
+    #[arg(long, value_name = "PATH")]
+    pub criteria_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+#[command(after_long_help = "\
+A mission is a goal with success criteria and milestones. Its progress is counted from \
+the tasks linked to it (`mosaic tasks create --mission ID`, `mosaic tasks edit ID \
+--mission ID`). Milestones are numbered from 1 as `mosaic missions show` lists them.
+
+Examples:
+  mosaic missions create \"Ship 2.0\" --criteria \"All blockers closed\" \\
+      --milestone \"Feature freeze\" --milestone \"Release candidate\" --project ops
+  mosaic missions list --status active
+  mosaic missions edit MISSION_ID --milestone-done 1 --add-milestone \"Announce\"
+  mosaic missions edit MISSION_ID --status achieved
+  mosaic missions show MISSION_ID --json")]
+pub enum MissionsCommand {
+    /// List the missions you can see, newest first, with their progress.
+    List {
+        /// Only missions with this status.
+        #[arg(long, value_parser = mission_statuses())]
+        status: Option<String>,
+        /// Only missions of this project (id or name).
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Create a mission.
+    Create {
+        /// What the mission is to achieve.
+        goal: String,
+        #[command(flatten)]
+        criteria: CriteriaArgs,
+        /// A milestone, in order; repeatable.
+        #[arg(long = "milestone", value_name = "TITLE")]
+        milestones: Vec<String>,
+        /// Default: active.
+        #[arg(long, value_parser = mission_statuses())]
+        status: Option<String>,
+        /// The project (id or name).
+        #[arg(long)]
+        project: Option<String>,
+        /// Owned by this team (id or name) instead of you.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Show a mission: its progress, milestones and success criteria.
+    Show { id: String },
+    /// Change a mission; only the fields given change.
+    Edit {
+        id: String,
+        /// A new goal.
+        #[arg(long)]
+        goal: Option<String>,
+        #[command(flatten)]
+        criteria: CriteriaArgs,
+        /// A new status (achieved: the goal is reached; abandoned: it no longer will be).
+        #[arg(long, value_parser = mission_statuses())]
+        status: Option<String>,
+        /// Move it to this project (id or name).
+        #[arg(long, conflicts_with = "no_project")]
+        project: Option<String>,
+        /// Take it out of its project.
+        #[arg(long)]
+        no_project: bool,
+        /// Mark milestone N done; repeatable.
+        #[arg(long, value_name = "N")]
+        milestone_done: Vec<usize>,
+        /// Mark milestone N not done; repeatable.
+        #[arg(long, value_name = "N")]
+        milestone_undone: Vec<usize>,
+        /// Add a milestone at the end; repeatable.
+        #[arg(long, value_name = "TITLE")]
+        add_milestone: Vec<String>,
+        /// Remove milestone N; repeatable.
+        #[arg(long, value_name = "N")]
+        remove_milestone: Vec<usize>,
+        /// Replace every milestone (all not done); repeatable.
+        #[arg(
+            long = "milestone",
+            value_name = "TITLE",
+            conflicts_with_all = ["no_milestones", "milestone_done", "milestone_undone", "remove_milestone"]
+        )]
+        milestones: Vec<String>,
+        /// Remove every milestone.
+        #[arg(
+            long,
+            conflicts_with_all = ["milestone_done", "milestone_undone", "remove_milestone"]
+        )]
+        no_milestones: bool,
+    },
+    /// Delete a mission; its tasks stay, linked to no mission.
     Delete { id: String },
 }
 

@@ -94,6 +94,7 @@ fn is_local(command: &Command) -> bool {
         | Command::Sessions(_)
         | Command::Projects(_)
         | Command::Tasks(_)
+        | Command::Missions(_)
         | Command::Notes(_)
         | Command::Search(_)
         | Command::Providers(_)
@@ -144,6 +145,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Sessions(SessionsCli::Runs(cmd)) => run::sessions(&ctx, cmd).await,
         Command::Projects(cmd) => brain::projects(&ctx, cmd).await,
         Command::Tasks(cmd) => brain::tasks(&ctx, cmd).await,
+        Command::Missions(cmd) => brain::missions(&ctx, cmd).await,
         Command::Notes(cmd) => brain::notes(&ctx, cmd).await,
         Command::Search(args) => brain::search(&ctx, args).await,
         Command::Providers(cmd) => models::providers(&ctx, cmd).await,

@@ -1,4 +1,4 @@
-//! The brain over HTTP: projects, tasks and notes with filtered, cursor-paginated lists,
+//! The brain over HTTP: projects, tasks, missions and notes with filtered, cursor-paginated lists,
 //! and lexical search over tasks and notes. Tenancy and validation are the store's
 //! (see `mosaic_store::brain`): a team's items are read and written by its members and
 //! deleted by its owners and admins; anything the caller may not see is 404.
@@ -7,9 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{
-    BrainKind, CreateNoteRequest, CreateProjectRequest, CreateTaskRequest, ErrorBody, Note,
-    NoteQuery, Page, Project, ProjectQuery, SearchHitList, Task, TaskQuery, UpdateNoteRequest,
-    UpdateProjectRequest, UpdateTaskRequest,
+    BrainKind, CreateMissionRequest, CreateNoteRequest, CreateProjectRequest, CreateTaskRequest,
+    ErrorBody, Mission, MissionQuery, Note, NoteQuery, Page, Project, ProjectQuery, SearchHitList,
+    Task, TaskQuery, UpdateMissionRequest, UpdateNoteRequest, UpdateProjectRequest,
+    UpdateTaskRequest,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -154,6 +155,78 @@ pub async fn delete_task(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     state.store.delete_task(&auth.principal, &id).await?;
+    Ok(no_content())
+}
+
+/// Missions you can see, newest first, each with its progress over its linked tasks.
+#[utoipa::path(get, path = "/api/v1/missions", tag = "brain", operation_id = "list_missions",
+    params(MissionQuery),
+    responses((status = 200, body = Page<Mission>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_missions(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<MissionQuery>,
+) -> ApiResult<Json<Page<Mission>>> {
+    Ok(Json(state.store.list_missions(&auth.principal, &q).await?))
+}
+
+/// Create a mission, yours or (as a member) a team's.
+#[utoipa::path(post, path = "/api/v1/missions", tag = "brain", operation_id = "create_mission",
+    request_body = CreateMissionRequest,
+    responses((status = 201, body = Mission), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_mission(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<CreateMissionRequest>,
+) -> ApiResult<Response> {
+    let mission = state.store.create_mission(&auth.principal, &req).await?;
+    Ok((StatusCode::CREATED, Json(mission)).into_response())
+}
+
+/// A mission you can see, with its progress over its linked tasks.
+#[utoipa::path(get, path = "/api/v1/missions/{id}", tag = "brain", operation_id = "get_mission",
+    params(("id" = String, Path, description = "Mission id")),
+    responses((status = 200, body = Mission), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_mission(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Mission>> {
+    Ok(Json(state.store.get_mission(&auth.principal, &id).await?))
+}
+
+/// Change a mission; an absent field is left as it is, `null` clears it, `milestones`
+/// replaces them all.
+#[utoipa::path(patch, path = "/api/v1/missions/{id}", tag = "brain", operation_id = "update_mission",
+    params(("id" = String, Path, description = "Mission id")), request_body = UpdateMissionRequest,
+    responses((status = 200, body = Mission), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_mission(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateMissionRequest>,
+) -> ApiResult<Json<Mission>> {
+    Ok(Json(
+        state
+            .store
+            .update_mission(&auth.principal, &id, &req)
+            .await?,
+    ))
+}
+
+/// Delete a mission (a team's: its owners and admins only); its tasks stay, linked to
+/// no mission.
+#[utoipa::path(delete, path = "/api/v1/missions/{id}", tag = "brain", operation_id = "delete_mission",
+    params(("id" = String, Path, description = "Mission id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_mission(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    state.store.delete_mission(&auth.principal, &id).await?;
     Ok(no_content())
 }
 

@@ -1,6 +1,9 @@
 //! The brain over HTTP: projects, tasks and notes created, listed with filters and
 //! pages, changed and deleted; team items shared with members and deleted only by
-//! managers; search with snippets; and the contract's error shapes.
+//! managers; search with snippets; and the contract's error shapes. Missions, in
+//! `brain/missions.rs`, share these helpers.
+
+mod missions;
 
 use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};

@@ -642,7 +642,10 @@ async fn compaction_summarises_old_entries_and_keeps_them_stored() {
             text(&["SUMMARY: they said OLDFACT."], 100, 10),
             text(&["ok two"], 100, 2),
         ],
-        json!({"limits": {"context_window": 256}, "system_prompt": "sys"}),
+        // Without `remember` there is no memory flush before the summary (that is
+        // memory_tools' subject).
+        json!({"limits": {"context_window": 256}, "system_prompt": "sys",
+            "tools": [{"name": "current_time", "policy": "allowed"}]}),
     )
     .await;
     let session = setup.session().await;

@@ -46,6 +46,9 @@ fn body_for(operation_id: &str) -> Option<Value> {
         "update_project" => json!({"name": "taken over", "status": "archived"}),
         "create_task" => json!({"title": "sweep"}),
         "update_task" => json!({"title": "taken over", "status": "done"}),
+        "create_mission" => json!({"goal": "sweep"}),
+        "update_mission" => json!({"goal": "taken over", "status": "abandoned",
+            "milestones": [{"title": "taken over", "done": true}]}),
         "create_note" => json!({"title": "sweep"}),
         "update_note" => json!({"title": "taken over", "tags": ["taken over"]}),
         "chat_completions" => {
@@ -212,6 +215,18 @@ async fn sweep(engine: Engine) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{project}");
+    let (s, mission) = gw
+        .call(
+            Method::POST,
+            "/api/v1/missions",
+            Some(&alice),
+            Some(
+                json!({"goal": "alice-mission", "success_criteria": "alice's secret goal",
+                "milestones": [{"title": "alice-milestone"}], "project_id": project["id"]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{mission}");
     let (s, task) = gw
         .call(
             Method::POST,
@@ -219,7 +234,7 @@ async fn sweep(engine: Engine) {
             Some(&alice),
             Some(
                 json!({"title": "alice-task", "body": "alice's secret chore",
-                "project_id": project["id"], "labels": ["alice"]}),
+                "project_id": project["id"], "mission_id": mission["id"], "labels": ["alice"]}),
             ),
         )
         .await;
@@ -256,6 +271,7 @@ async fn sweep(engine: Engine) {
         ("sessions", session_id.clone()),
         ("projects", project["id"].as_str().unwrap().to_string()),
         ("tasks", task["id"].as_str().unwrap().to_string()),
+        ("missions", mission["id"].as_str().unwrap().to_string()),
         ("notes", note["id"].as_str().unwrap().to_string()),
         // No call waits for approval; B must get 404 all the same.
         ("call_id", "call_1".to_string()),
@@ -323,6 +339,7 @@ async fn sweep(engine: Engine) {
         format!("/api/v1/sessions/{session_id}"),
         format!("/api/v1/projects/{}", ids["projects"]),
         format!("/api/v1/tasks/{}", ids["tasks"]),
+        format!("/api/v1/missions/{}", ids["missions"]),
         format!("/api/v1/notes/{}", ids["notes"]),
     ] {
         let (status, body) = gw.call(Method::GET, &path, Some(&alice), None).await;
@@ -368,7 +385,9 @@ async fn sweep(engine: Engine) {
         1,
         "bob got into alice's team: {members}"
     );
-    // Bob's own lists show none of Alice's rows.
+    // Bob's own lists show none of Alice's rows, even filtered by her ids.
+    let mission_tasks = format!("/api/v1/tasks?mission_id={}", ids["missions"]);
+    let project_missions = format!("/api/v1/missions?project_id={}", ids["projects"]);
     for path in [
         "/api/v1/teams",
         "/api/v1/workspaces",
@@ -379,6 +398,10 @@ async fn sweep(engine: Engine) {
         "/api/v1/projects",
         "/api/v1/tasks",
         "/api/v1/tasks?label=alice",
+        mission_tasks.as_str(),
+        "/api/v1/missions",
+        "/api/v1/missions?status=active",
+        project_missions.as_str(),
         "/api/v1/notes",
         "/api/v1/notes?q=secret",
         "/api/v1/brain/search?q=secret",
@@ -391,6 +414,35 @@ async fn sweep(engine: Engine) {
             "{path} as bob shows alice's rows: {text}"
         );
     }
+    // Bob cannot link his own rows to Alice's mission or project: to him they are ids
+    // like any unknown one (400, the same answer as for an id that never existed).
+    for (path, body) in [
+        (
+            "/api/v1/tasks",
+            json!({"title": "bob-task", "mission_id": ids["missions"]}),
+        ),
+        (
+            "/api/v1/missions",
+            json!({"goal": "bob-mission", "project_id": ids["projects"]}),
+        ),
+    ] {
+        let (status, resp) = gw.call(Method::POST, path, Some(&bob), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} as bob: {resp}");
+        assert!(!resp.to_string().contains("alice"), "{path} leaked: {resp}");
+    }
+    let (_, mission) = gw
+        .call(
+            Method::GET,
+            &format!("/api/v1/missions/{}", ids["missions"]),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        mission["progress"],
+        json!({"tasks_total": 1, "tasks_done": 0}),
+        "{mission}"
+    );
     // An admin is not a tenant of everyone: admin rights cover users, not their data.
     let (status, _) = gw
         .call(

@@ -1,17 +1,20 @@
-//! `mosaic projects|tasks|notes|search`: the brain. Items are named by id; projects
+//! `mosaic projects|tasks|missions|notes|search`: the brain. Items are named by id; projects
 //! and teams also by name, and users by id or `me`, resolved here with one extra
 //! request (the API itself takes ids only). Bodies come from a flag, standard input or
 //! a file, so long Markdown never has to pass through the shell.
 
+mod missions;
 mod notes;
 mod projects;
 mod tasks;
 
+pub use missions::missions;
 pub use notes::notes;
 pub use projects::projects;
 pub use tasks::tasks;
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use mosaic_api::{BrainKind, Owner, PageQuery, ProjectQuery};
@@ -25,15 +28,20 @@ const LOOKUP_LIMIT: u32 = 500;
 
 /// The body the flags give: `--body TEXT`, `--body -` (standard input), `--file PATH`.
 fn read_body(args: BodyArgs) -> Result<Option<String>> {
-    match (args.body, args.file) {
-        (Some(body), _) if body == "-" => {
-            let mut text = String::new();
+    read_text(args.body, args.file)
+}
+
+/// Text from a flag (`-` for standard input) or from a file.
+fn read_text(text: Option<String>, file: Option<PathBuf>) -> Result<Option<String>> {
+    match (text, file) {
+        (Some(text), _) if text == "-" => {
+            let mut input = String::new();
             std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading the body from standard input")?;
-            Ok(Some(text))
+                .read_to_string(&mut input)
+                .context("reading standard input")?;
+            Ok(Some(input))
         }
-        (Some(body), _) => Ok(Some(body)),
+        (Some(text), _) => Ok(Some(text)),
         (None, Some(path)) => std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))
             .map(Some),

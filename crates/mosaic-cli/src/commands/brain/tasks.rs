@@ -25,6 +25,7 @@ fn show(ctx: &Ctx, t: &Task) -> Result<()> {
         ("labels", t.labels.join(", ")),
         ("project", or_dash(&t.project_id)),
         ("parent", or_dash(&t.parent_task_id)),
+        ("mission", or_dash(&t.mission_id)),
         ("owner", owner_text(&t.owner)),
         ("created", t.created_at.clone()),
         ("updated", t.updated_at.clone()),
@@ -48,6 +49,7 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
             assignee,
             label,
             parent,
+            mission,
             due_before,
             q,
             page,
@@ -65,7 +67,7 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
                     parent_task_id: parent.clone(),
                     due_before: due_before.clone(),
                     q: q.clone(),
-                    mission_id: None,
+                    mission_id: mission.clone(),
                     cursor: p.cursor,
                     limit: p.limit,
                 };
@@ -99,6 +101,7 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
             labels,
             project,
             parent,
+            mission,
             team,
         } => {
             let req = CreateTaskRequest {
@@ -111,7 +114,7 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
                 labels,
                 project_id: resolve_project_opt(&client, project).await?,
                 parent_task_id: parent,
-                mission_id: None,
+                mission_id: mission,
                 team_id: resolve_team_opt(&client, team).await?,
             };
             show(ctx, &client.create_task(&req).await?)
@@ -133,6 +136,8 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
             no_project,
             parent,
             no_parent,
+            mission,
+            no_mission,
         } => {
             let labels = match (no_labels, labels.is_empty()) {
                 (true, _) => Some(Vec::new()),
@@ -149,12 +154,12 @@ pub async fn tasks(ctx: &Ctx, cmd: TasksCommand) -> Result<()> {
                 labels,
                 project_id: set_or_clear(resolve_project_opt(&client, project).await?, no_project),
                 parent_task_id: set_or_clear(parent, no_parent),
-                mission_id: None,
+                mission_id: set_or_clear(mission, no_mission),
             };
             if req == UpdateTaskRequest::default() {
                 return Err(usage(
                     "nothing to change: pass --title, --body, --file, --status, --priority, --due, \
-                     --assignee, --label, --project, --parent or one of their --no-… flags",
+                     --assignee, --label, --project, --parent, --mission or one of their --no-… flags",
                 ));
             }
             show(ctx, &client.update_task(&id, &req).await?)
