@@ -533,11 +533,6 @@ pub struct SearchHit {
     pub scores: ScoreParts,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct SearchHitList {
-    pub items: Vec<SearchHit>,
-}
-
 /// The hits of a search, best first, and how they were ranked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResults {

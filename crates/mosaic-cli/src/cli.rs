@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod brain;
+mod memory;
 pub use brain::{
     BodyArgs, CriteriaArgs, MissionsCommand, NotesCommand, ProjectsCommand, SearchArgs,
     TasksCommand,
 };
+pub use memory::MemoryCommand;
 
 /// Mosaic: a self-hosted, multi-user AI agent platform.
 ///
@@ -100,7 +102,10 @@ pub enum Command {
     /// Notes: Markdown with tags, optionally in a project.
     #[command(subcommand)]
     Notes(NotesCommand),
-    /// Search your tasks and notes (words, best match first).
+    /// Memories: what your agents remember, and what they keep pinned in view.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
+    /// Search your tasks, notes and memories (words and meaning, best match first).
     Search(SearchArgs),
     /// Manage model providers: endpoints, their keys and wire APIs.
     #[command(subcommand)]

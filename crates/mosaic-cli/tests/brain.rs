@@ -553,3 +553,110 @@ fn a_mission_counts_its_tasks_and_ticks_its_milestones() {
     bob.run(&["missions", "create", "x", "--status", "done"])
         .expect_code(2);
 }
+
+#[test]
+fn memories_are_added_pinned_searched_and_forgotten() {
+    let world = World::new();
+    let bob = world.user("bob");
+    let tea = bob
+        .run(&[
+            "memory",
+            "add",
+            "Bob takes his tea with lemon",
+            "--kind",
+            "preference",
+            "--tag",
+            "Food,drink",
+            "--importance",
+            "4",
+            "--pin",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(tea["kind"], "preference");
+    assert_eq!(tea["tags"], serde_json::json!(["drink", "food"]));
+    assert_eq!(
+        (tea["importance"].clone(), tea["pinned"].clone()),
+        (4.into(), true.into())
+    );
+    let helper = bob
+        .run(&["agents", "create", "helper", "--json"])
+        .ok()
+        .json();
+    let standup = bob
+        .run(&[
+            "memory",
+            "add",
+            "Stand-up is at 9:30",
+            "--pin",
+            "--agent",
+            "helper",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(standup["agent_id"], helper["id"]);
+    bob.run(&["memory", "add", "Visited Porto in May", "--kind", "event"])
+        .ok();
+
+    let pinned = bob
+        .run(&["memory", "list", "--pinned", "--json"])
+        .ok()
+        .json();
+    let mut pinned_ids = ids(&pinned);
+    pinned_ids.sort();
+    let mut expected = vec![id(&tea), id(&standup)];
+    expected.sort();
+    assert_eq!(pinned_ids, expected);
+    let events = bob
+        .run(&["memory", "list", "--kind", "event", "--json"])
+        .ok()
+        .json();
+    assert_eq!(events["items"][0]["text"], "Visited Porto in May");
+    let table = bob.run(&["memory", "list"]).ok();
+    assert!(table.stdout.starts_with("ID"), "{table}");
+    assert!(
+        table.stdout.contains("Bob takes his tea with lemon"),
+        "{table}"
+    );
+
+    // Search finds memories by their words (this gateway has no embedding model).
+    let hits = bob
+        .run(&["search", "lemon", "--kind", "memory", "--json"])
+        .ok()
+        .json();
+    assert_eq!(hits["mode"], "lexical");
+    assert_eq!(ids(&hits), vec![id(&tea)]);
+    assert_eq!(hits["items"][0]["scores"]["lexical_rank"], 1);
+
+    let edited = bob
+        .run(&[
+            "memory",
+            "edit",
+            &id(&tea),
+            "--unpin",
+            "--no-tags",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(edited["pinned"], false);
+    assert_eq!(edited["tags"], serde_json::json!([]));
+    let shown = bob.run(&["memory", "show", &id(&tea)]).ok();
+    assert!(shown.stdout.contains("pinned"), "{shown}");
+    bob.run(&["memory", "edit", &id(&tea)]).expect_code(2);
+    bob.run(&["memory", "add", "x", "--importance", "9"])
+        .expect_code(2);
+
+    // Nobody else sees them.
+    let carol = world.user("carol");
+    carol.run(&["memory", "show", &id(&tea)]).expect_code(5);
+    assert_eq!(
+        ids(&carol.run(&["memory", "list", "--json"]).ok().json()),
+        Vec::<String>::new()
+    );
+
+    bob.run(&["memory", "forget", &id(&tea)]).ok();
+    bob.run(&["memory", "show", &id(&tea)]).expect_code(5);
+}

@@ -3,8 +3,9 @@
 
 use mosaic_api::{
     BrainKind, CreateMissionRequest, CreateNoteRequest, CreateProjectRequest, CreateTaskRequest,
-    Mission, MissionQuery, Note, NoteQuery, Page, Project, ProjectQuery, SearchHitList, Task,
-    TaskQuery, UpdateMissionRequest, UpdateNoteRequest, UpdateProjectRequest, UpdateTaskRequest,
+    Mission, MissionQuery, Note, NoteQuery, Page, Project, ProjectQuery, SearchMode, SearchResults,
+    Task, TaskQuery, UpdateMissionRequest, UpdateNoteRequest, UpdateProjectRequest,
+    UpdateTaskRequest,
 };
 use reqwest::Method;
 
@@ -17,6 +18,9 @@ pub struct SearchQuery {
     /// Every kind when empty.
     pub kinds: Vec<BrainKind>,
     pub limit: Option<u32>,
+    /// `Lexical` goes by words alone; absent (or `Hybrid`) adds meaning when the
+    /// gateway has an embedding model.
+    pub mode: Option<SearchMode>,
 }
 
 /// Query parameters from `(name, value)` pairs, leaving out the absent ones.
@@ -102,6 +106,13 @@ fn search_query(q: &SearchQuery) -> Vec<(&'static str, String)> {
         ("q", Some(q.q.clone())),
         ("kinds", kinds),
         ("limit", q.limit.map(|l| l.to_string())),
+        (
+            "mode",
+            q.mode.map(|m| match m {
+                SearchMode::Lexical => "lexical".to_string(),
+                SearchMode::Hybrid => "hybrid".to_string(),
+            }),
+        ),
     ])
 }
 
@@ -213,7 +224,7 @@ impl Client {
     // --- search ---
 
     /// Tasks and notes matching `q.q`, best first.
-    pub async fn search_brain(&self, q: &SearchQuery) -> Result<SearchHitList> {
+    pub async fn search_brain(&self, q: &SearchQuery) -> Result<SearchResults> {
         self.get("/api/v1/brain/search", &search_query(q)).await
     }
 }
@@ -280,6 +291,7 @@ mod tests {
             q: "deploy".into(),
             kinds: vec![BrainKind::Task, BrainKind::Note],
             limit: Some(3),
+            mode: Some(SearchMode::Lexical),
         };
         assert_eq!(
             search_query(&notes),
@@ -287,6 +299,7 @@ mod tests {
                 ("q", "deploy".to_string()),
                 ("kinds", "task,note".to_string()),
                 ("limit", "3".to_string()),
+                ("mode", "lexical".to_string()),
             ]
         );
     }

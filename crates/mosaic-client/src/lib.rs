@@ -7,6 +7,7 @@
 
 mod agents;
 mod brain;
+mod memories;
 mod models;
 mod runs;
 mod sessions;

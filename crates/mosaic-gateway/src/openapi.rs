@@ -10,8 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    agents, auth, brain, health, model_routes, openai_compat, prefs, providers, runs, sessions,
-    teams, tokens, users, workspaces,
+    agents, auth, brain, health, memories, model_routes, openai_compat, prefs, providers, runs,
+    sessions, teams, tokens, users, workspaces,
 };
 use crate::AppState;
 
@@ -32,7 +32,7 @@ use crate::AppState;
         (name = "models", description = "Model providers, routes over them, their health, token usage"),
         (name = "agents", description = "Agents: prompt, route and tools"),
         (name = "sessions", description = "Conversations: entry trees, branches, export and import"),
-        (name = "brain", description = "Projects, tasks, missions and notes people and agents share, and search over them"),
+        (name = "brain", description = "Projects, tasks, missions, notes and memories people and agents share, and hybrid search over them"),
         (name = "runs", description = "Runs of agents in sessions: messages, interrupts, approvals, live events"),
         (name = "openai", description = "OpenAI-compatible endpoints for existing clients"),
         (name = "health", description = "Liveness and readiness"),
@@ -155,6 +155,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             brain::get_note,
             brain::update_note,
             brain::delete_note
+        ))
+        .routes(routes!(memories::list_memories, memories::create_memory))
+        .routes(routes!(
+            memories::get_memory,
+            memories::update_memory,
+            memories::delete_memory
         ))
         .routes(routes!(brain::search_brain))
         .routes(routes!(runs::post_message))

@@ -26,7 +26,7 @@ fn mission_statuses() -> clap::builder::PossibleValuesParser {
 }
 
 fn brain_kinds() -> clap::builder::PossibleValuesParser {
-    ["task", "note"].into()
+    ["task", "note", "memory"].into()
 }
 
 #[derive(Debug, Subcommand)]
@@ -396,19 +396,27 @@ pub enum NotesCommand {
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
-Matched words are shown between « and ». With --json each hit carries its score (bm25 on \
-SQLite, ts_rank on PostgreSQL; higher is better, comparable within one search only).
+Tasks, notes and memories are searched by their words and, when the gateway has an \
+embedding model (embedding_url, embedding_model), by meaning too; the two rankings are \
+merged by reciprocal rank fusion. Matched words are shown between « and ». With --json \
+each hit carries its fused score and its parts: lexical_rank and lexical_score (bm25 on \
+SQLite, ts_rank on PostgreSQL), vector_rank and similarity (cosine); the answer's mode \
+says whether meaning was used, and notice why not when the model could not answer.
 
 Examples:
   mosaic search certificate
-  mosaic search \"release checklist\" --kind note --limit 5")]
+  mosaic search \"what does alice eat\" --kind memory
+  mosaic search \"release checklist\" --kind note --limit 5 --json")]
 pub struct SearchArgs {
-    /// The words to look for.
+    /// What to look for.
     pub query: String,
-    /// Only this kind of item; repeatable, or comma-separated (default: tasks and notes).
+    /// Only this kind of item; repeatable, or comma-separated (default: all).
     #[arg(long = "kind", value_delimiter = ',', value_parser = brain_kinds())]
     pub kinds: Vec<String>,
     /// At most this many hits (1-100; default 20).
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
+    /// Go by words alone, even with an embedding model.
+    #[arg(long)]
+    pub words_only: bool,
 }

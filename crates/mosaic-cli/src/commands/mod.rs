@@ -96,6 +96,7 @@ fn is_local(command: &Command) -> bool {
         | Command::Tasks(_)
         | Command::Missions(_)
         | Command::Notes(_)
+        | Command::Memory(_)
         | Command::Search(_)
         | Command::Providers(_)
         | Command::Models(_)
@@ -147,6 +148,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Tasks(cmd) => brain::tasks(&ctx, cmd).await,
         Command::Missions(cmd) => brain::missions(&ctx, cmd).await,
         Command::Notes(cmd) => brain::notes(&ctx, cmd).await,
+        Command::Memory(cmd) => brain::memory(&ctx, cmd).await,
         Command::Search(args) => brain::search(&ctx, args).await,
         Command::Providers(cmd) => models::providers(&ctx, cmd).await,
         Command::Models(cmd) => models::models(&ctx, cmd).await,

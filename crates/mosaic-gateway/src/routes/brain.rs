@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{
     BrainKind, CreateMissionRequest, CreateNoteRequest, CreateProjectRequest, CreateTaskRequest,
-    ErrorBody, Mission, MissionQuery, Note, NoteQuery, Page, Project, ProjectQuery, SearchHitList,
-    Task, TaskQuery, UpdateMissionRequest, UpdateNoteRequest, UpdateProjectRequest,
+    ErrorBody, Mission, MissionQuery, Note, NoteQuery, Page, Project, ProjectQuery, SearchMode,
+    SearchResults, Task, TaskQuery, UpdateMissionRequest, UpdateNoteRequest, UpdateProjectRequest,
     UpdateTaskRequest,
 };
 use serde::Deserialize;
@@ -301,12 +301,16 @@ pub async fn delete_note(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// Words that must all occur in the title or body.
+    /// What to look for: words (all must occur for a lexical match) and, with an
+    /// embedding model configured, their meaning.
     pub q: String,
-    /// Comma-separated kinds to search (`task`, `note`); all when absent.
+    /// Comma-separated kinds to search (`task`, `note`, `memory`); all when absent.
     pub kinds: Option<String>,
     /// Most hits (1 to 100; 20 when absent).
     pub limit: Option<u32>,
+    /// `lexical` to go by words alone; `hybrid` (the default) adds meaning when an
+    /// embedding model is configured.
+    pub mode: Option<SearchMode>,
 }
 
 /// Hits when `limit` is absent.
@@ -320,33 +324,54 @@ fn parse_kinds(text: Option<&str>) -> ApiResult<Vec<BrainKind>> {
         .filter(|k| !k.is_empty())
         .map(|k| {
             BrainKind::parse(k).ok_or_else(|| {
-                ApiError::bad_request(format!("unknown kind '{k}'; expected task or note"))
+                ApiError::bad_request(format!("unknown kind '{k}'; expected task, note or memory"))
             })
         })
         .collect()
 }
 
-/// Tasks and notes you can see that contain every word of `q`, best first, each with a
-/// snippet (matched words between `«` and `»`). A `q` without words finds nothing.
+/// Tasks, notes and memories you can see that match `q`, best first, each with a
+/// snippet (matched words between `«` and `»`) and its score parts. Words and (with an
+/// embedding model configured) meaning are ranked separately and fused by reciprocal
+/// rank; when the model cannot embed the query the search goes by words alone and says
+/// why in `notice`. A `q` without words finds nothing.
 #[utoipa::path(get, path = "/api/v1/brain/search", tag = "brain", operation_id = "search_brain",
     params(SearchQuery),
-    responses((status = 200, body = SearchHitList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn search_brain(
     State(state): State<AppState>,
     auth: Auth,
     Query(q): Query<SearchQuery>,
-) -> ApiResult<Json<SearchHitList>> {
+) -> ApiResult<Json<SearchResults>> {
     let kinds = parse_kinds(q.kinds.as_deref())?;
+    let (vector, notice) = match (&state.embedder, q.mode) {
+        (Some(embedder), None | Some(SearchMode::Hybrid)) if !q.q.trim().is_empty() => {
+            match embedder.embed_query(&q.q).await {
+                Ok(v) => (Some(v), None),
+                Err(why) => (None, Some(format!("searched by words only: {why}"))),
+            }
+        }
+        _ => (None, None),
+    };
     let items = state
         .store
-        .search_brain(
+        .search_hybrid(
             &auth.principal,
             &q.q,
             &kinds,
             q.limit.unwrap_or(DEFAULT_HITS),
+            vector.as_ref(),
         )
         .await?;
-    Ok(Json(SearchHitList { items }))
+    Ok(Json(SearchResults {
+        items,
+        mode: if vector.is_some() {
+            SearchMode::Hybrid
+        } else {
+            SearchMode::Lexical
+        },
+        notice,
+    }))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod auth;
 pub mod brain;
 pub mod health;
+pub mod memories;
 pub mod metrics;
 pub mod model_routes;
 pub mod openai_compat;

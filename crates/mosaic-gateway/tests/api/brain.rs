@@ -512,7 +512,7 @@ async fn search(engine: Engine) {
         None,
     )
     .await;
-    assert_eq!(none, json!({"items": []}));
+    assert_eq!(none, json!({"items": [], "mode": "lexical"}));
 }
 
 #[tokio::test]

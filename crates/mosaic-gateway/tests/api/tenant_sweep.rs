@@ -51,6 +51,8 @@ fn body_for(operation_id: &str) -> Option<Value> {
             "milestones": [{"title": "taken over", "done": true}]}),
         "create_note" => json!({"title": "sweep"}),
         "update_note" => json!({"title": "taken over", "tags": ["taken over"]}),
+        "create_memory" => json!({"text": "sweep"}),
+        "update_memory" => json!({"text": "taken over", "pinned": true}),
         "chat_completions" => {
             json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]})
         }
@@ -248,6 +250,18 @@ async fn sweep(engine: Engine) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{note}");
+    let (s, memory) = gw
+        .call(
+            Method::POST,
+            "/api/v1/memories",
+            Some(&alice),
+            Some(
+                json!({"text": "alice's secret: she hums when thinking", "tags": ["alice"],
+                "pinned": true, "agent_id": agent["id"], "source_session_id": session_id}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{memory}");
     let (s, _) = gw
         .call(
             Method::PUT,
@@ -273,6 +287,7 @@ async fn sweep(engine: Engine) {
         ("tasks", task["id"].as_str().unwrap().to_string()),
         ("missions", mission["id"].as_str().unwrap().to_string()),
         ("notes", note["id"].as_str().unwrap().to_string()),
+        ("memories", memory["id"].as_str().unwrap().to_string()),
         // No call waits for approval; B must get 404 all the same.
         ("call_id", "call_1".to_string()),
     ]);
@@ -341,6 +356,7 @@ async fn sweep(engine: Engine) {
         format!("/api/v1/tasks/{}", ids["tasks"]),
         format!("/api/v1/missions/{}", ids["missions"]),
         format!("/api/v1/notes/{}", ids["notes"]),
+        format!("/api/v1/memories/{}", ids["memories"]),
     ] {
         let (status, body) = gw.call(Method::GET, &path, Some(&alice), None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -404,8 +420,13 @@ async fn sweep(engine: Engine) {
         project_missions.as_str(),
         "/api/v1/notes",
         "/api/v1/notes?q=secret",
+        "/api/v1/memories",
+        "/api/v1/memories?pinned=true",
+        "/api/v1/memories?q=secret",
+        "/api/v1/memories?tag=alice",
         "/api/v1/brain/search?q=secret",
         "/api/v1/brain/search?q=alice",
+        "/api/v1/brain/search?q=hums&kinds=memory",
     ] {
         let (_, list) = gw.call(Method::GET, path, Some(&bob), None).await;
         let text = list.to_string();
@@ -414,9 +435,18 @@ async fn sweep(engine: Engine) {
             "{path} as bob shows alice's rows: {text}"
         );
     }
-    // Bob cannot link his own rows to Alice's mission or project: to him they are ids
-    // like any unknown one (400, the same answer as for an id that never existed).
+    // Bob cannot link his own rows to Alice's mission, project, agent or session: to him
+    // they are ids like any unknown one (400, the same answer as for an id that never
+    // existed).
     for (path, body) in [
+        (
+            "/api/v1/memories",
+            json!({"text": "bob-memory", "agent_id": ids["agents"]}),
+        ),
+        (
+            "/api/v1/memories",
+            json!({"text": "bob-memory", "source_session_id": session_id}),
+        ),
         (
             "/api/v1/tasks",
             json!({"title": "bob-task", "mission_id": ids["missions"]}),

@@ -1,13 +1,15 @@
-//! `mosaic projects|tasks|missions|notes|search`: the brain. Items are named by id; projects
+//! `mosaic projects|tasks|missions|notes|memory|search`: the brain. Items are named by id; projects
 //! and teams also by name, and users by id or `me`, resolved here with one extra
 //! request (the API itself takes ids only). Bodies come from a flag, standard input or
 //! a file, so long Markdown never has to pass through the shell.
 
+mod memory;
 mod missions;
 mod notes;
 mod projects;
 mod tasks;
 
+pub use memory::memory;
 pub use missions::missions;
 pub use notes::notes;
 pub use projects::projects;
@@ -17,7 +19,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use mosaic_api::{BrainKind, Owner, PageQuery, ProjectQuery};
+use mosaic_api::{BrainKind, Owner, PageQuery, ProjectQuery, SearchMode};
 use mosaic_client::{Client, SearchQuery};
 
 use crate::cli::{BodyArgs, SearchArgs};
@@ -164,8 +166,14 @@ pub async fn search(ctx: &Ctx, args: SearchArgs) -> Result<()> {
         q: args.query,
         kinds,
         limit: args.limit,
+        mode: args.words_only.then_some(SearchMode::Lexical),
     };
     let hits = client.search_brain(&query).await?;
+    if let Some(notice) = &hits.notice {
+        if !ctx.json {
+            eprintln!("note: {notice}");
+        }
+    }
     print_list(
         ctx,
         &hits,

@@ -1,0 +1,184 @@
+//! `mosaic memory`: what your agents remember, and what they keep pinned in view.
+
+use anyhow::Result;
+use mosaic_api::{CreateMemoryRequest, Memory, MemoryQuery, UpdateMemoryRequest};
+use mosaic_client::Client;
+
+use super::{or_dash, owner_text, resolve_team_opt};
+use crate::cli::MemoryCommand;
+use crate::commands::{agents, paged, print_page, usage, Ctx};
+use crate::output::{fields, json};
+
+fn show(ctx: &Ctx, m: &Memory) -> Result<()> {
+    if ctx.json {
+        return json(m);
+    }
+    fields(&[
+        ("id", m.id.clone()),
+        ("text", m.text.clone()),
+        ("kind", m.kind.as_str().to_string()),
+        ("tags", m.tags.join(", ")),
+        ("importance", m.importance.to_string()),
+        ("pinned", pinned_text(m)),
+        ("learnt in", or_dash(&m.source_session_id)),
+        ("owner", owner_text(&m.owner)),
+        (
+            "embedded",
+            if m.embedded { "yes" } else { "not yet" }.to_string(),
+        ),
+        ("created", m.created_at.clone()),
+        ("updated", m.updated_at.clone()),
+        ("last recalled", or_dash(&m.used_at)),
+    ]);
+    Ok(())
+}
+
+fn pinned_text(m: &Memory) -> String {
+    match (m.pinned, &m.agent_id) {
+        (false, _) => "no".into(),
+        (true, None) => "yes, for every agent".into(),
+        (true, Some(agent)) => format!("yes, for agent {agent}"),
+    }
+}
+
+async fn resolve_agent_opt(client: &Client, agent: Option<String>) -> Result<Option<String>> {
+    match agent {
+        Some(a) => Ok(Some(agents::resolve(client, &a).await?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn memory(ctx: &Ctx, cmd: MemoryCommand) -> Result<()> {
+    let client = ctx.client()?;
+    match cmd {
+        MemoryCommand::List {
+            kind,
+            tag,
+            pinned,
+            unpinned,
+            agent,
+            q,
+            page,
+        } => {
+            let agent_id = resolve_agent_opt(&client, agent).await?;
+            let pinned = match (pinned, unpinned) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            let list = paged(&page, |p| {
+                let query = MemoryQuery {
+                    kind: kind.map(|k| k.api()),
+                    tag: tag.clone(),
+                    pinned,
+                    agent_id: agent_id.clone(),
+                    q: q.clone(),
+                    cursor: p.cursor,
+                    limit: p.limit,
+                };
+                let client = client.clone();
+                async move { client.list_memories(&query).await }
+            })
+            .await?;
+            print_page(ctx, &list, &["ID", "KIND", "PIN", "TEXT"], |m| {
+                vec![
+                    m.id.clone(),
+                    m.kind.as_str().to_string(),
+                    if m.pinned { "*" } else { "" }.to_string(),
+                    one_line(&m.text, 72),
+                ]
+            })
+        }
+        MemoryCommand::Add {
+            text,
+            kind,
+            tags,
+            importance,
+            pin,
+            agent,
+            team,
+        } => {
+            let req = CreateMemoryRequest {
+                text,
+                kind: kind.map(|k| k.api()),
+                tags,
+                importance,
+                pinned: pin,
+                agent_id: resolve_agent_opt(&client, agent).await?,
+                source_session_id: None,
+                team_id: resolve_team_opt(&client, team).await?,
+            };
+            show(ctx, &client.create_memory(&req).await?)
+        }
+        MemoryCommand::Show { id } => show(ctx, &client.get_memory(&id).await?),
+        MemoryCommand::Edit {
+            id,
+            text,
+            kind,
+            tags,
+            no_tags,
+            importance,
+            pin,
+            unpin,
+            agent,
+            all_agents,
+        } => {
+            let tags = match (no_tags, tags.is_empty()) {
+                (true, _) => Some(Vec::new()),
+                (false, false) => Some(tags),
+                (false, true) => None,
+            };
+            let agent_id = match (resolve_agent_opt(&client, agent).await?, all_agents) {
+                (Some(a), _) => Some(Some(a)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let req = UpdateMemoryRequest {
+                text,
+                kind: kind.map(|k| k.api()),
+                tags,
+                importance,
+                pinned: match (pin, unpin) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                agent_id,
+            };
+            if req == UpdateMemoryRequest::default() {
+                return Err(usage(
+                    "nothing to change: pass --text, --kind, --tag, --no-tags, --importance, \
+                     --pin, --unpin, --agent or --all-agents",
+                ));
+            }
+            show(ctx, &client.update_memory(&id, &req).await?)
+        }
+        MemoryCommand::Forget { id } => {
+            client.delete_memory(&id).await?;
+            eprintln!("forgot memory {id}");
+            Ok(())
+        }
+    }
+}
+
+/// The first line of `text`, cut to `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None if text.lines().nth(1).is_some() => format!("{line}…"),
+        None => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_rows_show_one_short_line() {
+        assert_eq!(one_line("short", 10), "short");
+        assert_eq!(one_line("first\nsecond", 10), "first…");
+        assert_eq!(one_line("abcdefghijkl", 5), "abcde…");
+    }
+}
