@@ -49,6 +49,14 @@ pub async fn metrics(
         db_pool_idle,
         db_pool_max,
         export: crate::telemetry::export_counts(),
+        embeddings: state.embedder.as_ref().map(|e| {
+            use std::sync::atomic::Ordering::Relaxed;
+            (
+                e.stats.embedded.load(Relaxed),
+                e.stats.refused.load(Relaxed),
+                e.stats.failed_requests.load(Relaxed),
+            )
+        }),
     };
     let mut response = state.metrics.render(&now).into_response();
     response.headers_mut().insert(

@@ -58,6 +58,9 @@ pub struct Snapshot {
     pub db_pool_max: u32,
     /// Spans exported, dropped (queue full) and failed, when exporting.
     pub export: Option<(u64, u64, u64)>,
+    /// Brain items embedded, refused by the model, and failed embedding requests,
+    /// when an embedding model is configured.
+    pub embeddings: Option<(u64, u64, u64)>,
 }
 
 fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
@@ -214,6 +217,25 @@ impl Metrics {
                 "mosaic_trace_spans_total",
                 "Spans handed to the OTLP exporter: exported, dropped (queue full, or ended while stopping) or failed (the collector refused or could not be reached).",
                 &spans,
+            );
+        }
+        if let Some((embedded, refused, failed)) = now.embeddings {
+            let mut items = BTreeMap::new();
+            items.insert(vec![("result", "embedded".to_string())], embedded);
+            items.insert(vec![("result", "refused".to_string())], refused);
+            counter(
+                &mut out,
+                "mosaic_embeddings_total",
+                "Brain items (tasks, notes, memories) the embedder handled: embedded, or refused by the model (not retried until the text changes).",
+                &items,
+            );
+            let mut requests = BTreeMap::new();
+            requests.insert(Vec::new(), failed);
+            counter(
+                &mut out,
+                "mosaic_embedding_failures_total",
+                "Embedding batches that failed (the model unreachable or erroring); the items stay pending and are retried with back-off.",
+                &requests,
             );
         }
         out

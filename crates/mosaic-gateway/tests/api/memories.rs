@@ -217,6 +217,24 @@ async fn search_goes_by_meaning_with_an_embedding_model_and_by_words_without_one
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // The embedder's work shows in /metrics.
+    let metrics = gw
+        .http
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let embedded: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mosaic_embeddings_total{result=\"embedded\"} "))
+        .unwrap_or_else(|| panic!("no embeddings counter in\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(embedded >= 1, "{metrics}");
+
     // No text has the word "beverage": meaning finds the tea memory, never bob's.
     let found = ok(
         &gw,
