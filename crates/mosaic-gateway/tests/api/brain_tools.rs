@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use mosaic_test_support::chat::{ChatModel, Reply, Turn};
 
-use crate::support::{Events, TestGateway};
+use crate::support::{chat, tasks, TestGateway};
 
 /// The scripted model: "add: TITLE" creates a task, "done: ID" completes one, and a
 /// tool's result is answered with a line quoting it (so a test can read it back).
@@ -59,43 +59,6 @@ async fn arm_default_agent(gw: &TestGateway, token: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// Say `text` in a new session of `token`'s and wait for the run; the session's entries.
-async fn chat(gw: &TestGateway, token: &str, text: &str) -> Vec<Value> {
-    let (status, session) = gw
-        .call(
-            Method::POST,
-            "/api/v1/sessions",
-            Some(token),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
-    let session = session["id"].as_str().unwrap().to_string();
-    let mut events = Events::open(gw, token, &session, None).await;
-    let (status, body) = gw
-        .call(
-            Method::POST,
-            &format!("/api/v1/sessions/{session}/messages"),
-            Some(token),
-            Some(json!({"text": text})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let finished = events.until_finished().await;
-    let run = &finished.last().unwrap().data["run"];
-    assert_eq!(run["status"], "completed", "{run}");
-    let (status, entries) = gw
-        .call(
-            Method::GET,
-            &format!("/api/v1/sessions/{session}/entries"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{entries}");
-    entries["items"].as_array().unwrap().clone()
-}
-
 /// The (output, is_error) of the one tool result among `entries`.
 fn tool_result(entries: &[Value]) -> (Value, bool) {
     let result = entries
@@ -106,14 +69,6 @@ fn tool_result(entries: &[Value]) -> (Value, bool) {
     let output = result["output"].as_str().unwrap();
     let parsed = serde_json::from_str(output).unwrap_or_else(|_| json!(output));
     (parsed, result["is_error"].as_bool().unwrap())
-}
-
-async fn tasks(gw: &TestGateway, token: &str) -> Vec<Value> {
-    let (status, body) = gw
-        .call(Method::GET, "/api/v1/tasks", Some(token), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -136,7 +91,7 @@ async fn an_agent_creates_and_completes_a_task_for_its_session_owner_only() {
     arm_default_agent(&gw, &bob).await;
 
     // The model is offered the tools the agent lists, with their schemas.
-    let entries = chat(&gw, &alice, "add: Buy seeds").await;
+    let (_, entries) = chat(&gw, &alice, "add: Buy seeds").await;
     let requests = upstream.requests();
     let offered: Vec<&str> = requests[0]["tools"]
         .as_array()
@@ -169,14 +124,14 @@ async fn an_agent_creates_and_completes_a_task_for_its_session_owner_only() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Bob's agent cannot complete it: the tool acts as bob, who cannot see it.
-    let entries = chat(&gw, &bob, &format!("done: {id}")).await;
+    let (_, entries) = chat(&gw, &bob, &format!("done: {id}")).await;
     let (refused, is_error) = tool_result(&entries);
     assert!(is_error);
     assert_eq!(refused, json!(format!("no task {id} visible to you")));
     assert_eq!(tasks(&gw, &alice).await[0]["status"], "todo");
 
     // Alice's agent can.
-    let entries = chat(&gw, &alice, &format!("done: {id}")).await;
+    let (_, entries) = chat(&gw, &alice, &format!("done: {id}")).await;
     let (done, is_error) = tool_result(&entries);
     assert!(!is_error, "{done}");
     assert_eq!(done["status"], "done");

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use mosaic_test_support::chat::{ChatModel, Reply, Turn};
 
-use crate::support::{Events, TestGateway};
+use crate::support::{chat, new_session, say, tasks, TestGateway};
 
 /// How the memory flush's system prompt opens (see the runtime).
 const FLUSH_OPENING: &str = "The conversation below is about to be summarised";
@@ -136,53 +136,6 @@ async fn arm_default_agent(gw: &TestGateway, token: &str, more: Value) -> String
     id
 }
 
-async fn new_session(gw: &TestGateway, token: &str) -> String {
-    let (status, session) = gw
-        .call(
-            Method::POST,
-            "/api/v1/sessions",
-            Some(token),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
-    session["id"].as_str().unwrap().to_string()
-}
-
-/// Say `text` in `session` and wait for the run to complete; the session's entries.
-async fn say(gw: &TestGateway, token: &str, session: &str, text: &str) -> Vec<Value> {
-    let mut events = Events::open(gw, token, session, None).await;
-    let (status, body) = gw
-        .call(
-            Method::POST,
-            &format!("/api/v1/sessions/{session}/messages"),
-            Some(token),
-            Some(json!({"text": text})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let finished = events.until_finished().await;
-    let run = &finished.last().unwrap().data["run"];
-    assert_eq!(run["status"], "completed", "{run}");
-    let (status, entries) = gw
-        .call(
-            Method::GET,
-            &format!("/api/v1/sessions/{session}/entries"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{entries}");
-    entries["items"].as_array().unwrap().clone()
-}
-
-/// Say `text` in a new session; the session and its entries.
-async fn chat(gw: &TestGateway, token: &str, text: &str) -> (String, Vec<Value>) {
-    let session = new_session(gw, token).await;
-    let entries = say(gw, token, &session, text).await;
-    (session, entries)
-}
-
 /// The (parsed output, is_error) of the last tool result among `entries`.
 fn last_tool_result(entries: &[Value]) -> (Value, bool) {
     let result = entries
@@ -247,14 +200,6 @@ async fn memories(gw: &TestGateway, p: &Principal) -> Vec<Memory> {
         .await
         .unwrap()
         .items
-}
-
-async fn tasks(gw: &TestGateway, token: &str) -> Vec<Value> {
-    let (status, body) = gw
-        .call(Method::GET, "/api/v1/tasks", Some(token), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

@@ -282,3 +282,60 @@ impl Drop for Events {
         self.task.abort();
     }
 }
+
+/// A new session of `token`'s.
+pub async fn new_session(gw: &TestGateway, token: &str) -> String {
+    let (status, session) = gw
+        .call(
+            Method::POST,
+            "/api/v1/sessions",
+            Some(token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    session["id"].as_str().unwrap().to_string()
+}
+
+/// Say `text` in `session` and wait for the run to complete; the session's entries.
+pub async fn say(gw: &TestGateway, token: &str, session: &str, text: &str) -> Vec<Value> {
+    let mut events = Events::open(gw, token, session, None).await;
+    let (status, body) = gw
+        .call(
+            Method::POST,
+            &format!("/api/v1/sessions/{session}/messages"),
+            Some(token),
+            Some(json!({"text": text})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let finished = events.until_finished().await;
+    let run = &finished.last().unwrap().data["run"];
+    assert_eq!(run["status"], "completed", "{run}");
+    let (status, entries) = gw
+        .call(
+            Method::GET,
+            &format!("/api/v1/sessions/{session}/entries"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entries}");
+    entries["items"].as_array().unwrap().clone()
+}
+
+/// Say `text` in a new session; the session and its entries.
+pub async fn chat(gw: &TestGateway, token: &str, text: &str) -> (String, Vec<Value>) {
+    let session = new_session(gw, token).await;
+    let entries = say(gw, token, &session, text).await;
+    (session, entries)
+}
+
+/// The tasks `token` sees.
+pub async fn tasks(gw: &TestGateway, token: &str) -> Vec<Value> {
+    let (status, body) = gw
+        .call(Method::GET, "/api/v1/tasks", Some(token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().unwrap().clone()
+}
