@@ -503,4 +503,35 @@ mod tests {
             "{shown}"
         );
     }
+
+    #[test]
+    fn an_embedding_model_needs_both_url_and_model_and_its_key_is_hidden() {
+        let config = Config::load(
+            None,
+            env_of(&[
+                ("MOSAIC_EMBEDDING_URL", "http://127.0.0.1:11434/v1"),
+                ("MOSAIC_EMBEDDING_MODEL", "nomic-embed-text"),
+                ("MOSAIC_EMBEDDING_API_KEY", "sk-secret"),
+            ]),
+        )
+        .unwrap();
+        let embedder = config.embedder_config().unwrap().unwrap();
+        assert_eq!(embedder.model, "nomic-embed-text");
+        assert_eq!(embedder.api_key.as_deref(), Some("sk-secret"));
+        let shown = config.to_redacted_toml();
+        assert!(!shown.contains("sk-secret"), "{shown}");
+        assert_eq!(Config::default().embedder_config().unwrap(), None);
+        for (url, model) in [
+            (Some("http://127.0.0.1:11434/v1"), None),
+            (None, Some("nomic-embed-text")),
+            (Some("127.0.0.1:11434"), Some("nomic-embed-text")),
+        ] {
+            let config = Config {
+                embedding_url: url.map(str::to_string),
+                embedding_model: model.map(str::to_string),
+                ..Config::default()
+            };
+            assert!(config.validate().is_err(), "{url:?} {model:?}");
+        }
+    }
 }
