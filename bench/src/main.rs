@@ -9,8 +9,11 @@
 //! OpenAI-compatible endpoint against a scripted upstream, next to the upstream alone
 //! and LiteLLM's proxy (see the `llm` module). `mosaic-bench agent` is the third: how
 //! fast an agent run's live events reach a session's subscribers (see the `agent` module).
+//! `mosaic-bench brain` drives the store in-process: hybrid search over 100,000
+//! memories with embeddings, on SQLite and PostgreSQL (see the `brain` module).
 
 mod agent;
+mod brain;
 mod llm;
 mod load;
 mod otel;
@@ -35,6 +38,7 @@ usage: mosaic-bench [MOSAIC_BINARY] [--runs N] [--clients N] [--duration SECS]
        mosaic-bench llm [MOSAIC_BINARY] [options]   (streamed model calls; llm --help)
        mosaic-bench agent [MOSAIC_BINARY] [options] (agent run events; agent --help)
        mosaic-bench otel [MOSAIC_BINARY] [options]  (trace export off vs on; otel --help)
+       mosaic-bench brain [options]                 (hybrid search, 100k memories; brain --help)
 
   MOSAIC_BINARY   the mosaic binary to measure (default target/release/mosaic)
   --runs N        starts per start-up series (default 20)
@@ -359,6 +363,7 @@ fn main() -> ExitCode {
         Some("llm") => llm::run(),
         Some("agent") => agent::run(),
         Some("otel") => otel::run(),
+        Some("brain") => brain::run(),
         _ => run(),
     };
     match result {
