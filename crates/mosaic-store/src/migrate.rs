@@ -63,6 +63,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_memories.sql"),
         postgres: include_str!("../migrations/postgres/0008_memories.sql"),
     },
+    Migration {
+        version: 9,
+        name: "search_words",
+        sqlite: include_str!("../migrations/sqlite/0009_search_words.sql"),
+        postgres: include_str!("../migrations/postgres/0009_search_words.sql"),
+    },
 ];
 
 /// The first migration that needs pgvector on PostgreSQL.

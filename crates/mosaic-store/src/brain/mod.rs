@@ -231,7 +231,9 @@ pub(crate) fn matches(backend: Backend, table: &str, n: u32) -> String {
         Backend::Sqlite => {
             format!("seq IN (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH ${n})")
         }
-        Backend::Postgres => format!("search @@ plainto_tsquery('simple', ${n})"),
+        Backend::Postgres => format!(
+            "id IN (SELECT id FROM {table}_words WHERE search @@ plainto_tsquery('simple', ${n}))"
+        ),
     }
 }
 
@@ -254,9 +256,16 @@ pub(crate) async fn index_text(
             tx.execute(sqlx::query(&sql).bind(id)).await?;
         }
         Backend::Postgres => {
+            let sql = format!("UPDATE {table} SET {clear} WHERE id = $1");
+            tx.execute(sqlx::query(&sql).bind(id)).await?;
+            // The words live beside the row (see migration 0009): the owner is copied
+            // from it, so a search can filter by owner before it ranks.
             let sql = format!(
-                "UPDATE {table} SET {clear}, search = setweight(to_tsvector('simple', $2), 'A') \
-                 || setweight(to_tsvector('simple', $3), 'B') WHERE id = $1"
+                "INSERT INTO {table}_words (id, owner_user_id, owner_team_id, search) \
+                 SELECT id, owner_user_id, owner_team_id, \
+                 setweight(to_tsvector('simple', $2), 'A') || setweight(to_tsvector('simple', $3), 'B') \
+                 FROM {table} WHERE id = $1 \
+                 ON CONFLICT (id) DO UPDATE SET search = EXCLUDED.search"
             );
             let title: Vec<String> = words(title).collect();
             let body: Vec<String> = words(body).collect();

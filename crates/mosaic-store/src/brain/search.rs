@@ -38,6 +38,12 @@ struct Lexical {
     score: f64,
 }
 
+/// Most matches of one kind a lexical search ranks: words found in more of the
+/// caller's items are ranked among the newest this many of them. Ranking scores every
+/// match, so without a bound a query of common words costs time in proportion to the
+/// whole collection; the vector half of a hybrid search still sees every item.
+const RANK_CAP: i64 = 2_000;
+
 /// The best `limit` lexical hits of one kind.
 async fn lexical(
     tx: &mut Tx<'_>,
@@ -47,43 +53,35 @@ async fn lexical(
     query: &str,
     limit: u32,
 ) -> Result<Vec<Lexical>> {
+    if backend == Backend::Sqlite {
+        return lexical_sqlite(tx, p, kind, query, limit).await;
+    }
+    // Candidates come from the word table (its GIN index; see migration 0009), filtered
+    // by owner and capped before ts_rank scores them; what is returned is read from the
+    // item's table under row-level security. Titles are weight A (1.0), bodies B (0.4),
+    // in ts_rank's default weights.
     let t = table(kind);
-    let sql = match (backend, kind) {
-        // bm25 is lower for better matches; the title column weighs 10, the body 1.
-        (Backend::Sqlite, BrainKind::Memory) => format!(
-            "SELECT x.id, x.text AS title, snippet({t}_fts, 0, '«', '»', '…', 24) AS snippet, \
-             -bm25({t}_fts) AS score \
-             FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
-             WHERE {t}_fts MATCH $2 AND {VISIBLE} \
-             ORDER BY bm25({t}_fts), x.id DESC LIMIT $3"
-        ),
-        (Backend::Sqlite, _) => format!(
-            "SELECT x.id, x.title, snippet({t}_fts, -1, '«', '»', '…', 16) AS snippet, \
-             -bm25({t}_fts, 10.0, 1.0) AS score \
-             FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
-             WHERE {t}_fts MATCH $2 AND {VISIBLE} \
-             ORDER BY bm25({t}_fts, 10.0, 1.0), x.id DESC LIMIT $3"
-        ),
-        // Titles are weight A (1.0), bodies B (0.4), in ts_rank's default weights.
-        (Backend::Postgres, _) => {
-            let text = match kind {
-                BrainKind::Memory => "text",
-                _ => "title || ' ' || body",
-            };
-            let title = match kind {
-                BrainKind::Memory => "text AS title",
-                _ => "title",
-            };
-            format!(
-                "SELECT id, {title}, ts_headline('simple', {text}, q, \
-                 'StartSel=«, StopSel=», MaxWords=24, MinWords=8') AS snippet, \
-                 ts_rank(search, q)::float8 AS score \
-                 FROM {t}, plainto_tsquery('simple', $2) AS q \
-                 WHERE search @@ q AND {VISIBLE} ORDER BY score DESC, id DESC LIMIT $3"
-            )
-        }
+    let text = match kind {
+        BrainKind::Memory => "x.text",
+        _ => "x.title || ' ' || x.body",
     };
-    let sql = tx.sql(&sql).into_owned();
+    let title = match kind {
+        BrainKind::Memory => "x.text AS title",
+        _ => "x.title",
+    };
+    let sql = format!(
+        "WITH q AS (SELECT plainto_tsquery('simple', $2) AS q), \
+             candidates AS (SELECT w.id, w.search FROM {t}_words w, q \
+               WHERE w.search @@ q.q AND (w.owner_user_id = $1 OR w.owner_team_id IN \
+               (SELECT team_id FROM team_members WHERE user_id = $1)) \
+               ORDER BY w.id DESC LIMIT {RANK_CAP}), \
+             ranked AS (SELECT c.id, ts_rank(c.search, q.q)::float8 AS score \
+               FROM candidates c, q ORDER BY score DESC, c.id DESC LIMIT $3) \
+             SELECT x.id, {title}, ts_headline('simple', {text}, q.q, \
+               'StartSel=«, StopSel=», MaxWords=24, MinWords=8') AS snippet, r.score \
+             FROM ranked r JOIN {t} x ON x.id = r.id, q \
+             WHERE {VISIBLE} ORDER BY r.score DESC, x.id DESC"
+    );
     let rows = tx
         .fetch_all(
             sqlx::query(&sql)
@@ -92,16 +90,75 @@ async fn lexical(
                 .bind(i64::from(limit)),
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Lexical {
-                id: row.try_get("id")?,
-                title: row.try_get("title")?,
-                snippet: row.try_get("snippet")?,
-                score: row.try_get("score")?,
-            })
-        })
-        .collect()
+    rows.iter().map(lexical_from_row).collect()
+}
+
+fn lexical_from_row(row: &sqlx::any::AnyRow) -> Result<Lexical> {
+    Ok(Lexical {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        snippet: row.try_get("snippet")?,
+        score: row.try_get("score")?,
+    })
+}
+
+/// SQLite: FTS5's bm25 (lower is better; a title word weighs 10, a body word 1), over
+/// at most [`RANK_CAP`] of the caller's newest matches.
+async fn lexical_sqlite(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    kind: BrainKind,
+    query: &str,
+    limit: u32,
+) -> Result<Vec<Lexical>> {
+    let t = table(kind);
+    let visible = VISIBLE.replace('$', "?");
+    // The oldest match still ranked: the RANK_CAP-th newest visible one, if there are
+    // that many (FTS5 walks its matches newest first and stops there).
+    let floor_sql = format!(
+        "SELECT x.seq FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
+         WHERE {t}_fts MATCH ?2 AND {visible} ORDER BY {t}_fts.rowid DESC LIMIT 1 OFFSET ?3"
+    );
+    let floor: i64 = match tx
+        .fetch_optional(
+            sqlx::query(&floor_sql)
+                .bind(p.user_id())
+                .bind(query)
+                .bind(RANK_CAP - 1),
+        )
+        .await?
+    {
+        Some(row) => row.try_get("seq")?,
+        None => 0,
+    };
+    let (title, snippet, bm25) = match kind {
+        BrainKind::Memory => (
+            "x.text AS title",
+            format!("snippet({t}_fts, 0, '«', '»', '…', 24)"),
+            format!("bm25({t}_fts)"),
+        ),
+        _ => (
+            "x.title",
+            format!("snippet({t}_fts, -1, '«', '»', '…', 16)"),
+            format!("bm25({t}_fts, 10.0, 1.0)"),
+        ),
+    };
+    let sql = format!(
+        "SELECT x.id, {title}, {snippet} AS snippet, -{bm25} AS score \
+         FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
+         WHERE {t}_fts MATCH ?2 AND {t}_fts.rowid >= ?4 AND {visible} \
+         ORDER BY {bm25}, x.id DESC LIMIT ?3"
+    );
+    let rows = tx
+        .fetch_all(
+            sqlx::query(&sql)
+                .bind(p.user_id())
+                .bind(query)
+                .bind(i64::from(limit))
+                .bind(floor),
+        )
+        .await?;
+    rows.iter().map(lexical_from_row).collect()
 }
 
 /// A memory's text as a hit title: its first line, shortened.

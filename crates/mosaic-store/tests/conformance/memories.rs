@@ -22,6 +22,7 @@ engines!(
     hybrid_search_fuses_words_and_meaning_within_the_callers_items,
     lexical_search_covers_memories,
     vectors_of_another_model_or_size_are_ignored,
+    common_words_rank_the_newest_matches_and_rare_ones_find_old_items,
 );
 
 const MODEL: &str = "test-embedder";
@@ -957,4 +958,52 @@ pub(crate) async fn row_level_security_guards_memories(db: TestDb) {
         .unwrap();
     let n: i64 = sqlx::query_scalar(count).fetch_one(&mut *tx).await.unwrap();
     assert_eq!(n, 1, "as the gateway");
+}
+
+async fn common_words_rank_the_newest_matches_and_rare_ones_find_old_items(db: TestDb) {
+    let (_, [(_, alice), (_, bob)]) = db.admin_and_users(["alice", "bob"]).await;
+    // More matches of "common" than a lexical search ranks (2,000), the oldest marked.
+    let oldest = db
+        .store
+        .create_memory(&alice, &memory("common word, and the marker"))
+        .await
+        .unwrap();
+    for i in 0..2_010 {
+        db.store
+            .create_memory(&alice, &memory(&format!("common filler {i}")))
+            .await
+            .unwrap();
+    }
+    // Bob's newer matches take no room from Alice's.
+    for i in 0..20 {
+        db.store
+            .create_memory(&bob, &memory(&format!("common bob {i}")))
+            .await
+            .unwrap();
+    }
+    let hits = db
+        .store
+        .search_brain(&alice, "common", &[BrainKind::Memory], 10)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 10);
+    assert!(
+        hits.iter().all(|h| h.title.starts_with("common filler")),
+        "{hits:?}"
+    );
+    let hits = db
+        .store
+        .search_brain(&alice, "common marker", &[], 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        hits.into_iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![oldest.id]
+    );
+    let bobs = db
+        .store
+        .search_brain(&bob, "common", &[], 50)
+        .await
+        .unwrap();
+    assert_eq!(bobs.len(), 20);
 }
