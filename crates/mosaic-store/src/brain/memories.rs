@@ -4,17 +4,17 @@
 
 use mosaic_api::{
     CreateMemoryRequest, Memory, MemoryKind, MemoryQuery, Owner, Page, UpdateMemoryRequest,
-    DEFAULT_IMPORTANCE, DEFAULT_LIMIT, MAX_LIMIT, MAX_MEMORY_CHARS, MAX_PINNED,
+    DEFAULT_IMPORTANCE, MAX_MEMORY_CHARS, MAX_PINNED,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::list::BrainList;
 use super::{
-    check_may_delete, decode_labels, encode_labels, index_text, label_pattern, matches, new_owner,
-    normalise_labels, owner_columns, owner_from_row, text_query, VISIBLE,
+    check_may_delete, decode_labels, encode_labels, index_text, new_owner, normalise_labels,
+    owner_columns, owner_from_row, VISIBLE,
 };
 use crate::db::{Acting, Tx};
-use crate::page::paginate;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const MEMORY_COLUMNS: &str = "id, text, kind, tags, importance, pinned, agent_id, \
@@ -193,46 +193,21 @@ impl Store {
     #[tracing::instrument(name = "store.list_memories", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_memories(&self, p: &Principal, q: &MemoryQuery) -> Result<Page<Memory>> {
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        let text = q.q.as_deref().and_then(|q| text_query(self.backend(), q));
-        let text_filter = match text {
-            Some(_) => matches(self.backend(), "memories", 8),
-            None => "$8 = ''".to_string(),
-        };
-        let pinned = match q.pinned {
-            None => -1,
-            Some(p) => i64::from(p),
-        };
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        let sql = tx
-            .sql(&format!(
-                "SELECT {} FROM memories WHERE {VISIBLE} \
-                 AND ($2 = '' OR id < $2) AND ($3 = '' OR kind = $3) \
-                 AND ($4 = '' OR tags LIKE $4 ESCAPE '\\') \
-                 AND ($5 < 0 OR pinned = $5) AND ($6 = '' OR agent_id = $6) \
-                 AND {text_filter} ORDER BY id DESC LIMIT $7",
-                select_columns()
-            ))
-            .into_owned();
-        let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(q.cursor.clone().unwrap_or_default())
-                    .bind(q.kind.map(MemoryKind::as_str).unwrap_or_default())
-                    .bind(label_pattern(q.tag.as_deref()))
-                    .bind(pinned)
-                    .bind(q.agent_id.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1)
-                    .bind(text.unwrap_or_default()),
+        BrainList::new("memories", select_columns())
+            .eq("kind", q.kind.map(MemoryKind::as_str))
+            .label("tags", q.tag.as_deref())
+            .eq_int("pinned", q.pinned.map(i64::from))
+            .eq("agent_id", q.agent_id.as_deref())
+            .words(self, q.q.as_deref())
+            .page(
+                self,
+                p,
+                q.cursor.as_deref(),
+                q.limit,
+                memory_from_row,
+                |m| m.id.clone(),
             )
-            .await?;
-        tx.commit().await?;
-        let items = rows
-            .iter()
-            .map(memory_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |m: &Memory| m.id.clone()))
+            .await
     }
 
     /// The pinned memories a run of `agent_id` for the caller starts with: the caller's

@@ -1,19 +1,15 @@
 //! Notes: markdown documents with tags, optionally in a project.
 
-use mosaic_api::{
-    BrainKind, CreateNoteRequest, Note, NoteQuery, Page, UpdateNoteRequest, DEFAULT_LIMIT,
-    MAX_LIMIT,
-};
+use mosaic_api::{BrainKind, CreateNoteRequest, Note, NoteQuery, Page, UpdateNoteRequest};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
-    index_text, label_pattern, matches, new_owner, normalise_labels, owner_columns, owner_from_row,
-    text_query, VISIBLE,
+    index_text, new_owner, normalise_labels, owner_columns, owner_from_row, VISIBLE,
 };
 use crate::db::{Acting, Tx};
-use crate::page::paginate;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const NOTE_COLUMNS: &str =
@@ -97,35 +93,14 @@ impl Store {
     #[tracing::instrument(name = "store.list_notes", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_notes(&self, p: &Principal, q: &NoteQuery) -> Result<Page<Note>> {
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        let text = q.q.as_deref().and_then(|q| text_query(self.backend(), q));
-        let text_filter = match text {
-            Some(_) => matches(self.backend(), "notes", 6),
-            None => "$6 = ''".to_string(),
-        };
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        let sql = tx
-            .sql(&format!(
-                "SELECT {NOTE_COLUMNS} FROM notes WHERE {VISIBLE} \
-                 AND ($2 = '' OR id < $2) AND ($3 = '' OR project_id = $3) \
-                 AND ($4 = '' OR tags LIKE $4 ESCAPE '\\') \
-                 AND {text_filter} ORDER BY id DESC LIMIT $5"
-            ))
-            .into_owned();
-        let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(q.cursor.clone().unwrap_or_default())
-                    .bind(q.project_id.clone().unwrap_or_default())
-                    .bind(label_pattern(q.tag.as_deref()))
-                    .bind(i64::from(limit) + 1)
-                    .bind(text.unwrap_or_default()),
-            )
-            .await?;
-        tx.commit().await?;
-        let items = rows.iter().map(note_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |n: &Note| n.id.clone()))
+        BrainList::new("notes", NOTE_COLUMNS)
+            .eq("project_id", q.project_id.as_deref())
+            .label("tags", q.tag.as_deref())
+            .words(self, q.q.as_deref())
+            .page(self, p, q.cursor.as_deref(), q.limit, note_from_row, |n| {
+                n.id.clone()
+            })
+            .await
     }
 
     /// Change a note; members of an owning team may.

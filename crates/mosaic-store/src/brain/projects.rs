@@ -3,17 +3,16 @@
 
 use mosaic_api::{
     CreateProjectRequest, Owner, Page, Project, ProjectQuery, ProjectStatus, UpdateProjectRequest,
-    DEFAULT_LIMIT, MAX_LIMIT,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, new_owner, owner_columns,
     owner_from_row, VISIBLE,
 };
 use crate::db::{Acting, Tx};
-use crate::page::paginate;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const PROJECT_COLUMNS: &str = "id, name, description, status, owner_user_id, owner_team_id, \
@@ -110,33 +109,19 @@ impl Store {
     #[tracing::instrument(name = "store.list_projects", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_projects(&self, p: &Principal, q: &ProjectQuery) -> Result<Page<Project>> {
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        let sql = tx
-            .sql(&format!(
-                "SELECT {PROJECT_COLUMNS} FROM projects WHERE {VISIBLE} \
-                 AND ($2 = '' OR id < $2) AND ($3 = '' OR status = $3) \
-                 AND ($4 = '' OR workspace_id = $4) AND ($5 = '' OR owner_team_id = $5) \
-                 ORDER BY id DESC LIMIT $6"
-            ))
-            .into_owned();
-        let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(q.cursor.clone().unwrap_or_default())
-                    .bind(q.status.map(ProjectStatus::as_str).unwrap_or_default())
-                    .bind(q.workspace_id.clone().unwrap_or_default())
-                    .bind(q.team_id.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1),
+        BrainList::new("projects", PROJECT_COLUMNS)
+            .eq("status", q.status.map(ProjectStatus::as_str))
+            .eq("workspace_id", q.workspace_id.as_deref())
+            .eq("owner_team_id", q.team_id.as_deref())
+            .page(
+                self,
+                p,
+                q.cursor.as_deref(),
+                q.limit,
+                project_from_row,
+                |p| p.id.clone(),
             )
-            .await?;
-        tx.commit().await?;
-        let items = rows
-            .iter()
-            .map(project_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |p: &Project| p.id.clone()))
+            .await
     }
 
     /// Change a project; members of an owning team may.

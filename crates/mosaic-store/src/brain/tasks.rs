@@ -4,18 +4,17 @@
 
 use mosaic_api::{
     BrainKind, CreateTaskRequest, Owner, Page, Task, TaskPriority, TaskQuery, TaskStatus,
-    UpdateTaskRequest, DEFAULT_LIMIT, MAX_LIMIT,
+    UpdateTaskRequest,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
-    index_text, label_pattern, matches, new_owner, normalise_labels, owner_columns, owner_from_row,
-    parse_time, text_query, VISIBLE,
+    index_text, new_owner, normalise_labels, owner_columns, owner_from_row, parse_time, VISIBLE,
 };
 use crate::db::{Acting, Tx};
-use crate::page::paginate;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const TASK_COLUMNS: &str = "id, title, body, status, priority, due_at, assignee_user_id, \
@@ -198,45 +197,20 @@ impl Store {
     #[tracing::instrument(name = "store.list_tasks", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_tasks(&self, p: &Principal, q: &TaskQuery) -> Result<Page<Task>> {
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let due_before = q.due_before.as_deref().map(parse_time).transpose()?;
-        let text = q.q.as_deref().and_then(|q| text_query(self.backend(), q));
-        let text_filter = match text {
-            Some(_) => matches(self.backend(), "tasks", 11),
-            None => "$11 = ''".to_string(),
-        };
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        let sql = tx
-            .sql(&format!(
-                "SELECT {TASK_COLUMNS} FROM tasks WHERE {VISIBLE} \
-                 AND ($2 = '' OR id < $2) AND ($3 = '' OR project_id = $3) \
-                 AND ($4 = '' OR status = $4) AND ($5 = '' OR assignee_user_id = $5) \
-                 AND ($6 = '' OR labels LIKE $6 ESCAPE '\\') \
-                 AND ($7 = '' OR parent_task_id = $7) AND ($8 = 0 OR due_at < $9) \
-                 AND ($12 = '' OR mission_id = $12) \
-                 AND {text_filter} ORDER BY id DESC LIMIT $10"
-            ))
-            .into_owned();
-        let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(q.cursor.clone().unwrap_or_default())
-                    .bind(q.project_id.clone().unwrap_or_default())
-                    .bind(q.status.map(TaskStatus::as_str).unwrap_or_default())
-                    .bind(q.assignee.clone().unwrap_or_default())
-                    .bind(label_pattern(q.label.as_deref()))
-                    .bind(q.parent_task_id.clone().unwrap_or_default())
-                    .bind(i64::from(due_before.is_some()))
-                    .bind(due_before.unwrap_or(0))
-                    .bind(i64::from(limit) + 1)
-                    .bind(text.unwrap_or_default())
-                    .bind(q.mission_id.clone().unwrap_or_default()),
-            )
-            .await?;
-        tx.commit().await?;
-        let items = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |t: &Task| t.id.clone()))
+        BrainList::new("tasks", TASK_COLUMNS)
+            .eq("project_id", q.project_id.as_deref())
+            .eq("status", q.status.map(TaskStatus::as_str))
+            .eq("assignee_user_id", q.assignee.as_deref())
+            .label("labels", q.label.as_deref())
+            .eq("parent_task_id", q.parent_task_id.as_deref())
+            .eq("mission_id", q.mission_id.as_deref())
+            .before("due_at", due_before)
+            .words(self, q.q.as_deref())
+            .page(self, p, q.cursor.as_deref(), q.limit, task_from_row, |t| {
+                t.id.clone()
+            })
+            .await
     }
 
     /// Change a task; members of an owning team may.
