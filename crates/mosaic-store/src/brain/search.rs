@@ -42,7 +42,7 @@ struct Lexical {
 /// caller's items are ranked among the newest this many of them. Ranking scores every
 /// match, so without a bound a query of common words costs time in proportion to the
 /// whole collection; the vector half of a hybrid search still sees every item.
-const RANK_CAP: i64 = 2_000;
+const RANK_CAP: i64 = 1_000;
 
 /// The best `limit` lexical hits of one kind.
 async fn lexical(
@@ -269,19 +269,43 @@ impl Store {
         // How deep each list is read: deeper than `limit`, so that an item ranked
         // modestly in both lists can still make the cut.
         let depth = (limit * 3).clamp(30, 2 * MAX_HITS);
+        // Words and meaning are read side by side, each in a transaction of its own:
+        // on SQLite the scan of the vector index runs on a thread of its own while
+        // FTS5 ranks, on PostgreSQL the two queries run on two connections.
+        let words = async {
+            let mut tx = self.begin(Acting::As(p), false).await?;
+            if self.backend() == Backend::Postgres {
+                // Plan each search for its own words: a generic plan cannot tell a word
+                // in half the items from one in three, and the best plans differ.
+                tx.execute(sqlx::query(
+                    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)",
+                ))
+                .await?;
+            }
+            let mut lists = Vec::new();
+            for &kind in &kinds {
+                lists.push((
+                    kind,
+                    lexical(&mut tx, self.backend(), p, kind, &query, depth).await?,
+                ));
+            }
+            tx.commit().await?;
+            Ok::<_, crate::StoreError>(lists)
+        };
+        let meaning = async {
+            let Some(vector) = vector else {
+                return Ok(Vec::new());
+            };
+            let mut tx = self.begin(Acting::As(p), false).await?;
+            let near = self.nearest(&mut tx, p, &kinds, vector, depth).await?;
+            tx.commit().await?;
+            Ok::<_, crate::StoreError>(near)
+        };
+        let (lists, near) = tokio::try_join!(words, meaning)?;
+
         let mut hits: Vec<SearchHit> = Vec::new();
         let mut at: HashMap<(BrainKind, String), usize> = HashMap::new();
-        let mut tx = self.begin(Acting::As(p), false).await?;
-        if self.backend() == Backend::Postgres {
-            // Plan each search for its own words: a generic plan cannot tell a word in
-            // half the items from one in three, and the best plans for them differ.
-            tx.execute(sqlx::query(
-                "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)",
-            ))
-            .await?;
-        }
-        for &kind in &kinds {
-            let found = lexical(&mut tx, self.backend(), p, kind, &query, depth).await?;
+        for (kind, found) in lists {
             for (rank, l) in (1u32..).zip(found) {
                 let title = match kind {
                     BrainKind::Memory => memory_title(&l.title),
@@ -302,40 +326,43 @@ impl Store {
                 });
             }
         }
-        if let Some(vector) = vector {
-            let near = self.nearest(&mut tx, p, &kinds, vector, depth).await?;
-            let mut missing: Vec<(BrainKind, String)> = Vec::new();
-            for (rank, n) in (1u32..).zip(near) {
-                let key = (n.kind, n.id.clone());
-                let i = match at.get(&key) {
-                    Some(&i) => i,
-                    None => {
-                        missing.push(key.clone());
-                        at.insert(key, hits.len());
-                        hits.push(SearchHit {
-                            kind: n.kind,
-                            id: n.id,
-                            title: String::new(),
-                            snippet: String::new(),
-                            score: 0.0,
-                            scores: ScoreParts::default(),
-                        });
-                        hits.len() - 1
-                    }
-                };
-                let hit = &mut hits[i];
-                hit.score += rrf(rank);
-                hit.scores.vector_rank = Some(rank);
-                hit.scores.similarity = Some(n.similarity);
-            }
-            hits.sort_by(better);
-            hits.truncate(limit as usize);
+        let mut missing: Vec<(BrainKind, String)> = Vec::new();
+        for (rank, n) in (1u32..).zip(near) {
+            let key = (n.kind, n.id.clone());
+            let i = match at.get(&key) {
+                Some(&i) => i,
+                None => {
+                    missing.push(key.clone());
+                    at.insert(key, hits.len());
+                    hits.push(SearchHit {
+                        kind: n.kind,
+                        id: n.id,
+                        title: String::new(),
+                        snippet: String::new(),
+                        score: 0.0,
+                        scores: ScoreParts::default(),
+                    });
+                    hits.len() - 1
+                }
+            };
+            let hit = &mut hits[i];
+            hit.score += rrf(rank);
+            hit.scores.vector_rank = Some(rank);
+            hit.scores.similarity = Some(n.similarity);
+        }
+        hits.sort_by(better);
+        hits.truncate(limit as usize);
+        // Hits only meaning found still need a title and an excerpt.
+        let shown: Vec<(BrainKind, String)> = missing
+            .into_iter()
+            .filter(|(k, id)| hits.iter().any(|h| h.kind == *k && h.id == *id))
+            .collect();
+        if !shown.is_empty() {
+            let mut tx = self.begin(Acting::As(p), false).await?;
             for kind in kinds.iter().copied() {
-                let ids: Vec<&str> = missing
+                let ids: Vec<&str> = shown
                     .iter()
-                    .filter(|(k, id)| {
-                        *k == kind && hits.iter().any(|h| h.kind == kind && h.id == *id)
-                    })
+                    .filter(|(k, _)| *k == kind)
                     .map(|(_, id)| id.as_str())
                     .collect();
                 let described = describe(&mut tx, p, kind, &ids).await?;
@@ -349,10 +376,10 @@ impl Store {
                     }
                 }
             }
-            // A neighbour that vanished between the two reads has no title: drop it.
+            tx.commit().await?;
+            // A neighbour that vanished between the reads has no title: drop it.
             hits.retain(|h| !h.title.is_empty() || h.scores.lexical_rank.is_some());
         }
-        tx.commit().await?;
         hits.sort_by(better);
         hits.truncate(limit as usize);
         Ok(hits)

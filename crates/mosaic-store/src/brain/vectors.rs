@@ -21,7 +21,7 @@ use sqlx::Row;
 
 use super::VISIBLE;
 use crate::db::{Acting, Backend, Tx};
-use crate::{Principal, Result, Store};
+use crate::{Principal, Result, Store, StoreError};
 
 /// Longest text handed to the embedding model, in characters (models truncate to their
 /// own context anyway; this bounds the request).
@@ -479,22 +479,29 @@ impl Store {
             keys.push(format!("t:{}", row.try_get::<String, _>("team_id")?));
         }
         // Four times as many candidates as asked for, re-scored exactly below: the
-        // quantised order is close to the exact one, not always equal.
-        let candidates: Vec<(BrainKind, String)> = {
-            let guard = self.inner_vectors().read().await;
+        // quantised order is close to the exact one, not always equal. The scan is
+        // plain computation over tens of megabytes: it runs on a blocking thread, so
+        // the word half of a search proceeds meanwhile and no async worker stalls.
+        let store = self.clone();
+        let (values, wanted) = (q.values.clone(), kinds.to_vec());
+        let want = (n as usize * 4).max(40);
+        let candidates: Vec<(BrainKind, String)> = tokio::task::spawn_blocking(move || {
+            let guard = store.inner_vectors().blocking_read();
             let Some(index) = guard.as_ref() else {
-                return Ok(Vec::new());
+                return Vec::new();
             };
             let owners: Vec<u32> = keys
                 .iter()
                 .filter_map(|k| index.owners.get(k).copied())
                 .collect();
             index
-                .nearest(&q.values, &owners, kinds, (n as usize * 4).max(40))
+                .nearest(&values, &owners, &wanted, want)
                 .into_iter()
                 .map(|i| (index.items[i].kind, index.items[i].id.clone()))
                 .collect()
-        };
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("the vector scan failed: {e}")))?;
         let mut out = Vec::new();
         for kind in kinds {
             let ids: Vec<&String> = candidates

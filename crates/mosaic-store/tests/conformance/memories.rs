@@ -962,13 +962,13 @@ pub(crate) async fn row_level_security_guards_memories(db: TestDb) {
 
 async fn common_words_rank_the_newest_matches_and_rare_ones_find_old_items(db: TestDb) {
     let (_, [(_, alice), (_, bob)]) = db.admin_and_users(["alice", "bob"]).await;
-    // More matches of "common" than a lexical search ranks (2,000), the oldest marked.
+    // More matches of "common" than a lexical search ranks (1,000), the oldest marked.
     let oldest = db
         .store
         .create_memory(&alice, &memory("common word, and the marker"))
         .await
         .unwrap();
-    for i in 0..2_010 {
+    for i in 0..1_010 {
         db.store
             .create_memory(&alice, &memory(&format!("common filler {i}")))
             .await
