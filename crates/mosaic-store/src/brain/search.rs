@@ -44,7 +44,9 @@ struct Lexical {
 /// whole collection; the vector half of a hybrid search still sees every item.
 const RANK_CAP: i64 = 1_000;
 
-/// The best `limit` lexical hits of one kind.
+/// The best `limit` lexical hits of one kind; on PostgreSQL only the first `shown` get
+/// a headline (`ts_headline` parses the whole text: the rest get an excerpt if they
+/// make the final list).
 async fn lexical(
     tx: &mut Tx<'_>,
     backend: Backend,
@@ -52,6 +54,7 @@ async fn lexical(
     kind: BrainKind,
     query: &str,
     limit: u32,
+    shown: u32,
 ) -> Result<Vec<Lexical>> {
     if backend == Backend::Sqlite {
         return lexical_sqlite(tx, p, kind, query, limit).await;
@@ -72,8 +75,9 @@ async fn lexical(
     // The query is planned for its words (see `search_hybrid`): for common words an
     // index walk newest-first that stops at the cap, for rare ones the GIN index.
     let sql = format!(
-        "SELECT x.id, {title}, ts_headline('simple', {text}, plainto_tsquery('simple', $2), \
-           'StartSel=«, StopSel=», MaxWords=24, MinWords=8') AS snippet, r.score \
+        "SELECT x.id, {title}, CASE WHEN row_number() OVER (ORDER BY r.score DESC, x.id DESC) \
+           <= $4 THEN ts_headline('simple', {text}, plainto_tsquery('simple', $2), \
+           'StartSel=«, StopSel=», MaxWords=24, MinWords=8') ELSE '' END AS snippet, r.score \
          FROM (SELECT c.id, ts_rank(c.search, plainto_tsquery('simple', $2))::float8 AS score \
            FROM (SELECT w.id, w.search FROM {t}_words w \
              WHERE w.search @@ plainto_tsquery('simple', $2) AND (w.owner_user_id = $1 \
@@ -87,7 +91,8 @@ async fn lexical(
             sqlx::query(&sql)
                 .bind(p.user_id())
                 .bind(query)
-                .bind(i64::from(limit)),
+                .bind(i64::from(limit))
+                .bind(i64::from(shown)),
         )
         .await?;
     rows.iter().map(lexical_from_row).collect()
@@ -209,6 +214,8 @@ async fn describe(
         let body: String = row.try_get("body")?;
         let (title, snippet) = match kind {
             BrainKind::Memory => (memory_title(&title), excerpt(&title)),
+            // A task without a body is its title.
+            _ if body.trim().is_empty() => (title.clone(), title),
             _ => (title, excerpt(&body)),
         };
         out.insert(row.try_get("id")?, (title, snippet));
@@ -226,6 +233,16 @@ fn better(a: &SearchHit, b: &SearchHit) -> std::cmp::Ordering {
         .then_with(|| lexical(b).total_cmp(&lexical(a)))
         .then_with(|| similarity(b).total_cmp(&similarity(a)))
         .then_with(|| b.id.cmp(&a.id))
+}
+
+/// Give a hit the title and excerpt it lacks.
+fn fill(hit: &mut SearchHit, (title, excerpt): (String, String)) {
+    if hit.title.is_empty() {
+        hit.title = title;
+    }
+    if hit.snippet.is_empty() {
+        hit.snippet = excerpt;
+    }
 }
 
 fn rrf(rank: u32) -> f64 {
@@ -286,7 +303,7 @@ impl Store {
             for &kind in &kinds {
                 lists.push((
                     kind,
-                    lexical(&mut tx, self.backend(), p, kind, &query, depth).await?,
+                    lexical(&mut tx, self.backend(), p, kind, &query, depth, limit).await?,
                 ));
             }
             tx.commit().await?;
@@ -294,14 +311,27 @@ impl Store {
         };
         let meaning = async {
             let Some(vector) = vector else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), HashMap::new()));
             };
             let mut tx = self.begin(Acting::As(p), false).await?;
             let near = self.nearest(&mut tx, p, &kinds, vector, depth).await?;
+            // Their titles and excerpts too, while the transaction is open: most hybrid
+            // answers hold hits that only meaning found.
+            let mut described = HashMap::new();
+            for kind in kinds.iter().copied() {
+                let ids: Vec<&str> = near
+                    .iter()
+                    .filter(|n| n.kind == kind)
+                    .map(|n| n.id.as_str())
+                    .collect();
+                for (id, text) in describe(&mut tx, p, kind, &ids).await? {
+                    described.insert((kind, id), text);
+                }
+            }
             tx.commit().await?;
-            Ok::<_, crate::StoreError>(near)
+            Ok::<_, crate::StoreError>((near, described))
         };
-        let (lists, near) = tokio::try_join!(words, meaning)?;
+        let (lists, (near, mut described)) = tokio::try_join!(words, meaning)?;
 
         let mut hits: Vec<SearchHit> = Vec::new();
         let mut at: HashMap<(BrainKind, String), usize> = HashMap::new();
@@ -326,13 +356,11 @@ impl Store {
                 });
             }
         }
-        let mut missing: Vec<(BrainKind, String)> = Vec::new();
         for (rank, n) in (1u32..).zip(near) {
             let key = (n.kind, n.id.clone());
             let i = match at.get(&key) {
                 Some(&i) => i,
                 None => {
-                    missing.push(key.clone());
                     at.insert(key, hits.len());
                     hits.push(SearchHit {
                         kind: n.kind,
@@ -352,34 +380,35 @@ impl Store {
         }
         hits.sort_by(better);
         hits.truncate(limit as usize);
-        // Hits only meaning found still need a title and an excerpt.
-        let shown: Vec<(BrainKind, String)> = missing
-            .into_iter()
-            .filter(|(k, id)| hits.iter().any(|h| h.kind == *k && h.id == *id))
-            .collect();
-        if !shown.is_empty() {
+        // Titles and excerpts of hits that have none yet: found by meaning only (read
+        // above), or by words too far down their list for a headline.
+        for hit in hits.iter_mut() {
+            if let Some(text) = described.remove(&(hit.kind, hit.id.clone())) {
+                fill(hit, text);
+            }
+        }
+        if hits
+            .iter()
+            .any(|h| h.title.is_empty() || h.snippet.is_empty())
+        {
             let mut tx = self.begin(Acting::As(p), false).await?;
             for kind in kinds.iter().copied() {
-                let ids: Vec<&str> = shown
+                let ids: Vec<&str> = hits
                     .iter()
-                    .filter(|(k, _)| *k == kind)
-                    .map(|(_, id)| id.as_str())
+                    .filter(|h| h.kind == kind && (h.title.is_empty() || h.snippet.is_empty()))
+                    .map(|h| h.id.as_str())
                     .collect();
                 let described = describe(&mut tx, p, kind, &ids).await?;
-                for hit in hits
-                    .iter_mut()
-                    .filter(|h| h.kind == kind && h.title.is_empty())
-                {
-                    if let Some((title, snippet)) = described.get(&hit.id) {
-                        hit.title = title.clone();
-                        hit.snippet = snippet.clone();
+                for hit in hits.iter_mut().filter(|h| h.kind == kind) {
+                    if let Some(text) = described.get(&hit.id) {
+                        fill(hit, text.clone());
                     }
                 }
             }
             tx.commit().await?;
-            // A neighbour that vanished between the reads has no title: drop it.
-            hits.retain(|h| !h.title.is_empty() || h.scores.lexical_rank.is_some());
         }
+        // A neighbour that vanished between the reads has no title: drop it.
+        hits.retain(|h| !h.title.is_empty());
         hits.sort_by(better);
         hits.truncate(limit as usize);
         Ok(hits)
