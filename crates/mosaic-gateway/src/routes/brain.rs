@@ -386,8 +386,12 @@ mod tests {
             Ok(vec![BrainKind::Task, BrainKind::Note])
         );
         assert_eq!(
+            parse_kinds(Some("memory,task")),
+            Ok(vec![BrainKind::Memory, BrainKind::Task])
+        );
+        assert_eq!(
             parse_kinds(Some("task,memo")).map_err(|e| e.message),
-            Err("unknown kind 'memo'; expected task or note".to_string())
+            Err("unknown kind 'memo'; expected task, note or memory".to_string())
         );
     }
 }
