@@ -340,7 +340,15 @@ async fn measure_engine(
     };
     // The store's connections go before its database does.
     drop(store);
-    drop(scratch);
+    // MOSAIC_BENCH_KEEP_POSTGRES=1 keeps the loaded database for a look with psql.
+    if std::env::var_os("MOSAIC_BENCH_KEEP_POSTGRES").is_some() {
+        if let Some(pg) = &scratch._postgres {
+            eprintln!("mosaic-bench: keeping the PostgreSQL database: {}", pg.url);
+        }
+        std::mem::forget(scratch);
+    } else {
+        drop(scratch);
+    }
     Ok(figures)
 }
 
