@@ -34,6 +34,22 @@ fn memory(text: &str) -> CreateMemoryRequest {
     }
 }
 
+fn task_text(title: &str, body: &str) -> CreateTaskRequest {
+    CreateTaskRequest {
+        title: title.into(),
+        body: body.into(),
+        ..Default::default()
+    }
+}
+
+fn note_text(title: &str, body: &str) -> CreateNoteRequest {
+    CreateNoteRequest {
+        title: title.into(),
+        body: body.into(),
+        ..Default::default()
+    }
+}
+
 async fn memory_ids(store: &Store, p: &Principal, q: MemoryQuery) -> Vec<String> {
     store
         .list_memories(p, &q)
@@ -560,26 +576,12 @@ async fn embeddings_are_pending_until_saved_and_again_after_text_changes(db: Tes
     let (_, [(_, alice), (_, bob)]) = db.admin_and_users(["alice", "bob"]).await;
     let t = db
         .store
-        .create_task(
-            &alice,
-            &CreateTaskRequest {
-                title: "Water the plants".into(),
-                body: "every second day".into(),
-                ..Default::default()
-            },
-        )
+        .create_task(&alice, &task_text("Water the plants", "every second day"))
         .await
         .unwrap();
     let n = db
         .store
-        .create_note(
-            &bob,
-            &CreateNoteRequest {
-                title: "Recipes".into(),
-                body: "bread".into(),
-                ..Default::default()
-            },
-        )
+        .create_note(&bob, &note_text("Recipes", "bread"))
         .await
         .unwrap();
     let m = db
@@ -696,24 +698,16 @@ async fn hybrid_search_fuses_words_and_meaning_within_the_callers_items(db: Test
         .store
         .create_task(
             &alice,
-            &CreateTaskRequest {
-                title: "Plant tomatoes".into(),
-                body: "after the last frost; water in the morning".into(),
-                ..Default::default()
-            },
+            &task_text(
+                "Plant tomatoes",
+                "after the last frost; water in the morning",
+            ),
         )
         .await
         .unwrap();
     let trip = db
         .store
-        .create_note(
-            &alice,
-            &CreateNoteRequest {
-                title: "Lisbon trip".into(),
-                body: "flights booked".into(),
-                ..Default::default()
-            },
-        )
+        .create_note(&alice, &note_text("Lisbon trip", "flights booked"))
         .await
         .unwrap();
     let bobs = db
