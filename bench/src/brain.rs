@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use mosaic_store::{Backend, Store, StoreOptions};
+use mosaic_store::{Backend, Principal, Store, StoreOptions};
 use mosaic_test_support::{ScratchPostgres, POSTGRES_URL_VAR};
 use serde_json::{json, Value};
 
@@ -43,6 +43,10 @@ const POSTGRES_TARGET_MS: f64 = 10.0;
 const WARMUP: usize = 50;
 const DATA_SEED: u64 = 0x6d6f_7361_6963;
 const QUERY_SEED: u64 = 0x71_7565_7279;
+
+/// The URL of a database an earlier run loaded and kept (`MOSAIC_BENCH_KEEP_POSTGRES`):
+/// the PostgreSQL searches run on it, without loading.
+const REUSE_VAR: &str = "MOSAIC_BENCH_REUSE_POSTGRES";
 
 const SETUP_LIMIT: Duration = Duration::from_secs(120);
 const LOAD_LIMIT: Duration = Duration::from_secs(3600);
@@ -135,10 +139,8 @@ fn parse_args() -> Result<Args> {
 /// What one engine measured.
 struct Figures {
     engine: Engine,
-    create: Duration,
-    embed: Duration,
-    /// PostgreSQL: the `VACUUM ANALYZE` after loading.
-    settle: Option<Duration>,
+    /// None when the searches ran on a database loaded by an earlier run.
+    load: Option<Load>,
     first_search: Duration,
     hybrid: Latency,
     lexical: Latency,
@@ -158,6 +160,15 @@ impl Figures {
         let t = self.engine.target_ms();
         (self.hybrid.p50 < t, self.hybrid.p99 < t)
     }
+}
+
+/// How long loading took.
+#[derive(Clone, Copy)]
+struct Load {
+    create: Duration,
+    embed: Duration,
+    /// PostgreSQL: the `VACUUM ANALYZE` after loading.
+    settle: Option<Duration>,
 }
 
 /// The scratch database of a store, removed when dropped (after the store).
@@ -238,6 +249,27 @@ async fn measure_engine(
     let name = engine.name();
     let model = format!("bench-embedding-{}", corpus.dims);
     let (timed, warmup) = queries.split_at(args.queries);
+    let reuse_url = match engine {
+        Engine::Postgres => std::env::var(REUSE_VAR).ok().filter(|u| !u.is_empty()),
+        Engine::Sqlite => None,
+    };
+    if let Some(url) = reuse_url {
+        eprintln!("mosaic-bench: {name}: searching the database loaded earlier at {url}…");
+        let (store, alice, index_of) = bounded(
+            "opening the loaded database",
+            SETUP_LIMIT,
+            reuse(&url, corpus),
+        )
+        .await?;
+        let figures = searches(
+            engine, &store, &alice, &model, &index_of, corpus, warmup, timed, exact,
+        )
+        .await?;
+        return Ok(Figures {
+            load: None,
+            ..figures
+        });
+    }
     eprintln!("mosaic-bench: {name}: opening a scratch store…");
     let (store, scratch) = bounded(
         "opening the store",
@@ -291,12 +323,100 @@ async fn measure_engine(
         None => None,
     };
 
-    eprintln!("mosaic-bench: {name}: first search, then timed series…");
+    let figures = searches(
+        engine, &store, &alice, &model, &index_of, corpus, warmup, timed, exact,
+    )
+    .await?;
+    let figures = Figures {
+        load: Some(Load {
+            create,
+            embed,
+            settle,
+        }),
+        db_bytes: scratch.dir.as_ref().map(|dir| files_size(dir.path())),
+        ..figures
+    };
+    // The store's connections go before its database does.
+    drop(store);
+    // MOSAIC_BENCH_KEEP_POSTGRES=1 keeps the loaded database for a look with psql, or
+    // for more searches with MOSAIC_BENCH_REUSE_POSTGRES.
+    if std::env::var_os("MOSAIC_BENCH_KEEP_POSTGRES").is_some() {
+        if let Some(pg) = &scratch._postgres {
+            eprintln!("mosaic-bench: keeping the PostgreSQL database: {}", pg.url);
+        }
+        std::mem::forget(scratch);
+    } else {
+        drop(scratch);
+    }
+    Ok(figures)
+}
+
+/// The store of a database an earlier run loaded and kept, its measured user, and
+/// memory ids by corpus index (found by text).
+async fn reuse(url: &str, corpus: &Corpus) -> Result<(Store, Principal, HashMap<String, usize>)> {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to {REUSE_VAR}"))?;
+    // The gateway's own role may read every tenant's rows.
+    sqlx::query("SELECT set_config('mosaic.role', 'system', false)")
+        .execute(&mut conn)
+        .await?;
+    let alice: String = sqlx::query("SELECT id FROM users WHERE username = 'alice'")
+        .fetch_optional(&mut conn)
+        .await?
+        .context("no user alice: was this database loaded by mosaic-bench brain?")?
+        .try_get("id")?;
+    let by_text: HashMap<&str, usize> = corpus
+        .texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let mut index_of = HashMap::new();
+    for row in sqlx::query("SELECT id, text FROM memories")
+        .fetch_all(&mut conn)
+        .await?
+    {
+        let text: String = row.try_get("text")?;
+        let i = *by_text
+            .get(text.as_str())
+            .context("a memory not in this corpus: load with the same --memories and --dims")?;
+        index_of.insert(row.try_get("id")?, i);
+    }
+    ensure!(
+        index_of.len() == corpus.texts.len(),
+        "{} memories in the database, {} in the corpus: load with the same --memories",
+        index_of.len(),
+        corpus.texts.len()
+    );
+    conn.close().await?;
+    let store = Store::open(&StoreOptions::new(url)).await?;
+    Ok((store, Principal::user(&alice, false), index_of))
+}
+
+/// The first search and the timed series, on a loaded store.
+#[allow(clippy::too_many_arguments)]
+async fn searches(
+    engine: Engine,
+    store: &Store,
+    alice: &Principal,
+    model: &str,
+    index_of: &HashMap<String, usize>,
+    corpus: &Corpus,
+    warmup: &[data::Query],
+    timed: &[data::Query],
+    exact: &[Vec<usize>],
+) -> Result<Figures> {
+    eprintln!(
+        "mosaic-bench: {}: first search, then timed series…",
+        engine.name()
+    );
     let start = Instant::now();
     bounded(
         "the first search",
         SEARCH_LIMIT,
-        measure::search(&store, &alice, &model, Mode::Vector, &warmup[0]),
+        measure::search(store, alice, model, Mode::Vector, &warmup[0]),
     )
     .await?;
     let first_search = start.elapsed();
@@ -306,11 +426,11 @@ async fn measure_engine(
         let s = bounded(
             &format!("the {} series", mode.name()),
             SEARCH_LIMIT,
-            measure::series(&store, &alice, &model, mode, warmup, timed),
+            measure::series(store, alice, model, mode, warmup, timed),
         )
         .await?;
         // Fails on any hit of the other tenant.
-        let found = measure::hit_indexes(&s, &index_of, corpus.main, mode)?;
+        let found = measure::hit_indexes(&s, index_of, corpus.main, mode)?;
         series.insert(mode, (Latency::of(&s.times), found));
     }
     let (hybrid, hybrid_found) = &series[&Mode::Hybrid];
@@ -324,11 +444,9 @@ async fn measure_engine(
         / timed.len() as f64;
     let lexical_hits =
         lexical_found.iter().map(Vec::len).sum::<usize>() as f64 / timed.len() as f64;
-    let figures = Figures {
+    Ok(Figures {
         engine,
-        create,
-        embed,
-        settle,
+        load: None,
         first_search,
         hybrid: *hybrid,
         lexical: *lexical,
@@ -336,20 +454,8 @@ async fn measure_engine(
         recall: measure::recall(vector_found, exact, measure::TOP as usize),
         source_found,
         lexical_hits,
-        db_bytes: scratch.dir.as_ref().map(|dir| files_size(dir.path())),
-    };
-    // The store's connections go before its database does.
-    drop(store);
-    // MOSAIC_BENCH_KEEP_POSTGRES=1 keeps the loaded database for a look with psql.
-    if std::env::var_os("MOSAIC_BENCH_KEEP_POSTGRES").is_some() {
-        if let Some(pg) = &scratch._postgres {
-            eprintln!("mosaic-bench: keeping the PostgreSQL database: {}", pg.url);
-        }
-        std::mem::forget(scratch);
-    } else {
-        drop(scratch);
-    }
-    Ok(figures)
+        db_bytes: None,
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -379,18 +485,21 @@ fn report(args: &Args, corpus: &Corpus, figures: &[Figures]) {
         let rate = |d: Duration| n as f64 / d.as_secs_f64();
         println!();
         println!("{}", f.engine.name());
-        println!(
-            "  load: create {:.1} s ({:.0}/s), embed {:.1} s ({:.0}/s), {} writers",
-            f.create.as_secs_f64(),
-            rate(f.create),
-            f.embed.as_secs_f64(),
-            rate(f.embed),
-            args.concurrency
-        );
+        match f.load {
+            Some(load) => println!(
+                "  load: create {:.1} s ({:.0}/s), embed {:.1} s ({:.0}/s), {} writers",
+                load.create.as_secs_f64(),
+                rate(load.create),
+                load.embed.as_secs_f64(),
+                rate(load.embed),
+                args.concurrency
+            ),
+            None => println!("  load: none, searched a database loaded earlier ({REUSE_VAR})"),
+        }
         if let Some(bytes) = f.db_bytes {
             println!("  database files {:.1} MiB", bytes as f64 / 1_048_576.0);
         }
-        if let Some(settle) = f.settle {
+        if let Some(settle) = f.load.and_then(|l| l.settle) {
             println!(
                 "  VACUUM ANALYZE after loading: {:.1} s",
                 settle.as_secs_f64()
@@ -443,12 +552,12 @@ fn figures_json(args: &Args, corpus: &Corpus, figures: &[Figures]) -> Value {
         .map(|f| {
             let (p50, p99) = f.met();
             let value = json!({
-                "create_s": f.create.as_secs_f64(),
-                "create_per_s": n as f64 / f.create.as_secs_f64(),
-                "embed_s": f.embed.as_secs_f64(),
-                "embed_per_s": n as f64 / f.embed.as_secs_f64(),
+                "create_s": f.load.map(|l| l.create.as_secs_f64()),
+                "create_per_s": f.load.map(|l| n as f64 / l.create.as_secs_f64()),
+                "embed_s": f.load.map(|l| l.embed.as_secs_f64()),
+                "embed_per_s": f.load.map(|l| n as f64 / l.embed.as_secs_f64()),
                 "db_bytes": f.db_bytes,
-                "vacuum_s": f.settle.map(|d| d.as_secs_f64()),
+                "vacuum_s": f.load.and_then(|l| l.settle).map(|d| d.as_secs_f64()),
                 "first_search_ms": ms(f.first_search),
                 "hybrid_ms": f.hybrid.json(),
                 "lexical_ms": f.lexical.json(),
