@@ -301,6 +301,16 @@ impl TeamSettings {
 }
 
 impl Tx<'_> {
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// PostgreSQL: the acting user's teams, comma-separated (ids are UUIDs), as read
+    /// when the transaction began.
+    pub(crate) fn member_teams(&self) -> String {
+        self.teams.member.join(",")
+    }
+
     /// Statement text for this engine: `$n` placeholders become `?n` on SQLite.
     pub fn sql<'s>(&self, sql: &'s str) -> Cow<'s, str> {
         match self.backend {

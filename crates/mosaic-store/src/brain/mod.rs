@@ -209,7 +209,13 @@ pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 
 /// The engine's query for the words of `q` (all must occur); `None` when `q` has none.
 pub(crate) fn text_query(backend: Backend, q: &str) -> Option<String> {
-    let terms: Vec<String> = words(q).take(MAX_TERMS).collect();
+    // Each word once: a repeated word matches the same items, and PostgreSQL would
+    // count it twice when it estimates how many items match (and plan for too few).
+    let mut seen = std::collections::HashSet::new();
+    let terms: Vec<String> = words(q)
+        .filter(|w| seen.insert(w.clone()))
+        .take(MAX_TERMS)
+        .collect();
     if terms.is_empty() {
         return None;
     }

@@ -41,61 +41,183 @@ struct Lexical {
 /// Most matches of one kind a lexical search ranks: words found in more of the
 /// caller's items are ranked among the newest this many of them. Ranking scores every
 /// match, so without a bound a query of common words costs time in proportion to the
-/// whole collection; the vector half of a hybrid search still sees every item.
-const RANK_CAP: i64 = 1_000;
+/// whole collection; the vector half of a hybrid search still sees every item. The
+/// cap sets the worst case: on PostgreSQL, words in about 4,000 of 100,000 items cost
+/// about 4 ms either way (walking the newest items until 300 match, or reading every
+/// match through the GIN index); at 1,000 that was 10 ms.
+const RANK_CAP: i64 = 300;
 
-/// The best `limit` lexical hits of one kind; on PostgreSQL only the first `shown` get
-/// a headline (`ts_headline` parses the whole text: the rest get an excerpt if they
-/// make the final list).
+/// The best `depth` lexical hits of each kind; only the first `shown` of a kind get a
+/// headline (PostgreSQL's `ts_headline` parses the whole text: the rest get an
+/// excerpt if they make the final list).
 async fn lexical(
     tx: &mut Tx<'_>,
     backend: Backend,
     p: &Principal,
-    kind: BrainKind,
+    kinds: &[BrainKind],
     query: &str,
-    limit: u32,
+    depth: u32,
     shown: u32,
-) -> Result<Vec<Lexical>> {
+) -> Result<Vec<(BrainKind, Vec<Lexical>)>> {
+    let mut lists = Vec::new();
     if backend == Backend::Sqlite {
-        return lexical_sqlite(tx, p, kind, query, limit).await;
+        for &kind in kinds {
+            lists.push((kind, lexical_sqlite(tx, p, kind, query, depth).await?));
+        }
+        return Ok(lists);
     }
-    // Candidates come from the word table (its GIN index; see migration 0009), filtered
-    // by owner and capped before ts_rank scores them; what is returned is read from the
-    // item's table under row-level security. Titles are weight A (1.0), bodies B (0.4),
-    // in ts_rank's default weights.
-    let t = table(kind);
-    let text = match kind {
-        BrainKind::Memory => "x.text",
-        _ => "x.title || ' ' || x.body",
-    };
-    let title = match kind {
-        BrainKind::Memory => "x.text AS title",
-        _ => "x.title",
-    };
-    // The query is planned for its words (see `search_hybrid`): for common words an
-    // index walk newest-first that stops at the cap, for rare ones the GIN index.
-    let sql = format!(
-        "SELECT x.id, {title}, CASE WHEN row_number() OVER (ORDER BY r.score DESC, x.id DESC) \
-           <= $4 THEN ts_headline('simple', {text}, plainto_tsquery('simple', $2), \
-           'StartSel=«, StopSel=», MaxWords=24, MinWords=8') ELSE '' END AS snippet, r.score \
-         FROM (SELECT c.id, ts_rank(c.search, plainto_tsquery('simple', $2))::float8 AS score \
-           FROM (SELECT w.id, w.search FROM {t}_words w \
-             WHERE w.search @@ plainto_tsquery('simple', $2) AND (w.owner_user_id = $1 \
-             OR w.owner_team_id IN (SELECT team_id FROM team_members WHERE user_id = $1)) \
-             ORDER BY w.id DESC LIMIT {RANK_CAP}) c \
-           ORDER BY score DESC, c.id DESC LIMIT $3) r \
-         JOIN {t} x ON x.id = r.id WHERE {VISIBLE} ORDER BY r.score DESC, x.id DESC"
-    );
+    let ranked = ranked_ids(tx, p, kinds, query, depth).await?;
+    for (kind, ids) in kinds.iter().copied().zip(ranked) {
+        let found = if ids.is_empty() {
+            Vec::new()
+        } else {
+            lexical_rows(tx, p, kind, query, &ids, shown).await?
+        };
+        lists.push((kind, found));
+    }
+    Ok(lists)
+}
+
+/// PostgreSQL: the ids and scores of the best `depth` matches of each kind, best
+/// first, from the word tables (see migration 0009), filtered by the caller's owners
+/// (the user and their teams).
+/// Per kind the newest [`RANK_CAP`] matches are picked by id alone (a narrow sort)
+/// and then scored by `ts_rank` (titles weigh 1.0, bodies 0.4). One statement for
+/// every kind, planned for its own words: it is never kept prepared, so PostgreSQL
+/// plans it with the words in hand (a walk of the newest items for common words,
+/// the GIN index for rarer ones), where a cached generic plan could not tell them
+/// apart.
+async fn ranked_ids(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    kinds: &[BrainKind],
+    query: &str,
+    depth: u32,
+) -> Result<Vec<Vec<(String, f64)>>> {
+    let parts: Vec<String> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| {
+            let t = table(kind);
+            format!(
+                "(SELECT {i} AS k, w.id, ts_rank(w.search, plainto_tsquery('simple', $2))::float8 \
+                   AS score FROM {t}_words w \
+                 WHERE w.ctid = ANY(ARRAY(SELECT c.ctid FROM {t}_words c \
+                   WHERE c.search @@ plainto_tsquery('simple', $2) AND (c.owner_user_id = $1 \
+                   OR c.owner_team_id = ANY(string_to_array($4, ','))) \
+                   ORDER BY c.id DESC LIMIT {RANK_CAP})) \
+                 ORDER BY score DESC, w.id DESC LIMIT $3)"
+            )
+        })
+        .collect();
+    let sql = parts.join(" UNION ALL ");
+    // The word tables are small (about 30 MB for 100,000 memories) and read from
+    // memory, where a page costs about what checking a row does. At the default page
+    // costs (1 and 4) the planner prefers walking the newest items up to about three
+    // times as far as pays, well past the point where reading every match through the
+    // GIN index is faster.
+    tx.execute(sqlx::query(
+        "SELECT set_config('seq_page_cost', '0.1', true), \
+         set_config('random_page_cost', '0.1', true)",
+    ))
+    .await?;
     let rows = tx
         .fetch_all(
             sqlx::query(&sql)
                 .bind(p.user_id())
                 .bind(query)
-                .bind(i64::from(limit))
-                .bind(i64::from(shown)),
+                .bind(i64::from(depth))
+                // The caller's teams as the transaction read them (planning a
+                // sub-select of team_members costs as much as the rest).
+                .bind(tx.member_teams())
+                .persistent(false),
         )
         .await?;
-    rows.iter().map(lexical_from_row).collect()
+    let mut ranked = vec![Vec::new(); kinds.len()];
+    for row in rows {
+        let k: i32 = row.try_get("k")?;
+        if let Some(list) = usize::try_from(k).ok().and_then(|k| ranked.get_mut(k)) {
+            list.push((row.try_get("id")?, row.try_get("score")?));
+        }
+    }
+    // UNION ALL keeps each part's rows together but not their order across parts.
+    for list in &mut ranked {
+        list.sort_by(|a: &(String, f64), b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+    }
+    Ok(ranked)
+}
+
+/// PostgreSQL: titles and headlines of ranked ids, read from the item's table under
+/// row-level security (an id the caller may no longer see is dropped), in rank order.
+async fn lexical_rows(
+    tx: &mut Tx<'_>,
+    p: &Principal,
+    kind: BrainKind,
+    query: &str,
+    ranked: &[(String, f64)],
+    shown: u32,
+) -> Result<Vec<Lexical>> {
+    let t = table(kind);
+    let (title, text) = match kind {
+        BrainKind::Memory => ("x.text AS title", "x.text"),
+        _ => ("x.title", "x.title || ' ' || x.body"),
+    };
+    let sql = format!(
+        "SELECT x.id, {title}, CASE WHEN {} THEN ts_headline('simple', {text}, \
+           plainto_tsquery('simple', $3), 'StartSel=«, StopSel=», MaxWords=24, MinWords=8') \
+           ELSE '' END AS snippet \
+         FROM {t} x WHERE {VISIBLE} AND {}",
+        in_ids(Backend::Postgres, "x.id", 4),
+        in_ids(Backend::Postgres, "x.id", 2),
+    );
+    let all: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
+    let top = &all[..all.len().min(shown as usize)];
+    let rows = tx
+        .fetch_all(
+            sqlx::query(&sql)
+                .bind(p.user_id())
+                .bind(ids_param(Backend::Postgres, &all))
+                .bind(query)
+                .bind(ids_param(Backend::Postgres, top)),
+        )
+        .await?;
+    let mut found: HashMap<String, (String, String)> = HashMap::new();
+    for row in rows {
+        found.insert(
+            row.try_get("id")?,
+            (row.try_get("title")?, row.try_get("snippet")?),
+        );
+    }
+    Ok(ranked
+        .iter()
+        .filter_map(|(id, score)| {
+            let (title, snippet) = found.remove(id)?;
+            Some(Lexical {
+                id: id.clone(),
+                title,
+                snippet,
+                score: *score,
+            })
+        })
+        .collect())
+}
+
+/// The condition "`column` is one of the ids bound as `$n`" (see [`ids_param`]): one
+/// statement text for any number of ids, so it is prepared once.
+fn in_ids(backend: Backend, column: &str, n: u32) -> String {
+    match backend {
+        Backend::Postgres => format!("{column} = ANY(string_to_array(${n}, ','))"),
+        Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+    }
+}
+
+/// Ids as one parameter for [`in_ids`]: comma-separated on PostgreSQL (ids are UUIDs,
+/// never holding a comma), a JSON array on SQLite.
+fn ids_param(backend: Backend, ids: &[&str]) -> String {
+    match backend {
+        Backend::Postgres => ids.join(","),
+        Backend::Sqlite => serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+    }
 }
 
 fn lexical_from_row(row: &sqlx::any::AnyRow) -> Result<Lexical> {
@@ -195,19 +317,17 @@ async fn describe(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
     let sql = tx
         .sql(&format!(
-            "SELECT id, {} FROM {} WHERE {VISIBLE} AND id IN ({})",
+            "SELECT id, {} FROM {} WHERE {VISIBLE} AND {}",
             text_columns(kind),
             table(kind),
-            marks.join(", ")
+            in_ids(tx.backend(), "id", 2),
         ))
         .into_owned();
-    let mut query = sqlx::query(&sql).bind(p.user_id());
-    for id in ids {
-        query = query.bind(*id);
-    }
+    let query = sqlx::query(&sql)
+        .bind(p.user_id())
+        .bind(ids_param(tx.backend(), ids));
     let mut out = HashMap::new();
     for row in tx.fetch_all(query).await? {
         let title: String = row.try_get("title")?;
@@ -291,21 +411,7 @@ impl Store {
         // FTS5 ranks, on PostgreSQL the two queries run on two connections.
         let words = async {
             let mut tx = self.begin(Acting::As(p), false).await?;
-            if self.backend() == Backend::Postgres {
-                // Plan each search for its own words: a generic plan cannot tell a word
-                // in half the items from one in three, and the best plans differ.
-                tx.execute(sqlx::query(
-                    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)",
-                ))
-                .await?;
-            }
-            let mut lists = Vec::new();
-            for &kind in &kinds {
-                lists.push((
-                    kind,
-                    lexical(&mut tx, self.backend(), p, kind, &query, depth, limit).await?,
-                ));
-            }
+            let lists = lexical(&mut tx, self.backend(), p, &kinds, &query, depth, limit).await?;
             tx.commit().await?;
             Ok::<_, crate::StoreError>(lists)
         };

@@ -639,11 +639,7 @@ async fn other_users_items_are_not_found_and_never_listed(db: TestDb) {
 async fn team_members_read_and_write_team_items_and_only_team_admins_delete_them(db: TestDb) {
     let (_, [(_, alice), (bob_user, bob), (_, carol)]) =
         db.admin_and_users(["alice", "bob", "carol"]).await;
-    let team = db.store.create_team(&alice, "crew").await.unwrap();
-    db.store
-        .put_team_member(&alice, &team.id, "bob", TeamRole::Member)
-        .await
-        .unwrap();
+    let team = db.crew(&alice).await;
     // A plain member creates team items.
     let project = db
         .store
@@ -792,11 +788,7 @@ async fn team_members_read_and_write_team_items_and_only_team_admins_delete_them
 async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     let (_, [(_, alice), (bob_user, bob), (carol_user, _)]) =
         db.admin_and_users(["alice", "bob", "carol"]).await;
-    let team = db.store.create_team(&alice, "crew").await.unwrap();
-    db.store
-        .put_team_member(&alice, &team.id, "bob", TeamRole::Member)
-        .await
-        .unwrap();
+    let team = db.crew(&alice).await;
     let mine = CreateProjectRequest {
         name: "mine".into(),
         ..Default::default()
@@ -1232,11 +1224,7 @@ pub(crate) async fn row_level_security_guards_brain_rows(db: TestDb) {
         .unwrap();
     db.store.create_task(&alice, &task("t")).await.unwrap();
     db.store.create_note(&alice, &note("n", "")).await.unwrap();
-    let team = db.store.create_team(&alice, "crew").await.unwrap();
-    db.store
-        .put_team_member(&alice, &team.id, "bob", TeamRole::Member)
-        .await
-        .unwrap();
+    let team = db.crew(&alice).await;
     db.store
         .create_note(
             &alice,

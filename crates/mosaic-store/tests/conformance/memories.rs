@@ -5,7 +5,7 @@
 
 use mosaic_api::{
     BrainKind, CreateMemoryRequest, CreateNoteRequest, CreateTaskRequest, Memory, MemoryKind,
-    MemoryQuery, Owner, TeamRole, UpdateMemoryRequest, UpdateNoteRequest, UpdateTaskRequest,
+    MemoryQuery, Owner, UpdateMemoryRequest, UpdateNoteRequest, UpdateTaskRequest,
     DEFAULT_IMPORTANCE, MAX_MEMORY_CHARS, MAX_PINNED,
 };
 use mosaic_store::{default_agent, PendingText, Principal, QueryVector, Store};
@@ -23,6 +23,7 @@ engines!(
     lexical_search_covers_memories,
     vectors_of_another_model_or_size_are_ignored,
     common_words_rank_the_newest_matches_and_rare_ones_find_old_items,
+    team_items_are_found_by_their_members_only,
 );
 
 const MODEL: &str = "test-embedder";
@@ -297,11 +298,7 @@ async fn memories_follow_owner_and_team_rules(db: TestDb) {
         None
     );
 
-    let team = db.store.create_team(&alice, "crew").await.unwrap();
-    db.store
-        .put_team_member(&alice, &team.id, "bob", TeamRole::Member)
-        .await
-        .unwrap();
+    let team = db.crew(&alice).await;
     let shared = db
         .store
         .create_memory(
@@ -956,13 +953,13 @@ pub(crate) async fn row_level_security_guards_memories(db: TestDb) {
 
 async fn common_words_rank_the_newest_matches_and_rare_ones_find_old_items(db: TestDb) {
     let (_, [(_, alice), (_, bob)]) = db.admin_and_users(["alice", "bob"]).await;
-    // More matches of "common" than a lexical search ranks (1,000), the oldest marked.
+    // More matches of "common" than a lexical search ranks (300), the oldest marked.
     let oldest = db
         .store
         .create_memory(&alice, &memory("common word, and the marker"))
         .await
         .unwrap();
-    for i in 0..1_010 {
+    for i in 0..310 {
         db.store
             .create_memory(&alice, &memory(&format!("common filler {i}")))
             .await
@@ -1000,4 +997,78 @@ async fn common_words_rank_the_newest_matches_and_rare_ones_find_old_items(db: T
         .await
         .unwrap();
     assert_eq!(bobs.len(), 20);
+}
+
+async fn team_items_are_found_by_their_members_only(db: TestDb) {
+    let (_, [(_, alice), (bob_user, bob), (_, carol)]) =
+        db.admin_and_users(["alice", "bob", "carol"]).await;
+    let team = db.crew(&alice).await;
+    let in_team = Some(team.id.clone());
+    let task = db
+        .store
+        .create_task(
+            &alice,
+            &CreateTaskRequest {
+                team_id: in_team.clone(),
+                ..task_text("quince harvest", "")
+            },
+        )
+        .await
+        .unwrap();
+    let note = db
+        .store
+        .create_note(
+            &alice,
+            &CreateNoteRequest {
+                team_id: in_team.clone(),
+                ..note_text("recipes", "quince jam")
+            },
+        )
+        .await
+        .unwrap();
+    let shared = db
+        .store
+        .create_memory(
+            &alice,
+            &CreateMemoryRequest {
+                team_id: in_team,
+                ..memory("the quince tree is by the gate")
+            },
+        )
+        .await
+        .unwrap();
+    let own = db
+        .store
+        .create_memory(&bob, &memory("quince paste for bob"))
+        .await
+        .unwrap();
+    db.store
+        .create_memory(&alice, &memory("alice's own quince"))
+        .await
+        .unwrap();
+
+    let found = |p: Principal| {
+        let store = db.store.clone();
+        async move {
+            let mut ids: Vec<String> = store
+                .search_brain(&p, "quince", &[], 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| h.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut expected = vec![task.id, note.id, shared.id, own.id.clone()];
+    expected.sort();
+    assert_eq!(found(bob.clone()).await, expected, "a member");
+    assert_eq!(found(carol).await, Vec::<String>::new(), "not a member");
+    // Out of the team, out of its items.
+    db.store
+        .remove_team_member(&alice, &team.id, &bob_user.id)
+        .await
+        .unwrap();
+    assert_eq!(found(bob).await, vec![own.id], "a former member");
 }

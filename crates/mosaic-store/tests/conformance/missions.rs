@@ -3,7 +3,7 @@
 
 use mosaic_api::{
     CreateMissionRequest, CreateProjectRequest, CreateTaskRequest, Milestone, Mission,
-    MissionProgress, MissionQuery, MissionStatus, Owner, TaskQuery, TaskStatus, TeamRole,
+    MissionProgress, MissionQuery, MissionStatus, Owner, TaskQuery, TaskStatus,
     UpdateMissionRequest, UpdateTaskRequest,
 };
 use pretty_assertions::assert_eq;
@@ -434,11 +434,7 @@ async fn other_users_missions_are_not_found_and_team_members_share_them(db: Test
         .items
         .is_empty());
 
-    let team = db.store.create_team(&alice, "crew").await.unwrap();
-    db.store
-        .put_team_member(&alice, &team.id, "bob", TeamRole::Member)
-        .await
-        .unwrap();
+    let team = db.crew(&alice).await;
     // A plain member creates and edits team missions ...
     let shared = db
         .store

@@ -9,7 +9,7 @@
 //! `MOSAIC_TEST_POSTGRES_URL`; the store connects as that role, because a superuser
 //! would bypass row-level security and hide bugs in it.
 
-use mosaic_api::User;
+use mosaic_api::{Team, TeamRole, User};
 use mosaic_store::BootstrapSource;
 use mosaic_store::{NewUser, Principal, Store, StoreError, StoreOptions};
 use mosaic_test_support::ScratchPostgres;
@@ -96,6 +96,16 @@ impl TestDb {
             .expect("create a user");
         let p = principal(&user);
         (user, p)
+    }
+
+    /// The team "crew" of `owner`, with the user "bob" as a plain member.
+    pub async fn crew(&self, owner: &Principal) -> Team {
+        let team = self.store.create_team(owner, "crew").await.unwrap();
+        self.store
+            .put_team_member(owner, &team.id, "bob", TeamRole::Member)
+            .await
+            .unwrap();
+        team
     }
 
     /// An admin, and ordinary users with the given names.

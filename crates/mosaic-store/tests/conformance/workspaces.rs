@@ -111,11 +111,7 @@ async fn personal_workspaces_belong_to_their_owner_alone(db: TestDb) {
 async fn team_workspaces_are_visible_to_members_and_managed_by_team_admins(db: TestDb) {
     let (_, [(_, alice), (bob_user, bob), (_, carol)]) =
         db.admin_and_users(["alice", "bob", "carol"]).await;
-    let team = db.store.create_team(&alice, "crew").await.unwrap();
-    db.store
-        .put_team_member(&alice, &team.id, "bob", TeamRole::Member)
-        .await
-        .unwrap();
+    let team = db.crew(&alice).await;
     let ws = db
         .store
         .create_workspace(&alice, "Shared", "", Some(&team.id))
