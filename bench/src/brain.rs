@@ -35,7 +35,11 @@ usage: mosaic-bench brain [options]
   --engines LIST    sqlite, postgres or both (default sqlite,postgres); postgres needs
                     MOSAIC_TEST_POSTGRES_URL, a superuser URL:
                         eval \"$(scripts/services.sh start-postgres)\"
-  --concurrency N   concurrent writers while loading (default 8)";
+  --concurrency N   concurrent writers while loading (default 8)
+
+environment:
+  MOSAIC_BENCH_KEEP_POSTGRES=1      keep the loaded PostgreSQL database, print its URL
+  MOSAIC_BENCH_REUSE_POSTGRES=URL   search that database again, without loading";
 
 /// Hybrid p50 and p99 targets, in milliseconds.
 const SQLITE_TARGET_MS: f64 = 20.0;
