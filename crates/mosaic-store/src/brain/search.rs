@@ -94,6 +94,9 @@ async fn ranked_ids(
     query: &str,
     depth: u32,
 ) -> Result<Vec<Vec<(String, f64)>>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
     let parts: Vec<String> = kinds
         .iter()
         .enumerate()

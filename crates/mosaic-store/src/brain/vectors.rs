@@ -575,6 +575,9 @@ async fn nearest_pg(
     q: &QueryVector,
     n: u32,
 ) -> Result<Vec<Neighbour>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
     let dims = q.values.len();
     // Filters (visibility, model) apply after the index scan: let it go on until it
     // has `n` rows that pass them, in roughly nearest-first order (sorted afterwards).
