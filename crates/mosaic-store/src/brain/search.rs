@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use mosaic_api::{BrainKind, ScoreParts, SearchHit};
 use sqlx::Row;
 
-use super::vectors::{table, text_columns, ALL_KINDS};
+use super::vectors::{row_kind, table, text_columns, union_per_kind, ALL_KINDS};
 use super::{text_query, QueryVector, VISIBLE};
 use crate::db::{Acting, Backend, Tx};
 use crate::{Principal, Result, Store};
@@ -52,7 +52,6 @@ const RANK_CAP: i64 = 300;
 /// excerpt if they make the final list).
 async fn lexical(
     tx: &mut Tx<'_>,
-    backend: Backend,
     p: &Principal,
     kinds: &[BrainKind],
     query: &str,
@@ -60,7 +59,7 @@ async fn lexical(
     shown: u32,
 ) -> Result<Vec<(BrainKind, Vec<Lexical>)>> {
     let mut lists = Vec::new();
-    if backend == Backend::Sqlite {
+    if tx.backend() == Backend::Sqlite {
         for &kind in kinds {
             lists.push((kind, lexical_sqlite(tx, p, kind, query, depth).await?));
         }
@@ -97,23 +96,18 @@ async fn ranked_ids(
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
-    let parts: Vec<String> = kinds
-        .iter()
-        .enumerate()
-        .map(|(i, &kind)| {
-            let t = table(kind);
-            format!(
-                "(SELECT {i} AS k, w.id, ts_rank(w.search, plainto_tsquery('simple', $2))::float8 \
-                   AS score FROM {t}_words w \
-                 WHERE w.ctid = ANY(ARRAY(SELECT c.ctid FROM {t}_words c \
-                   WHERE c.search @@ plainto_tsquery('simple', $2) AND (c.owner_user_id = $1 \
-                   OR c.owner_team_id = ANY(string_to_array($4, ','))) \
-                   ORDER BY c.id DESC LIMIT {RANK_CAP})) \
-                 ORDER BY score DESC, w.id DESC LIMIT $3)"
-            )
-        })
-        .collect();
-    let sql = parts.join(" UNION ALL ");
+    let sql = union_per_kind(kinds, |i, kind| {
+        let t = table(kind);
+        format!(
+            "(SELECT {i} AS k, w.id, ts_rank(w.search, plainto_tsquery('simple', $2))::float8 \
+               AS score FROM {t}_words w \
+             WHERE w.ctid = ANY(ARRAY(SELECT c.ctid FROM {t}_words c \
+               WHERE c.search @@ plainto_tsquery('simple', $2) AND (c.owner_user_id = $1 \
+               OR c.owner_team_id = ANY(string_to_array($4, ','))) \
+               ORDER BY c.id DESC LIMIT {RANK_CAP})) \
+             ORDER BY score DESC, w.id DESC LIMIT $3)"
+        )
+    });
     // The word tables are small (about 30 MB for 100,000 memories) and read from
     // memory, where a page costs about what checking a row does. At the default page
     // costs (1 and 4) the planner prefers walking the newest items up to about three
@@ -138,9 +132,8 @@ async fn ranked_ids(
         .await?;
     let mut ranked = vec![Vec::new(); kinds.len()];
     for row in rows {
-        let k: i32 = row.try_get("k")?;
-        if let Some(list) = usize::try_from(k).ok().and_then(|k| ranked.get_mut(k)) {
-            list.push((row.try_get("id")?, row.try_get("score")?));
+        if let Some(k) = row_kind(&row, kinds)? {
+            ranked[k].push((row.try_get("id")?, row.try_get("score")?));
         }
     }
     // UNION ALL keeps each part's rows together but not their order across parts.
@@ -414,7 +407,7 @@ impl Store {
         // FTS5 ranks, on PostgreSQL the two queries run on two connections.
         let words = async {
             let mut tx = self.begin(Acting::As(p), false).await?;
-            let lists = lexical(&mut tx, self.backend(), p, &kinds, &query, depth, limit).await?;
+            let lists = lexical(&mut tx, p, &kinds, &query, depth, limit).await?;
             tx.commit().await?;
             Ok::<_, crate::StoreError>(lists)
         };

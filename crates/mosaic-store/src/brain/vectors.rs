@@ -88,6 +88,26 @@ fn same_text(kind: BrainKind, first: u32) -> String {
 
 pub(crate) const ALL_KINDS: [BrainKind; 3] = [BrainKind::Task, BrainKind::Note, BrainKind::Memory];
 
+/// One statement over several kinds: `part(i, kind)` is the parenthesised query of
+/// the `i`-th kind, selecting `i AS k` (read back with [`row_kind`]).
+pub(crate) fn union_per_kind(
+    kinds: &[BrainKind],
+    part: impl Fn(usize, BrainKind) -> String,
+) -> String {
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| part(i, kind))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// The position in `kinds` of a row of a [`union_per_kind`] statement.
+pub(crate) fn row_kind(row: &sqlx::any::AnyRow, kinds: &[BrainKind]) -> Result<Option<usize>> {
+    let k: i32 = row.try_get("k")?;
+    Ok(usize::try_from(k).ok().filter(|&k| k < kinds.len()))
+}
+
 fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -593,22 +613,18 @@ async fn nearest_pg(
     .await?;
     // One statement for every kind; `dims` and `n` are numbers, so formatting them in
     // is safe.
-    let parts: Vec<String> = kinds
-        .iter()
-        .enumerate()
-        .map(|(i, kind)| {
-            format!(
-                "(SELECT {i} AS k, id, (1 - (embedding::vector({dims}) <=> \
-                   (SELECT $2::vector({dims}))))::float8 AS similarity \
-                 FROM {} WHERE embedding_dims = {dims} AND embedding_model = $3 AND {VISIBLE} \
-                 ORDER BY embedding::vector({dims}) <=> (SELECT $2::vector({dims})) LIMIT {n})",
-                table(*kind)
-            )
-        })
-        .collect();
+    let sql = union_per_kind(kinds, |i, kind| {
+        format!(
+            "(SELECT {i} AS k, id, (1 - (embedding::vector({dims}) <=> \
+               (SELECT $2::vector({dims}))))::float8 AS similarity \
+             FROM {} WHERE embedding_dims = {dims} AND embedding_model = $3 AND {VISIBLE} \
+             ORDER BY embedding::vector({dims}) <=> (SELECT $2::vector({dims})) LIMIT {n})",
+            table(kind)
+        )
+    });
     let rows = tx
         .fetch_all(
-            sqlx::query(&parts.join(" UNION ALL "))
+            sqlx::query(&sql)
                 .bind(p.user_id())
                 .bind(to_pg(&q.values))
                 .bind(&q.model),
@@ -616,10 +632,9 @@ async fn nearest_pg(
         .await?;
     let mut out = Vec::new();
     for row in rows {
-        let k: i32 = row.try_get("k")?;
-        if let Some(kind) = usize::try_from(k).ok().and_then(|k| kinds.get(k)) {
+        if let Some(k) = row_kind(&row, kinds)? {
             out.push(Neighbour {
-                kind: *kind,
+                kind: kinds[k],
                 id: row.try_get("id")?,
                 similarity: row.try_get("similarity")?,
             });
