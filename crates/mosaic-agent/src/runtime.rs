@@ -83,6 +83,8 @@ struct Approval {
 /// The run active in a session.
 struct Active {
     run_id: String,
+    /// The user the run acts for.
+    owner: String,
     cancel: CancellationToken,
     approvals: Arc<StdMutex<Vec<Approval>>>,
 }
@@ -416,6 +418,23 @@ impl Runtime {
         self.0.bus.forget(session_id);
     }
 
+    /// Interrupt every run acting for this user (disabled or deleted): what streamed
+    /// is kept, and the store starts no new run for them. Returns at once; the runs
+    /// are told from a task, since lanes are locked asynchronously.
+    pub fn interrupt_user(&self, user_id: &str) {
+        let lanes: Vec<Arc<Mutex<Lane>>> = lock(&self.0.lanes).values().cloned().collect();
+        let user_id = user_id.to_string();
+        tokio::spawn(async move {
+            for lane in lanes {
+                let lane = lane.lock().await;
+                if let Some(a) = lane.active.as_ref().filter(|a| a.owner == user_id) {
+                    tracing::info!(run = %a.run_id, "interrupting the run of a revoked user");
+                    a.cancel.cancel();
+                }
+            }
+        });
+    }
+
     /// Runs running now, over all sessions.
     pub fn active_runs(&self) -> usize {
         self.0.running.load(Ordering::SeqCst)
@@ -461,6 +480,7 @@ impl Runtime {
         let approvals = Arc::new(StdMutex::new(Vec::new()));
         lane.active = Some(Active {
             run_id: run.id.clone(),
+            owner: p.user_id().to_string(),
             cancel: cancel.clone(),
             approvals: approvals.clone(),
         });

@@ -234,7 +234,26 @@ pub enum SessionEvent {
     /// longer held): read the session and its state again, then go on from here.
     Resync {
         reason: String,
+        /// What runs and waits now, so the client can go on without another request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<SessionState>,
     },
+    /// The last frame of a stream the gateway ends: the credential that opened it was
+    /// revoked, or the gateway is stopping (reconnect later, with `Last-Event-ID`).
+    StreamClosed {
+        reason: StreamCloseReason,
+        message: String,
+    },
+}
+
+/// Why the gateway ended an event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamCloseReason {
+    /// The credential was revoked (token deleted, logged out, user disabled or deleted).
+    Revoked,
+    /// The gateway is shutting down.
+    ShuttingDown,
 }
 
 impl SessionEvent {
@@ -253,6 +272,7 @@ impl SessionEvent {
             SessionEvent::RunFinished { .. } => "run_finished",
             SessionEvent::Error { .. } => "error",
             SessionEvent::Resync { .. } => "resync",
+            SessionEvent::StreamClosed { .. } => "stream_closed",
         }
     }
 }

@@ -33,7 +33,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             ErrorCode::Forbidden => 4,
             ErrorCode::NotFound | ErrorCode::MethodNotAllowed => 5,
             ErrorCode::Conflict => 6,
-            ErrorCode::BadRequest | ErrorCode::PayloadTooLarge => 7,
+            ErrorCode::BadRequest | ErrorCode::PayloadTooLarge | ErrorCode::RequestTimeout => 7,
             ErrorCode::RateLimited => 8,
             ErrorCode::Internal | ErrorCode::Unavailable => 1,
         },

@@ -30,6 +30,8 @@ pub struct Auth {
     pub user: User,
     pub principal: Principal,
     pub credential: Credential,
+    /// The revocation epoch when the credential was checked (see `revocation.rs`).
+    pub epoch: u64,
 }
 
 impl Auth {
@@ -91,6 +93,9 @@ impl FromRequestParts<AppState> for Auth {
 
 async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Auth> {
     let store = &state.store;
+    // Noted before the store is asked, so a revocation that lands after the check is
+    // seen by whatever this request keeps open (see `revocation.rs`).
+    let epoch = state.revocations.epoch();
     if let Some(token) = bearer(parts) {
         let found = store.authenticate_token(&token_hash(token)).await?;
         let Some(found) = found else {
@@ -115,6 +120,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Auth> {
                 token_id: found.token_id,
                 scopes: found.scopes,
             },
+            epoch,
         });
     }
     if let Some(session) = cookie(parts, SESSION_COOKIE) {
@@ -140,6 +146,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Auth> {
             credential: Credential::Cookie {
                 session_id: found.session_id,
             },
+            epoch,
         });
     }
     Err(ApiError::unauthorized(

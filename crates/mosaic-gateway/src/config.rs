@@ -68,6 +68,18 @@ pub struct Config {
     pub login_token_ttl_days: u64,
     /// Largest number of pooled database connections.
     pub max_db_connections: u32,
+    /// Seconds a client has to send a request's headers, counted from when its
+    /// connection is ready for a request: it also closes idle keep-alive connections.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a whole request body.
+    pub body_timeout_secs: u64,
+    /// Client connections served at once; more are answered 503 and closed. Unset:
+    /// the open-file limit (raised to its hard limit at start) less a reserve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Seconds a stop (SIGTERM, SIGINT) waits for runs and requests to finish; streams
+    /// still open then end with an error their client can recognise.
+    pub shutdown_grace_secs: u64,
     pub log_format: LogFormat,
     /// The key that encrypts provider API keys at rest; `secret.key` in the data
     /// directory when unset. Replicas of a scaled gateway must share one.
@@ -130,6 +142,10 @@ impl Default for Config {
             session_ttl_hours: 24 * 14,
             login_token_ttl_days: 90,
             max_db_connections: 8,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: None,
+            shutdown_grace_secs: 10,
             log_format: LogFormat::Human,
             secret_key_file: None,
             allow_private_user_providers: false,
@@ -220,6 +236,18 @@ impl Config {
         }
         if let Some(v) = env("MOSAIC_LOGIN_TOKEN_TTL_DAYS") {
             self.login_token_ttl_days = parse("MOSAIC_LOGIN_TOKEN_TTL_DAYS", v)?;
+        }
+        if let Some(v) = env("MOSAIC_HEADER_TIMEOUT_SECS") {
+            self.header_timeout_secs = parse("MOSAIC_HEADER_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = env("MOSAIC_BODY_TIMEOUT_SECS") {
+            self.body_timeout_secs = parse("MOSAIC_BODY_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = env("MOSAIC_MAX_CONNECTIONS") {
+            self.max_connections = Some(parse("MOSAIC_MAX_CONNECTIONS", v)?);
+        }
+        if let Some(v) = env("MOSAIC_SHUTDOWN_GRACE_SECS") {
+            self.shutdown_grace_secs = parse("MOSAIC_SHUTDOWN_GRACE_SECS", v)?;
         }
         if let Some(v) = env("MOSAIC_MAX_DB_CONNECTIONS") {
             self.max_db_connections = parse("MOSAIC_MAX_DB_CONNECTIONS", v)?;
@@ -347,6 +375,16 @@ impl Config {
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "header_timeout_secs and body_timeout_secs must be positive".into(),
+            ));
+        }
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::Invalid(
+                "max_connections must be positive (leave it unset for the automatic limit)".into(),
             ));
         }
         if self.run_max_model_calls == 0 || self.run_token_budget == 0 {

@@ -7,9 +7,12 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod listener;
 pub mod models;
 pub mod openapi;
 pub mod ratelimit;
+pub mod revocation;
 pub mod routes;
 pub mod secretbox;
 pub mod secrets;
@@ -41,6 +44,8 @@ pub struct StateInner {
     pub login_ip_limiter: ratelimit::RateLimiter,
     pub login_user_limiter: ratelimit::RateLimiter,
     pub bootstrap_limiter: ratelimit::RateLimiter,
+    /// Open streams by credential, ended when it is revoked.
+    pub revocations: Arc<revocation::Revocations>,
 }
 
 impl Deref for AppState {
@@ -76,6 +81,18 @@ impl AppState {
                 ..mosaic_agent::RuntimeConfig::default()
             },
         );
+        let revocations = Arc::new(revocation::Revocations::default());
+        {
+            // Revocations end open streams, and a disabled or deleted user's runs.
+            let revocations = revocations.clone();
+            let runtime = runtime.clone();
+            store.on_revoke(Arc::new(move |what| {
+                revocations.revoke(what);
+                if let mosaic_store::Revoked::User { user_id } = what {
+                    runtime.interrupt_user(user_id);
+                }
+            }));
+        }
         AppState(Arc::new(StateInner {
             store,
             config,
@@ -86,6 +103,7 @@ impl AppState {
             login_ip_limiter: ratelimit::RateLimiter::new(60, minute),
             login_user_limiter: ratelimit::RateLimiter::new(10, minute),
             bootstrap_limiter: ratelimit::RateLimiter::new(10, minute),
+            revocations,
         }))
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::serve::ListenerExt;
 use axum::Router;
 use mosaic_api::ErrorCode;
 use mosaic_store::{Store, StoreOptions};
@@ -89,6 +88,10 @@ pub fn app(state: AppState) -> Router {
         )
     })
     .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::limits::request_limits,
+    ))
     .layer(CatchPanicLayer::custom(
         |_panic: Box<dyn std::any::Any + Send>| {
             tracing::error!("a request handler panicked");
@@ -108,8 +111,8 @@ pub struct Server {
     pub local_addr: SocketAddr,
     pub store: Store,
     runtime: mosaic_agent::Runtime,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -121,6 +124,10 @@ impl Server {
         if let Err(e) = store.purge_expired().await {
             tracing::warn!(error = %e, "could not purge expired sessions");
         }
+        let file_limit = crate::listener::raise_file_limit();
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(|| crate::listener::auto_max_connections(file_limit));
         let listener = bind(config.listen).map_err(|source| ServeError::Bind {
             addr: config.listen,
             source,
@@ -154,22 +161,18 @@ impl Server {
                 }
             }
         });
+        let limits = crate::listener::ConnLimits {
+            max_connections,
+            header_timeout: Duration::from_secs(state.config.header_timeout_secs),
+        };
         let app = app(state);
-        let (shutdown, mut rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            // Small SSE writes go out at once rather than waiting to be batched.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })
-            .await
-        });
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(crate::listener::serve(
+            listener,
+            app,
+            limits,
+            shutdown.clone(),
+        ));
         tracing::info!(%local_addr, backend = store.backend().as_str(), "mosaic gateway listening");
         Ok(Server {
             local_addr,
@@ -180,22 +183,28 @@ impl Server {
         })
     }
 
+    /// Runs running now.
+    pub fn active_runs(&self) -> usize {
+        self.runtime.active_runs()
+    }
+
     /// Stop accepting, interrupt runs (they record that the gateway stopped), end live
     /// streams, let in-flight requests finish (up to `grace`), close the store.
     pub async fn stop(self, grace: Duration) -> Result<(), ServeError> {
-        let _ = self.shutdown.send(true);
+        let started = tokio::time::Instant::now();
+        // No new connections; open ones close after their request in flight.
+        self.shutdown.cancel();
+        // Runs record that the gateway stopped; then live streams end, each with a
+        // closing event after the events already published (a run's end among them).
         self.runtime.shutdown(grace / 2).await;
         let mut task = self.task;
-        let result = match tokio::time::timeout(grace, &mut task).await {
-            Ok(joined) => joined.map_err(|e| ServeError::Io(std::io::Error::other(e)))?,
-            Err(_) => {
-                tracing::warn!("requests still running after {grace:?}; stopping anyway");
-                task.abort();
-                Ok(())
-            }
-        };
+        let left = grace.saturating_sub(started.elapsed());
+        if tokio::time::timeout(left, &mut task).await.is_err() {
+            tracing::warn!("requests still running after {grace:?}; stopping anyway");
+            task.abort();
+        }
         self.store.close().await;
-        Ok(result?)
+        Ok(())
     }
 }
 
@@ -230,10 +239,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Signal handlers go in before anything else, so a signal that arrives while the
     // gateway starts still stops it gracefully rather than killing it.
     let stop = shutdown_signal()?;
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
     let server = Server::start(config).await?;
     stop.await;
-    tracing::info!("shutting down");
-    server.stop(Duration::from_secs(10)).await
+    tracing::info!(?grace, "shutting down");
+    server.stop(grace).await
 }
 
 /// A future that completes at the first SIGINT or SIGTERM; the handlers are installed

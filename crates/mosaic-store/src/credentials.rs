@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use crate::db::Acting;
 use crate::page::ListQuery;
+use crate::revocation::Revoked;
 use crate::users::{user_from_row, USER_COLUMNS};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
@@ -179,6 +180,9 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         tx.commit().await?;
+        self.revoked(Revoked::ApiToken {
+            token_id: id.to_string(),
+        });
         Ok(())
     }
 
@@ -295,6 +299,9 @@ impl Store {
         tx.execute(sqlx::query(&sql).bind(p.user_id()).bind(session_id))
             .await?;
         tx.commit().await?;
+        self.revoked(Revoked::WebSession {
+            session_id: session_id.to_string(),
+        });
         Ok(())
     }
 

@@ -73,7 +73,7 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     pool: AnyPool,
     backend: Backend,
     /// SQLite allows one writer at a time; taking turns here instead of inside SQLite
@@ -85,6 +85,16 @@ struct Inner {
     pub(crate) vectors: tokio::sync::RwLock<Option<crate::brain::VectorIndex>>,
     /// PostgreSQL: the dimensions whose HNSW indexes are known to exist.
     pub(crate) hnsw_ready: std::sync::Mutex<Vec<usize>>,
+    /// Told whenever a credential stops being valid (see `revocation.rs`).
+    pub(crate) revoke_listeners: std::sync::Mutex<Vec<crate::revocation::RevokeListener>>,
+}
+
+/// A std mutex's guard, poisoned or not (what it guards stays consistent either way).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 /// Who a transaction acts for: a principal, or the gateway itself (authentication
@@ -149,6 +159,7 @@ impl Store {
                 text_changed: Arc::new(tokio::sync::Notify::new()),
                 vectors: tokio::sync::RwLock::new(None),
                 hnsw_ready: std::sync::Mutex::new(Vec::new()),
+                revoke_listeners: std::sync::Mutex::new(Vec::new()),
             }),
         };
         crate::migrate::run(&store).await?;
@@ -181,6 +192,10 @@ impl Store {
 
     pub(crate) fn text_changed(&self) {
         self.inner.text_changed.notify_one();
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

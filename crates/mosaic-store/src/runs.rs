@@ -112,8 +112,11 @@ async fn insert_run(tx: &mut Tx<'_>, p: &Principal, session_id: &str) -> Result<
     let id = new_id();
     let sql = tx
         .sql(
+            // A disabled owner starts nothing, not even the runs of messages they queued
+            // before an admin disabled them.
             "INSERT INTO runs (id, session_id, owner_user_id, status, started_at) \
-             VALUES ($1, $2, $3, 'running', $4)",
+             SELECT $1, $2, $3, 'running', $4 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = $3 AND disabled = 0)",
         )
         .into_owned();
     let inserted = tx
@@ -129,6 +132,7 @@ async fn insert_run(tx: &mut Tx<'_>, p: &Principal, session_id: &str) -> Result<
         Err(StoreError::Conflict(_)) => Err(StoreError::Conflict(
             "a run is already active in this session".into(),
         )),
+        Ok(0) => Err(StoreError::Forbidden("this account is disabled".into())),
         other => other.map(|_| id),
     }
 }

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use crate::db::Acting;
 use crate::page::ListQuery;
+use crate::revocation::Revoked;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// A user to create; the password is already hashed by the caller.
@@ -177,7 +178,19 @@ impl Store {
                 .bind(now_ms()),
         )
         .await?;
-        if changes.password_hash.is_some() || changes.disabled == Some(true) {
+        let revoked = if changes.disabled == Some(true) {
+            Some(Revoked::User {
+                user_id: id.to_string(),
+            })
+        } else if changes.password_hash.is_some() {
+            Some(Revoked::Sessions {
+                user_id: id.to_string(),
+                tokens: p.user_id() != id,
+            })
+        } else {
+            None
+        };
+        if revoked.is_some() {
             // A new password or a disabled account ends every web session.
             let sql = tx
                 .sql("DELETE FROM web_sessions WHERE user_id = $1")
@@ -194,6 +207,9 @@ impl Store {
         }
         let user = select_user(&mut tx, id).await?;
         tx.commit().await?;
+        if let Some(what) = revoked {
+            self.revoked(what);
+        }
         Ok(user)
     }
 
@@ -225,6 +241,9 @@ impl Store {
         let sql = tx.sql("DELETE FROM users WHERE id = $1").into_owned();
         tx.execute(sqlx::query(&sql).bind(id)).await?;
         tx.commit().await?;
+        self.revoked(Revoked::User {
+            user_id: id.to_string(),
+        });
         Ok(())
     }
 

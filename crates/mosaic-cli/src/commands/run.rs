@@ -293,6 +293,11 @@ pub(super) async fn headless(
         if ctx.json {
             print_json_line(&live)?;
         }
+        if let SessionEvent::StreamClosed { message, .. } = &live.event {
+            return Err(
+                ClientError::Stream(format!("the gateway ended the stream: {message}")).into(),
+            );
+        }
         let Mine::Run(run_id) = &mine else { continue };
         let ours = run_of(&live.event) == Some(run_id.as_str());
         if !ours && !matches!(live.event, SessionEvent::Resync { .. }) {

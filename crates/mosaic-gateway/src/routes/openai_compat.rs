@@ -15,11 +15,13 @@ use futures_util::StreamExt;
 use mosaic_api::ErrorBody;
 use mosaic_llm::{ChatRequest, Message, Role, StopReason, StreamEvent, ToolCall, ToolSpec, Usage};
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::models::Call;
+use crate::revocation::Watch;
 use crate::AppState;
 
 fn text_of(content: &Value) -> ApiResult<String> {
@@ -191,7 +193,11 @@ pub async fn chat_completions(
         .await?;
     let id = format!("chatcmpl-{}", mosaic_store::new_id().replace('-', ""));
     if stream {
-        Ok(stream_answer(call, id, model, include_usage))
+        let guard = Guard {
+            watch: state.revocations.watch(&auth),
+            stopping: state.runtime.stopping(),
+        };
+        Ok(stream_answer(call, id, model, include_usage, guard))
     } else {
         whole_answer(call, id, model).await
     }
@@ -230,7 +236,13 @@ async fn whole_answer(call: Call, id: String, model: String) -> ApiResult<Respon
     Ok((headers, axum::Json(body)).into_response())
 }
 
-fn stream_answer(call: Call, id: String, model: String, include_usage: bool) -> Response {
+fn stream_answer(
+    call: Call,
+    id: String,
+    model: String,
+    include_usage: bool,
+    guard: Guard,
+) -> Response {
     let mut headers = route_headers(&call);
     headers.insert(
         header::CONTENT_TYPE,
@@ -300,10 +312,53 @@ fn stream_answer(call: Call, id: String, model: String, include_usage: bool) -> 
         };
         futures_util::stream::iter(out)
     });
-    let body = futures_util::stream::iter([first])
-        .chain(events)
+    let body = guard
+        .wrap(futures_util::stream::iter([first]).chain(events))
         .map(|s| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(s)));
     (headers, Body::from_stream(body)).into_response()
+}
+
+/// A comment line sent while the model is silent, so proxies keep the stream open.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What may end a streamed completion before the model does: its credential revoked,
+/// or the gateway stopping. Either ends it with an error chunk and `[DONE]`, which
+/// OpenAI clients report as an error instead of a silently truncated answer.
+struct Guard {
+    watch: Watch,
+    stopping: CancellationToken,
+}
+
+type Pieces = std::pin::Pin<Box<dyn futures_util::Stream<Item = String> + Send>>;
+
+impl Guard {
+    fn wrap(
+        self,
+        pieces: impl futures_util::Stream<Item = String> + Send + 'static,
+    ) -> impl futures_util::Stream<Item = String> {
+        let pieces: Pieces = Box::pin(pieces);
+        futures_util::stream::unfold(Some((pieces, self)), |state| async move {
+            let (mut pieces, guard) = state?;
+            let cut = |code: &str, message: &str| {
+                let error = json!({"error": {"message": message, "type": code, "code": code}});
+                format!("data: {error}\n\ndata: [DONE]\n\n")
+            };
+            tokio::select! {
+                biased;
+                _ = guard.watch.revoked() => {
+                    Some((cut("revoked", "the credential of this request was revoked"), None))
+                }
+                _ = guard.stopping.cancelled() => Some((
+                    cut("shutting_down", "the gateway is stopping; the answer was cut off"),
+                    None,
+                )),
+                next = pieces.next() => next.map(|piece| (piece, Some((pieces, guard)))),
+                _ = tokio::time::sleep(KEEPALIVE) => {
+                    Some((": keepalive\n\n".to_string(), Some((pieces, guard))))
+                }
+            }
+        })
+    }
 }
 
 /// The models you can call, as OpenAI lists them: routes, then `provider/model`s.

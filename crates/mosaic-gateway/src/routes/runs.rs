@@ -14,6 +14,7 @@ use mosaic_agent::bus::{Numbered, SessionBus};
 use mosaic_api::{
     ApprovalRequest, ErrorBody, InterruptResponse, Page, PageQuery, PostMessageRequest,
     PostMessageResponse, Run, SessionEvent, SessionState, StartRunRequest, StartRunResponse,
+    StreamCloseReason,
 };
 use serde::Deserialize;
 use tokio::sync::broadcast;
@@ -23,6 +24,7 @@ use utoipa::IntoParams;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::revocation::Watch;
 use crate::routes::no_content;
 use crate::AppState;
 
@@ -173,6 +175,8 @@ pub async fn session_events(
         None => q.after,
     };
     let bus = state.runtime.bus(&auth.principal, &id).await?;
+    // Taken before subscribing: a revocation from here on ends the stream.
+    let watch = state.revocations.watch(&auth);
     let sub = bus.subscribe(after).await;
     let mut follow = Follow {
         pending: VecDeque::from([Frame::Hello]),
@@ -180,6 +184,11 @@ pub async fn session_events(
         live: sub.live,
         bus,
         stopping: state.runtime.stopping(),
+        watch,
+        runtime: state.runtime.clone(),
+        principal: auth.principal.clone(),
+        session_id: id,
+        ended: false,
     };
     // The first chunk tells the client it is subscribed.
     follow.catch_up(
@@ -206,11 +215,16 @@ enum Frame {
     Hello,
     Keepalive,
     Event(Arc<Numbered>),
-    Resync(String),
+    Resync(String, Option<Box<SessionState>>),
+    Closed(StreamCloseReason),
 }
 
 impl Frame {
     fn encode(&self) -> bytes::Bytes {
+        let unnumbered = |event: SessionEvent| {
+            let data = serde_json::to_string(&event).unwrap_or_default();
+            bytes::Bytes::from(format!("event: {}\ndata: {data}\n\n", event.kind()))
+        };
         match self {
             Frame::Hello => bytes::Bytes::from_static(b"retry: 1000\n: subscribed\n\n"),
             Frame::Keepalive => bytes::Bytes::from_static(b": keepalive\n\n"),
@@ -220,13 +234,21 @@ impl Frame {
                 e.event.kind(),
                 e.data
             )),
-            Frame::Resync(reason) => {
-                let event = SessionEvent::Resync {
-                    reason: reason.clone(),
-                };
-                let data = serde_json::to_string(&event).unwrap_or_default();
-                bytes::Bytes::from(format!("event: resync\ndata: {data}\n\n"))
-            }
+            Frame::Resync(reason, state) => unnumbered(SessionEvent::Resync {
+                reason: reason.clone(),
+                state: state.as_deref().cloned(),
+            }),
+            Frame::Closed(reason) => unnumbered(SessionEvent::StreamClosed {
+                reason: *reason,
+                message: match reason {
+                    StreamCloseReason::Revoked => {
+                        "the credential of this stream was revoked; log in again".into()
+                    }
+                    StreamCloseReason::ShuttingDown => {
+                        "the gateway is stopping; reconnect with Last-Event-ID".into()
+                    }
+                },
+            }),
         }
     }
 }
@@ -239,13 +261,20 @@ struct Follow {
     live: broadcast::Receiver<Arc<Numbered>>,
     bus: Arc<SessionBus>,
     stopping: CancellationToken,
+    /// Ends the stream when its credential is revoked.
+    watch: Watch,
+    runtime: mosaic_agent::Runtime,
+    principal: mosaic_store::Principal,
+    session_id: String,
+    /// The closing frame is queued: send what is pending, then end.
+    ended: bool,
 }
 
 impl Follow {
     /// Queue what a (re)subscription brought: a resync notice, or the missed events.
     fn catch_up(&mut self, after: Option<u64>, replay: Vec<Arc<Numbered>>, resync: Option<String>) {
         if let Some(reason) = resync {
-            self.pending.push_back(Frame::Resync(reason));
+            self.pending.push_back(Frame::Resync(reason, None));
         } else if let Some(after) = after {
             self.last = after;
         }
@@ -255,12 +284,51 @@ impl Follow {
         }
     }
 
+    /// End the stream: what the live channel already holds (the run's last events
+    /// when the gateway stops), then the closing frame.
+    fn close(&mut self, reason: StreamCloseReason) {
+        self.ended = true;
+        if reason == StreamCloseReason::Revoked {
+            // Nothing more for a revoked credential, not even what was queued.
+            self.pending.clear();
+        } else {
+            while let Ok(event) = self.live.try_recv() {
+                if event.id > self.last {
+                    self.last = event.id;
+                    self.pending.push_back(Frame::Event(event));
+                }
+            }
+        }
+        self.pending.push_back(Frame::Closed(reason));
+    }
+
     async fn next(&mut self) -> Option<Frame> {
         loop {
+            if self.watch.is_revoked() && !self.ended {
+                self.close(StreamCloseReason::Revoked);
+            }
             if let Some(frame) = self.pending.pop_front() {
-                return Some(frame);
+                return Some(match frame {
+                    // The state as it is when the notice goes out, so the client can
+                    // go on from it without asking.
+                    Frame::Resync(reason, None) => {
+                        let state = self
+                            .runtime
+                            .state(&self.principal, &self.session_id)
+                            .await
+                            .ok()
+                            .map(Box::new);
+                        Frame::Resync(reason, state)
+                    }
+                    frame => frame,
+                });
+            }
+            if self.ended {
+                return None;
             }
             tokio::select! {
+                biased;
+                _ = self.watch.revoked() => self.close(StreamCloseReason::Revoked),
                 received = self.live.recv() => match received {
                     // Replayed from the ring already.
                     Ok(event) if event.id <= self.last => continue,
@@ -281,8 +349,8 @@ impl Follow {
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
+                _ = self.stopping.cancelled() => self.close(StreamCloseReason::ShuttingDown),
                 _ = tokio::time::sleep(KEEPALIVE) => return Some(Frame::Keepalive),
-                _ = self.stopping.cancelled() => return None,
             }
         }
     }

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use mosaic_test_support::scripted::{Answer, Scripted};
 
-use crate::support::{chunk, Engine, Ev, Events, TestGateway};
+use crate::support::{
+    chunk, gateway_provider, route_default_agent, Engine, Ev, Events, TestGateway,
+};
 
 /// A streamed text answer, one chunk a word, reporting the given token usage.
 fn text(words: &[&str], input_tokens: u64, output_tokens: u64) -> Answer {
@@ -59,41 +61,9 @@ impl Setup {
         let upstream = Scripted::start(answers).await;
         let gw = TestGateway::start_on(engine).await;
         let token = gw.admin("root").await;
-        let (status, body) = gw
-            .call(
-                Method::POST,
-                "/api/v1/providers",
-                Some(&token),
-                Some(json!({"name": "mock", "kind": "openai-compatible",
-                    "base_url": format!("{}/v1", upstream.base_url), "scope": "gateway"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let (_, agents) = gw
-            .call(Method::GET, "/api/v1/agents", Some(&token), None)
-            .await;
-        let default = agents["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == "default")
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let mut patch = json!({"route": "mock/test-model"});
-        for (k, v) in agent.as_object().unwrap() {
-            patch[k] = v.clone();
-        }
-        let (status, body) = gw
-            .call(
-                Method::PATCH,
-                &format!("/api/v1/agents/{default}"),
-                Some(&token),
-                Some(patch),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        let base = format!("{}/v1", upstream.base_url);
+        gateway_provider(&gw, &token, "mock", &base).await;
+        route_default_agent(&gw, &token, "mock/test-model", agent).await;
         Setup {
             gw,
             token,

@@ -67,6 +67,23 @@ impl TestGateway {
         self._dir.path().to_path_buf()
     }
 
+    /// Stop the gateway as SIGTERM would, allowing `grace`.
+    pub async fn stop(mut self, grace: Duration) {
+        if let Some(server) = self.server.take() {
+            server.stop(grace).await.unwrap();
+        }
+    }
+
+    /// The address the gateway listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.url.trim_start_matches("http://").parse().unwrap()
+    }
+
+    /// Runs running now in the gateway.
+    pub fn active_runs(&self) -> usize {
+        self.server.as_ref().unwrap().active_runs()
+    }
+
     pub fn store(&self) -> &mosaic_store::Store {
         &self.server.as_ref().unwrap().store
     }
@@ -186,14 +203,25 @@ impl Events {
     /// Subscribe (resuming after `last` when given); returns once the gateway has
     /// registered the subscription.
     pub async fn open(gw: &TestGateway, token: &str, session: &str, last: Option<u64>) -> Events {
-        let mut req = gw
-            .http
-            .get(format!("{}/api/v1/sessions/{session}/events", gw.url))
-            .bearer_auth(token)
-            .timeout(Duration::from_secs(600));
+        let mut req = Self::request(gw, session).bearer_auth(token);
         if let Some(n) = last {
             req = req.header("Last-Event-ID", n.to_string());
         }
+        Self::subscribe(req).await
+    }
+
+    /// Subscribe with a web session's cookie (`mosaic_session=…`).
+    pub async fn open_with_cookie(gw: &TestGateway, cookie: &str, session: &str) -> Events {
+        Self::subscribe(Self::request(gw, session).header(reqwest::header::COOKIE, cookie)).await
+    }
+
+    fn request(gw: &TestGateway, session: &str) -> reqwest::RequestBuilder {
+        gw.http
+            .get(format!("{}/api/v1/sessions/{session}/events", gw.url))
+            .timeout(Duration::from_secs(600))
+    }
+
+    async fn subscribe(req: reqwest::RequestBuilder) -> Events {
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(
@@ -268,6 +296,20 @@ impl Events {
         self.until(|e| e.kind == "run_finished").await
     }
 
+    /// Every event until the gateway ends the stream, or `None` when it is still open
+    /// after `wait`.
+    pub async fn until_closed(&mut self, wait: Duration) -> Option<Vec<Ev>> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(e)) => out.push(e),
+                Ok(None) => return Some(out),
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// An event arriving within `wait`, if any.
     pub async fn try_next(&mut self, wait: Duration) -> Option<Ev> {
         tokio::time::timeout(wait, self.rx.recv())
@@ -281,6 +323,50 @@ impl Drop for Events {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// As an admin, add a gateway-wide OpenAI-compatible provider named `name` at
+/// `base_url` (a scripted server's `…/v1`).
+pub async fn gateway_provider(gw: &TestGateway, admin: &str, name: &str, base_url: &str) {
+    let (status, body) = gw
+        .call(
+            Method::POST,
+            "/api/v1/providers",
+            Some(admin),
+            Some(json!({"name": name, "kind": "openai-compatible",
+                "base_url": base_url, "scope": "gateway"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Point `token`'s default agent at `route` (with any other agent fields in `extra`).
+pub async fn route_default_agent(gw: &TestGateway, token: &str, route: &str, extra: Value) {
+    let (_, agents) = gw
+        .call(Method::GET, "/api/v1/agents", Some(token), None)
+        .await;
+    let default = agents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "default")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut patch = json!({"route": route});
+    for (k, v) in extra.as_object().unwrap() {
+        patch[k] = v.clone();
+    }
+    let (status, body) = gw
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/agents/{default}"),
+            Some(token),
+            Some(patch),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// A new session of `token`'s.

@@ -88,7 +88,8 @@ pub(super) fn run_of(event: &SessionEvent) -> Option<&str> {
         SessionEvent::RunFinished { run } => Some(&run.id),
         SessionEvent::Queued { .. }
         | SessionEvent::LeafChanged { .. }
-        | SessionEvent::Resync { .. } => None,
+        | SessionEvent::Resync { .. }
+        | SessionEvent::StreamClosed { .. } => None,
     }
 }
 
@@ -207,11 +208,15 @@ impl Render {
                     screen.note(format!("error: {message}"));
                 }
             }
-            SessionEvent::Resync { reason } => screen.note(format!(
+            SessionEvent::Resync { reason, .. } => screen.note(format!(
                 "(some events were missed: {reason}; `mosaic sessions show {}` has the whole \
                  conversation)",
                 self.session_id
             )),
+            SessionEvent::StreamClosed { message, .. } => {
+                screen.end_line();
+                screen.note(format!("(the gateway ended the stream: {message})"));
+            }
         }
     }
 }

@@ -1,0 +1,182 @@
+//! The HTTP listener: accepts connections and serves the application on each, with the
+//! limits that keep slow or hostile clients from taking the gateway offline.
+//!
+//! axum's own `serve` has no header timeout and no connection limit, so a thousand
+//! idle sockets exhaust the open-file limit and every later client (health checks
+//! included) waits. Here every connection holds a permit of a fixed budget below that
+//! limit; past it a client gets a 503 at once and is closed. hyper closes a connection
+//! that does not send complete headers within `header_timeout`, counted from when the
+//! connection is ready for a request, which also ends idle keep-alive connections.
+//! Body deadlines and early 413s are request middleware (`limits.rs`). A stop asks
+//! every connection to finish its request in flight and close; long streams end
+//! themselves when the gateway stops (see `Server::stop`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// File descriptors kept free for the database, log files and outbound calls.
+const FD_RESERVE: u64 = 256;
+/// The most connections served at once when the configuration names no number.
+const AUTO_MAX_CONNECTIONS: u64 = 16_384;
+/// What a client past the connection limit is told before the socket closes.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 84\r\n\r\n\
+{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections; try again shortly\"}}";
+
+/// How a listener treats its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+/// Raise the soft open-file limit to the hard one (a process may always do so) and
+/// return the limit in force.
+pub fn raise_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(soft), hard) = (limit.current, limit.maximum) {
+        let target = hard.unwrap_or(soft.max(65_536));
+        if target > soft {
+            limit.current = Some(target);
+            match setrlimit(Resource::Nofile, limit) {
+                Ok(()) => tracing::debug!(from = soft, to = target, "raised the open-file limit"),
+                Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+            }
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// The connection budget for a process allowed `file_limit` open files.
+pub fn auto_max_connections(file_limit: u64) -> usize {
+    let budget = file_limit
+        .saturating_sub(FD_RESERVE)
+        .clamp(16, AUTO_MAX_CONNECTIONS);
+    usize::try_from(budget).unwrap_or(usize::MAX)
+}
+
+/// Serve `app` on `listener` until `stop` is cancelled, then ask every connection to
+/// close after its request in flight and wait for them (the caller bounds the wait).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    stop: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = TaskTracker::new();
+    let mut last_accept_error: Option<tokio::time::Instant> = None;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors, or the peer gave up before accept: go on,
+                    // logging at most once a second.
+                    if last_accept_error.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        last_accept_error = Some(tokio::time::Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            connections.spawn(refuse(tcp));
+            continue;
+        };
+        // Small SSE writes go out at once rather than waiting to be batched.
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            serve_connection(tcp, peer, app, limits, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// Past the limit: say so and close, never waiting on the client for long.
+async fn refuse(mut tcp: tokio::net::TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = tcp.write_all(BUSY).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
+}
+
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: ConnLimits,
+    stop: CancellationToken,
+) {
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(tcp), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => log_end(result),
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            log_end(conn.await);
+        }
+    }
+}
+
+fn log_end(result: hyper::Result<()>) {
+    if let Err(e) = result {
+        // Timeouts and clients that go away are routine; keep them out of the way.
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_budget_leaves_room_below_the_file_limit() {
+        assert_eq!(auto_max_connections(1024), 768);
+        assert_eq!(auto_max_connections(20_000), 16_384);
+        assert_eq!(auto_max_connections(100), 16);
+    }
+
+    #[test]
+    fn the_busy_answer_says_how_long_its_body_is() {
+        let text = std::str::from_utf8(BUSY).unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        assert!(
+            serde_json::from_str::<serde_json::Value>(body).is_ok(),
+            "{body}"
+        );
+    }
+}
