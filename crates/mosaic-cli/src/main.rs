@@ -7,7 +7,6 @@ mod credentials;
 mod output;
 #[cfg(test)]
 mod parity;
-
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
@@ -58,6 +57,23 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// The error and its causes on one line, each said once: many errors already quote
+/// their cause in their own message, and `{:#}` would repeat it after them.
+fn report(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
@@ -87,7 +103,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", report(&err));
             if let (
                 false,
                 Some(ClientError::Api {
@@ -100,5 +116,19 @@ fn main() -> ExitCode {
             }
             ExitCode::from(exit_code(&err))
         }
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    #[test]
+    fn a_cause_quoted_by_its_error_is_said_once() {
+        let err = anyhow::anyhow!("expected `=` at line 3")
+            .context("config file x.toml is not valid: expected `=` at line 3")
+            .context("cannot start the gateway");
+        assert_eq!(
+            super::report(&err),
+            "cannot start the gateway: config file x.toml is not valid: expected `=` at line 3"
+        );
     }
 }

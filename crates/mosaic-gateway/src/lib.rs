@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod datalock;
 pub mod error;
 pub mod extract;
 pub mod limits;

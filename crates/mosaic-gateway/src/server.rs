@@ -38,6 +38,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Secrets(#[from] crate::secretbox::SecretBoxError),
+    #[error(transparent)]
+    Locked(#[from] crate::datalock::LockError),
 }
 
 /// Open (creating when needed) the store the configuration names.
@@ -113,6 +115,8 @@ pub struct Server {
     runtime: mosaic_agent::Runtime,
     shutdown: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// Held while the gateway runs: no second gateway opens the same SQLite file.
+    _lock: Option<crate::datalock::DataLock>,
 }
 
 impl Server {
@@ -120,18 +124,20 @@ impl Server {
     /// gateway has no admin yet, prints a bootstrap token naming the bound address.
     pub async fn start(config: Config) -> Result<Server, ServeError> {
         config.validate()?;
-        let store = open_store(&config).await?;
-        if let Err(e) = store.purge_expired().await {
-            tracing::warn!(error = %e, "could not purge expired sessions");
-        }
         let file_limit = crate::listener::raise_file_limit();
         let max_connections = config
             .max_connections
             .unwrap_or_else(|| crate::listener::auto_max_connections(file_limit));
+        // The port first: a start that cannot listen must not create a database.
         let listener = bind(config.listen).map_err(|source| ServeError::Bind {
             addr: config.listen,
             source,
         })?;
+        let lock = crate::datalock::DataLock::take(&config)?;
+        let store = open_store(&config).await?;
+        if let Err(e) = store.purge_expired().await {
+            tracing::warn!(error = %e, "could not purge expired sessions");
+        }
         let local_addr = listener.local_addr()?;
         let startup = mosaic_store::BootstrapSource::Startup;
         if let Some(token) = crate::routes::auth::issue_bootstrap_token(&store, startup).await? {
@@ -180,6 +186,7 @@ impl Server {
             runtime,
             shutdown,
             task,
+            _lock: lock,
         })
     }
 

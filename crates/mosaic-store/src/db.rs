@@ -117,6 +117,38 @@ impl Store {
     }
 }
 
+/// How long the first connection may take before the start gives up.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connect once and make the first statement the pool's connections would, failing
+/// fast with the database's own reason ("connection refused", "file is not a
+/// database", "attempt to write a readonly database").
+async fn probe(url: &str, backend: Backend) -> Result<()> {
+    use sqlx::Connection;
+    let attempt = async {
+        let mut conn = sqlx::AnyConnection::connect(url).await?;
+        match backend {
+            Backend::Sqlite => {
+                // Reads the header (not a database?) and needs write access (read-only?).
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("BEGIN IMMEDIATE; ROLLBACK;").await?;
+            }
+            Backend::Postgres => {
+                conn.execute("SELECT 1").await?;
+            }
+        }
+        conn.close().await
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+        Ok(result) => result.map_err(StoreError::Db),
+        Err(_) => Err(StoreError::Invalid(format!(
+            "the database did not answer within {} s: {}",
+            PROBE_TIMEOUT.as_secs(),
+            redact_url(url)
+        ))),
+    }
+}
+
 impl Store {
     /// Connect and apply pending migrations.
     pub async fn open(options: &StoreOptions) -> Result<Store> {
@@ -127,6 +159,10 @@ impl Store {
                 redact_url(&options.url)
             ))
         })?;
+        // One connection first, with the engine's own error: the pool would retry a
+        // refused connection or a file that is not a database for its whole acquire
+        // timeout and then report only that it timed out.
+        probe(&options.url, backend).await?;
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .after_connect(move |conn, _meta| {

@@ -51,7 +51,12 @@ impl Sandbox {
 
 /// `mosaic ARGS` with the environment of the sandbox rooted at `root`.
 pub fn mosaic(root: &Path, creds: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(MOSAIC);
+    mosaic_via(Path::new(MOSAIC), root, creds, args)
+}
+
+/// As [`mosaic`], run through `program` (a wrapper script that execs the binary).
+pub fn mosaic_via(program: &Path, root: &Path, creds: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(args);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("MOSAIC_") {
@@ -208,6 +213,27 @@ impl Gateway {
 
     /// Start on `listen` (when given, the first 200 from `/readyz` is all it waits for).
     pub fn start_on(sandbox: &Sandbox, data_dir: &Path, listen: Option<SocketAddr>) -> Gateway {
+        Gateway::launch(sandbox, data_dir, listen, Path::new(MOSAIC), &[])
+    }
+
+    /// Start through `program` (a wrapper that execs the binary) with extra variables.
+    #[allow(dead_code)] // not every test binary starts a gateway through a wrapper
+    pub fn start_with_program(
+        sandbox: &Sandbox,
+        data_dir: &Path,
+        program: &Path,
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        Gateway::launch(sandbox, data_dir, None, program, env)
+    }
+
+    fn launch(
+        sandbox: &Sandbox,
+        data_dir: &Path,
+        listen: Option<SocketAddr>,
+        program: &Path,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let listen_arg = listen.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
         let args = [
             "serve",
@@ -218,7 +244,14 @@ impl Gateway {
             "--log-format",
             "json",
         ];
-        let mut child = mosaic(sandbox.dir.path(), &sandbox.path("serve.toml"), &args)
+        let mut cmd = mosaic_via(
+            program,
+            sandbox.dir.path(),
+            &sandbox.path("serve.toml"),
+            &args,
+        );
+        cmd.envs(env.iter().copied());
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
