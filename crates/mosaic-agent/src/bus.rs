@@ -68,6 +68,12 @@ pub struct SessionBus {
     store: Store,
     limits: BusLimits,
     state: Mutex<State>,
+    /// The next block of numbers, reserved while half of the current one is left, so
+    /// that publishing never waits on the database in the common case.
+    spare: Arc<StdMutex<Option<u64>>>,
+    reserving: Arc<std::sync::atomic::AtomicBool>,
+    /// Woken when a reservation ahead comes back (with a block or not).
+    reserved: Arc<tokio::sync::Notify>,
     tx: broadcast::Sender<Arc<Numbered>>,
     last_used: StdMutex<Instant>,
 }
@@ -80,6 +86,16 @@ pub struct Subscription {
     pub replay: Vec<Arc<Numbered>>,
     pub resync: Option<String>,
     pub live: broadcast::Receiver<Arc<Numbered>>,
+}
+
+/// How long a publisher waits for a block of numbers it could not reserve ahead.
+const RESERVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn lock_spare(m: &StdMutex<Option<u64>>) -> std::sync::MutexGuard<'_, Option<u64>> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 fn touch(at: &StdMutex<Instant>) {
@@ -111,19 +127,78 @@ impl SessionBus {
                 ring: VecDeque::new(),
             }),
             tx,
+            spare: Arc::new(StdMutex::new(None)),
+            reserving: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            reserved: Arc::new(tokio::sync::Notify::new()),
             last_used: StdMutex::new(Instant::now()),
         })
+    }
+
+    async fn reserve(&self) -> mosaic_store::Result<u64> {
+        self.store
+            .reserve_event_numbers(&self.owner, &self.session_id, self.limits.block)
+            .await
+    }
+
+    /// The block reserved ahead, waiting (bounded) for one on its way: reserving
+    /// another beside it would hand out numbers out of order.
+    async fn take_spare(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        let arrived = self.reserved.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        if lock_spare(&self.spare).is_none() && self.reserving.load(Ordering::SeqCst) {
+            let _ = tokio::time::timeout(RESERVE_TIMEOUT, arrived).await;
+        }
+        lock_spare(&self.spare).take()
+    }
+
+    /// Reserve the next block in the background, unless one is held or on its way.
+    fn reserve_ahead(&self) {
+        use std::sync::atomic::Ordering;
+        if lock_spare(&self.spare).is_some() || self.reserving.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (store, owner, session_id, block) = (
+            self.store.clone(),
+            self.owner.clone(),
+            self.session_id.clone(),
+            self.limits.block,
+        );
+        let (spare, reserving) = (self.spare.clone(), self.reserving.clone());
+        let reserved = self.reserved.clone();
+        tokio::spawn(async move {
+            match store
+                .reserve_event_numbers(&owner, &session_id, block)
+                .await
+            {
+                Ok(first) => *lock_spare(&spare) = Some(first),
+                Err(e) => {
+                    tracing::debug!(session = %session_id, "event numbers not reserved ahead: {e}")
+                }
+            }
+            reserving.store(false, Ordering::SeqCst);
+            reserved.notify_waiters();
+        });
     }
 
     /// Number an event, keep it for replay and send it to every subscriber.
     pub async fn publish(&self, event: SessionEvent) -> Arc<Numbered> {
         let mut state = self.state.lock().await;
         if state.next >= state.reserved_end {
-            match self
-                .store
-                .reserve_event_numbers(&self.owner, &self.session_id, self.limits.block)
-                .await
-            {
+            // The block reserved ahead of time, or (when that has not come back yet)
+            // one reserved now, bounded so that a stuck database cannot hold every
+            // publisher and subscriber of the session behind this lock.
+            let spare = self.take_spare().await;
+            let reserved = match spare {
+                // (One that came back after a reservation made without it is stale.)
+                Some(first) if first >= state.reserved_end => Ok(first),
+                _ => match tokio::time::timeout(RESERVE_TIMEOUT, self.reserve()).await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer within {RESERVE_TIMEOUT:?}")),
+                },
+            };
+            match reserved {
                 Ok(first) => {
                     state.next = first;
                     state.reserved_end = first + self.limits.block;
@@ -135,6 +210,9 @@ impl SessionBus {
                     state.reserved_end = state.next + self.limits.block;
                 }
             }
+        }
+        if state.reserved_end - state.next <= self.limits.block / 2 {
+            self.reserve_ahead();
         }
         let numbered = Arc::new(Numbered::new(state.next, event));
         state.next += 1;

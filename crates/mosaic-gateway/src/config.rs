@@ -382,6 +382,11 @@ impl Config {
                 "header_timeout_secs and body_timeout_secs must be positive".into(),
             ));
         }
+        if self.max_db_connections < 2 {
+            return Err(ConfigError::Invalid(
+                "max_db_connections must be at least 2 (a search reads on two at once)".into(),
+            ));
+        }
         if self.max_connections == Some(0) {
             return Err(ConfigError::Invalid(
                 "max_connections must be positive (leave it unset for the automatic limit)".into(),

@@ -85,6 +85,9 @@ pub(crate) struct Inner {
     pub(crate) vectors: tokio::sync::RwLock<Option<crate::brain::VectorIndex>>,
     /// PostgreSQL: the dimensions whose HNSW indexes are known to exist.
     pub(crate) hnsw_ready: std::sync::Mutex<Vec<usize>>,
+    /// Permits for operations that hold two connections at once (hybrid search):
+    /// half the pool, so they can never hold all of it while waiting for more.
+    paired_reads: tokio::sync::Semaphore,
     /// Told whenever a credential stops being valid (see `revocation.rs`).
     pub(crate) revoke_listeners: std::sync::Mutex<Vec<crate::revocation::RevokeListener>>,
 }
@@ -196,6 +199,9 @@ impl Store {
                 vectors: tokio::sync::RwLock::new(None),
                 hnsw_ready: std::sync::Mutex::new(Vec::new()),
                 revoke_listeners: std::sync::Mutex::new(Vec::new()),
+                paired_reads: tokio::sync::Semaphore::new(
+                    (options.max_connections.max(2) / 2) as usize,
+                ),
             }),
         };
         crate::migrate::run(&store).await?;
@@ -228,6 +234,10 @@ impl Store {
 
     pub(crate) fn text_changed(&self) {
         self.inner.text_changed.notify_one();
+    }
+
+    pub(crate) fn paired_reads(&self) -> &tokio::sync::Semaphore {
+        &self.inner.paired_reads
     }
 
     pub(crate) fn inner(&self) -> &Inner {

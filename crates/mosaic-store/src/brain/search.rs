@@ -433,6 +433,10 @@ impl Store {
             tx.commit().await?;
             Ok::<_, crate::StoreError>((near, described))
         };
+        // A search holds two connections at once. Were every connection of the pool
+        // held by a search waiting for its second, none would ever get it (a freeze
+        // until the pool's timeout): at most half the pool searches at a time.
+        let _pair = self.paired_reads().acquire().await;
         let (lists, (near, mut described)) = tokio::try_join!(words, meaning)?;
 
         let mut hits: Vec<SearchHit> = Vec::new();

@@ -24,6 +24,7 @@ engines!(
     vectors_of_another_model_or_size_are_ignored,
     common_words_rank_the_newest_matches_and_rare_ones_find_old_items,
     team_items_are_found_by_their_members_only,
+    many_hybrid_searches_at_once_on_a_small_pool_all_finish,
 );
 
 const MODEL: &str = "test-embedder";
@@ -1071,4 +1072,39 @@ async fn team_items_are_found_by_their_members_only(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(found(bob).await, vec![own.id], "a former member");
+}
+
+/// A hybrid search reads words and meaning on two connections at once. Sixteen of them
+/// on a pool of two once froze: each held one connection and waited for a second.
+async fn many_hybrid_searches_at_once_on_a_small_pool_all_finish(db: TestDb) {
+    let (_, [(_, alice)]) = db.admin_and_users(["alice"]).await;
+    db.store
+        .create_memory(&alice, &memory("Alice prefers green tea in the morning"))
+        .await
+        .unwrap();
+    embed_all(&db.store, |_| near(0, 1, 0.05)).await;
+    let mut options = mosaic_store::StoreOptions::new(db.url.clone());
+    options.max_connections = 2;
+    let small = Store::open(&options).await.unwrap();
+    let searches = (0..16).map(|_| {
+        let (store, alice) = (small.clone(), alice.clone());
+        tokio::spawn(async move {
+            let drinks = QueryVector {
+                model: MODEL.into(),
+                values: near(0, 1, 0.0),
+            };
+            store
+                .search_hybrid(&alice, "tea", &[], 10, Some(&drinks))
+                .await
+                .map(|hits| hits.len())
+        })
+    });
+    let all = futures_util::future::join_all(searches);
+    let found = tokio::time::timeout(std::time::Duration::from_secs(20), all)
+        .await
+        .expect("every search finished within 20 s");
+    for f in found {
+        assert_eq!(f.unwrap().unwrap(), 1);
+    }
+    small.close().await;
 }
