@@ -231,3 +231,62 @@ fn more_idle_connections_than_the_soft_file_limit_do_not_stop_health_checks() {
     assert_eq!(http_status(gw.addr, "/healthz"), Some(200), "{}", gw.log());
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn a_database_with_damaged_pages_is_not_ready() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.path("damaged");
+    make_database(&sandbox, &data);
+    let db = data.join("mosaic.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 16 * 4096, "a database of several pages");
+    // Pages 4 to 8 (the first holds the schema, so the gateway still starts).
+    for b in &mut bytes[3 * 4096..8 * 4096] {
+        *b = 0x55;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let addr = closed_address();
+    let listen = addr.to_string();
+    let args = [
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ];
+    let mut child = mosaic(sandbox.dir.path(), &sandbox.path("creds.toml"), &args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let said = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the gateway exited ({status}) instead of reporting itself not ready");
+        }
+        if let Some(body) = readyz_body(addr).filter(|b| b.contains("damaged")) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "never reported the damage");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(said.starts_with("HTTP/1.1 503"), "{said}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The whole answer to `GET /readyz`, when something answers.
+fn readyz_body(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::Read;
+    let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        tcp,
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).ok()?;
+    Some(out)
+}

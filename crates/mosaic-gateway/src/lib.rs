@@ -47,6 +47,16 @@ pub struct StateInner {
     pub bootstrap_limiter: ratelimit::RateLimiter,
     /// Open streams by credential, ended when it is revoked.
     pub revocations: Arc<revocation::Revocations>,
+    /// What the start-up check found of the database (readiness reflects it).
+    pub integrity: std::sync::Mutex<routes::health::Integrity>,
+}
+
+/// A std mutex's guard, poisoned or not.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl Deref for AppState {
@@ -105,6 +115,7 @@ impl AppState {
             login_user_limiter: ratelimit::RateLimiter::new(10, minute),
             bootstrap_limiter: ratelimit::RateLimiter::new(10, minute),
             revocations,
+            integrity: std::sync::Mutex::new(routes::health::Integrity::Checking),
         }))
     }
 }

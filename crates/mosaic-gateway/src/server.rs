@@ -146,6 +146,7 @@ impl Server {
         let secrets = crate::secretbox::SecretBox::open(&config.secret_key_file()?)?;
         let state = AppState::new(store.clone(), config, secrets);
         let runtime = state.runtime.clone();
+        crate::routes::health::check_integrity(&state);
         // Runs a previous process left open are closed before anyone can start one.
         runtime.recover().await?;
         if let Some(embedder) = state.embedder.clone() {

@@ -257,6 +257,25 @@ impl Store {
         Ok(())
     }
 
+    /// What is wrong with the database's structure, if anything: SQLite's
+    /// `quick_check` (a read of every page; seconds for a large file, so callers run it
+    /// in the background). PostgreSQL guards its own pages and answers `None`.
+    pub async fn check_integrity(&self) -> Result<Option<String>> {
+        if self.inner.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let rows = sqlx::query("PRAGMA quick_check(20)")
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(StoreError::Db)?;
+        let problems: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>(0).ok())
+            .filter(|line| line != "ok")
+            .collect();
+        Ok((!problems.is_empty()).then(|| problems.join("; ")))
+    }
+
     /// Connections open and idle in the pool.
     pub fn pool_usage(&self) -> (u32, usize) {
         (self.inner.pool.size(), self.inner.pool.num_idle())
