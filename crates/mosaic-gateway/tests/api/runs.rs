@@ -862,3 +862,28 @@ async fn another_model_answering_is_recorded_as_a_model_change() {
     assert_eq!(entries[4]["body"]["model"], "mock/other-model");
     assert_eq!(entries[1]["body"]["model"], "mock/test-model");
 }
+
+#[tokio::test]
+async fn after_a_resync_the_subscriber_gets_the_state_and_keeps_streaming() {
+    let setup = Setup::new(
+        vec![text(&["a", "b"], 10, 2), text(&["c", "d"], 10, 2)],
+        json!({}),
+    )
+    .await;
+    let session = setup.session().await;
+    let mut whole = setup.events(&session).await;
+    setup.say(&session, "go").await;
+    let latest = whole.until_finished().await.last().unwrap().id.unwrap();
+
+    // A number never handed out: told to resync, with what runs and waits now.
+    let mut lost = Events::open(&setup.gw, &setup.token, &session, Some(latest + 1000)).await;
+    let resync = lost.next().await;
+    assert_eq!(resync.kind, "resync");
+    assert_eq!(resync.data["state"]["last_event_id"], json!(latest));
+    assert_eq!(resync.data["state"]["queue"], json!([]));
+    // And then the stream goes on like any other, to the next run's end.
+    setup.say(&session, "again").await;
+    let next = lost.until_finished().await;
+    assert_eq!(next, whole.until_finished().await);
+    assert_eq!(next[0].id, Some(latest + 1));
+}
