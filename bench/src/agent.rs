@@ -16,11 +16,11 @@
 //! The scripted model is in [`upstream`], the API calls and the SSE reader in [`api`],
 //! the phases in [`latency`] and [`fanout`], the printed and JSON report in [`report`].
 
-mod api;
+pub(crate) mod api;
 mod fanout;
 mod latency;
 mod report;
-mod upstream;
+pub(crate) mod upstream;
 
 use std::time::Duration;
 

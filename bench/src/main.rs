@@ -11,6 +11,8 @@
 //! fast an agent run's live events reach a session's subscribers (see the `agent` module).
 //! `mosaic-bench brain` drives the store in-process: hybrid search over 100,000
 //! memories with embeddings, on SQLite and PostgreSQL (see the `brain` module).
+//! `mosaic-bench soak` runs a mixed load for an hour and checks that the resident
+//! memory stays flat (see the `soak` module).
 
 mod agent;
 mod brain;
@@ -18,6 +20,7 @@ mod llm;
 mod load;
 mod otel;
 mod server;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +42,7 @@ usage: mosaic-bench [MOSAIC_BINARY] [--runs N] [--clients N] [--duration SECS]
        mosaic-bench agent [MOSAIC_BINARY] [options] (agent run events; agent --help)
        mosaic-bench otel [MOSAIC_BINARY] [options]  (trace export off vs on; otel --help)
        mosaic-bench brain [options]                 (hybrid search, 100k memories; brain --help)
+       mosaic-bench soak [MOSAIC_BINARY] [options]  (resident memory over a long mixed load; soak --help)
 
   MOSAIC_BINARY   the mosaic binary to measure (default target/release/mosaic)
   --runs N        starts per start-up series (default 20)
@@ -364,6 +368,7 @@ fn main() -> ExitCode {
         Some("agent") => agent::run(),
         Some("otel") => otel::run(),
         Some("brain") => brain::run(),
+        Some("soak") => soak::run(),
         _ => run(),
     };
     match result {

@@ -40,6 +40,9 @@ pub struct BusLimits {
     pub channel: usize,
     /// Numbers reserved from the store at a time.
     pub block: u64,
+    /// Bytes of event data all sessions' rings may hold together; past it, the rings
+    /// of the sessions nobody follows are forgotten, longest idle first.
+    pub retained_bytes: usize,
 }
 
 impl Default for BusLimits {
@@ -48,6 +51,7 @@ impl Default for BusLimits {
             ring: 4096,
             channel: 1024,
             block: 4096,
+            retained_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -61,6 +65,11 @@ struct State {
     ring: VecDeque<Arc<Numbered>>,
 }
 
+/// The bytes a ring's event holds, roughly: its JSON and its parsed form.
+fn weight(e: &Numbered) -> usize {
+    2 * e.data.len() + 64
+}
+
 /// One session's events.
 pub struct SessionBus {
     session_id: String,
@@ -72,6 +81,8 @@ pub struct SessionBus {
     /// that publishing never waits on the database in the common case.
     spare: Arc<StdMutex<Option<u64>>>,
     reserving: Arc<std::sync::atomic::AtomicBool>,
+    /// Bytes the ring holds (see [`weight`]).
+    held: std::sync::atomic::AtomicUsize,
     /// Woken when a reservation ahead comes back (with a block or not).
     reserved: Arc<tokio::sync::Notify>,
     tx: broadcast::Sender<Arc<Numbered>>,
@@ -130,6 +141,7 @@ impl SessionBus {
             spare: Arc::new(StdMutex::new(None)),
             reserving: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             reserved: Arc::new(tokio::sync::Notify::new()),
+            held: std::sync::atomic::AtomicUsize::new(0),
             last_used: StdMutex::new(Instant::now()),
         })
     }
@@ -217,8 +229,13 @@ impl SessionBus {
         let numbered = Arc::new(Numbered::new(state.next, event));
         state.next += 1;
         if state.ring.len() >= self.limits.ring {
-            state.ring.pop_front();
+            if let Some(old) = state.ring.pop_front() {
+                self.held
+                    .fetch_sub(weight(&old), std::sync::atomic::Ordering::Relaxed);
+            }
         }
+        self.held
+            .fetch_add(weight(&numbered), std::sync::atomic::Ordering::Relaxed);
         state.ring.push_back(numbered.clone());
         // No subscribers is fine: the ring keeps it.
         let _ = self.tx.send(numbered.clone());
@@ -352,9 +369,42 @@ impl Bus {
     /// Forget buses nobody follows that have been quiet for `idle` (their numbers are
     /// not reused: the next bus reserves a new block).
     pub fn sweep(&self, idle: Duration, busy: impl Fn(&str) -> bool) {
-        if let Ok(mut m) = self.sessions.lock() {
-            m.retain(|id, bus| bus.subscribers() > 0 || bus.idle_for() < idle || busy(id));
+        let Ok(mut m) = self.sessions.lock() else {
+            return;
+        };
+        m.retain(|id, bus| bus.subscribers() > 0 || bus.idle_for() < idle || busy(id));
+        // Then the budget: the quiet sessions nobody follows go first, longest idle
+        // first, until what is left fits.
+        let held = |b: &SessionBus| b.held.load(std::sync::atomic::Ordering::Relaxed);
+        let mut total: usize = m.values().map(|b| held(b)).sum();
+        if total <= self.limits.retained_bytes {
+            return;
         }
+        let mut quiet: Vec<(Duration, String, usize)> = m
+            .iter()
+            .filter(|(id, b)| b.subscribers() == 0 && !busy(id))
+            .map(|(id, b)| (b.idle_for(), id.clone(), held(b)))
+            .collect();
+        quiet.sort_by_key(|q| std::cmp::Reverse(q.0));
+        for (_, id, bytes) in quiet {
+            if total <= self.limits.retained_bytes {
+                break;
+            }
+            m.remove(&id);
+            total -= bytes;
+        }
+    }
+
+    /// Bytes all rings hold together.
+    pub fn retained_bytes(&self) -> usize {
+        self.sessions
+            .lock()
+            .map(|m| {
+                m.values()
+                    .map(|b| b.held.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// Drop a deleted session's bus.

@@ -48,6 +48,7 @@ const SMALL: BusLimits = BusLimits {
     ring: 8,
     channel: 4,
     block: 5,
+    retained_bytes: 1 << 20,
 };
 
 #[tokio::test]
@@ -99,4 +100,49 @@ async fn a_subscriber_that_falls_behind_is_told_and_never_slows_the_publisher() 
     // The slow one read nothing: its channel (4) overflowed; publishing went on.
     assert!(matches!(slow.try_recv(), Err(TryRecvError::Lagged(6))));
     assert_eq!(bus.subscriber_count(), 2);
+}
+
+#[tokio::test]
+async fn what_quiet_sessions_keep_is_bounded_and_followed_ones_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, p, first) = session(dir.path()).await;
+    let limits = BusLimits {
+        ring: 1000,
+        channel: 16,
+        block: 100,
+        retained_bytes: 80_000,
+    };
+    let bus = Bus::new(store.clone(), limits);
+    let followed = bus.session(&p, &first).await.unwrap();
+    let sub = followed.subscribe(None).await;
+    for i in 0..200 {
+        followed.publish(delta(i)).await;
+    }
+    let mut quiet = Vec::new();
+    for n in 0..10 {
+        let id = store
+            .create_session(&p, None, &format!("s{n}"))
+            .await
+            .unwrap()
+            .id;
+        let s = bus.session(&p, &id).await.unwrap();
+        for i in 0..200 {
+            s.publish(delta(i)).await;
+        }
+        quiet.push(id);
+    }
+    let before = bus.retained_bytes();
+    assert!(before > 80_000, "{before}");
+    bus.sweep(std::time::Duration::from_secs(600), |_| false);
+    let after = bus.retained_bytes();
+    assert!(after <= 80_000, "{after} bytes kept");
+    // The followed session keeps its events; the longest idle quiet ones went first.
+    let again = bus.session(&p, &first).await.unwrap();
+    assert_eq!(again.subscribe(Some(0)).await.replay.len(), 200);
+    drop(sub);
+    let newest = bus.session(&p, quiet.last().unwrap()).await.unwrap();
+    assert!(
+        !newest.subscribe(Some(0)).await.replay.is_empty(),
+        "the newest stays"
+    );
 }

@@ -161,7 +161,7 @@ impl Server {
             let stopping = sweeper.stopping();
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                    _ = tokio::time::sleep(Duration::from_secs(15)) => {
                         sweeper.sweep(Duration::from_secs(600));
                     }
                     _ = stopping.cancelled() => break,
