@@ -17,6 +17,8 @@ use mosaic_llm::LlmError;
 use mosaic_store::{PendingText, QueryVector, Store};
 use tokio_util::sync::CancellationToken;
 
+use crate::egress::{self, Egress};
+
 /// Items embedded per request.
 const BATCH: u32 = 32;
 /// How long a search waits for its query's embedding before going by words alone.
@@ -52,17 +54,15 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    pub fn new(store: Store, config: &EmbedderConfig) -> Embedder {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
-        Embedder {
+    /// An embedder of the admin's configured endpoint (any address; no redirects).
+    pub fn new(store: Store, config: &EmbedderConfig) -> Result<Embedder, reqwest::Error> {
+        let http = egress::client(Egress::trusted("the embedder"))?;
+        Ok(Embedder {
             client: OpenAiEmbeddings::new(http, &config.url, config.api_key.clone()),
             model: config.model.clone(),
             store,
             stats: EmbedderStats::default(),
-        }
+        })
     }
 
     pub fn model(&self) -> &str {

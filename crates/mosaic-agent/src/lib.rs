@@ -4,8 +4,8 @@
 
 pub mod bus;
 pub mod context;
+pub mod egress;
 pub mod embedder;
-pub mod net;
 pub mod runtime;
 pub mod tools;
 

@@ -75,7 +75,7 @@ async fn embed_everything(embedder: &Embedder) {
 
 async fn meaning_finds_what_words_cannot(store: Store) {
     let (alice, bob) = users(&store).await;
-    let embedder = Embedder::new(store.clone(), &real_model());
+    let embedder = Embedder::new(store.clone(), &real_model()).unwrap();
     for text in [
         "I am allergic to peanuts",
         "The car needs new tyres before winter",
@@ -223,7 +223,8 @@ async fn a_refused_text_is_marked_and_the_rest_are_embedded() {
             model: "m".into(),
             api_key: Some("k".into()),
         },
-    );
+    )
+    .unwrap();
     assert_eq!(embedder.step().await.unwrap(), 2);
     let received = server.received();
     assert_eq!(received.len(), 3);
@@ -273,8 +274,8 @@ async fn a_refused_text_is_marked_and_the_rest_are_embedded() {
     assert_eq!(store.pending_embeddings(10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_failing_server_leaves_items_pending_and_query_embedding_says_why() {
+/// A fresh SQLite store holding one memory waiting for its embedding.
+async fn one_pending_memory() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions::sqlite_file(&dir.path().join("m.db")))
         .await
@@ -290,6 +291,12 @@ async fn a_failing_server_leaves_items_pending_and_query_embedding_says_why() {
         )
         .await
         .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_failing_server_leaves_items_pending_and_query_embedding_says_why() {
+    let (_dir, store) = one_pending_memory().await;
     let server = Scripted::start(vec![Answer::json(
         503,
         json!({"error": {"message": "loading model"}}),
@@ -302,10 +309,37 @@ async fn a_failing_server_leaves_items_pending_and_query_embedding_says_why() {
             model: "m".into(),
             api_key: None,
         },
-    );
+    )
+    .unwrap();
     let error = embedder.step().await.unwrap_err();
     assert!(error.contains("503"), "{error}");
     assert_eq!(store.pending_embeddings(10).await.unwrap().len(), 1);
     let why = embedder.embed_query("anything").await.unwrap_err();
     assert!(why.contains("loading model"), "{why}");
+}
+
+#[tokio::test]
+async fn the_embedder_follows_no_redirect() {
+    let (_dir, store) = one_pending_memory().await;
+    let elsewhere = Scripted::start(vec![vectors(1)]).await;
+    for status in [302, 307] {
+        let moved = Scripted::start(vec![Answer::json(status, json!({}))
+            .with_header("location", &format!("{}/v1/embeddings", elsewhere.base_url))])
+        .await;
+        let embedder = Embedder::new(
+            store.clone(),
+            &EmbedderConfig {
+                url: format!("{}/v1", moved.base_url),
+                model: "m".into(),
+                api_key: Some("k".into()),
+            },
+        )
+        .unwrap();
+        let error = embedder.step().await.unwrap_err();
+        assert!(error.contains(&status.to_string()), "{error}");
+        assert!(error.contains("redirect"), "{error}");
+        assert_eq!(moved.received().len(), 1);
+    }
+    assert_eq!(elsewhere.received().len(), 0);
+    assert_eq!(store.pending_embeddings(10).await.unwrap().len(), 1);
 }

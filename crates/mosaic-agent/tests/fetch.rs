@@ -267,6 +267,39 @@ async fn refuses_a_redirect_from_a_permitted_server_to_a_loopback_address() {
 }
 
 #[tokio::test]
+async fn refuses_302_and_307_redirects_to_loopback_in_every_literal_spelling() {
+    let v4 = Server::untouchable("127.0.0.1").await;
+    let v6 = Server::untouchable("::1").await;
+    for status in [302, 307] {
+        for target in [
+            format!("http://127.0.0.1:{}/secret", v4.port()),
+            format!("http://2130706433:{}/secret", v4.port()),
+            format!("http://0x7f.1:{}/secret", v4.port()),
+            format!("http://[::1]:{}/secret", v6.port()),
+            format!("http://[::ffff:7f00:1]:{}/secret", v4.port()),
+        ] {
+            let location = target.clone();
+            let redirector = Server::start("127.0.0.2", move |_, _| Reply {
+                status,
+                ..Reply::redirect(&location)
+            })
+            .await;
+            let out = fetch(
+                permitting_127_0_0_2(),
+                json!({ "url": redirector.url("/") }),
+            )
+            .await;
+            let why = refused(&out);
+            assert!(
+                why.contains("is a loopback address"),
+                "{status} to {target}: {why}"
+            );
+        }
+    }
+    assert_eq!((v4.connections(), v6.connections()), (0, 0));
+}
+
+#[tokio::test]
 async fn refuses_a_redirect_to_the_cloud_metadata_address() {
     let redirector = Server::start("127.0.0.2", |_, _| {
         Reply::redirect("http://169.254.169.254/latest/meta-data/")

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use mosaic_agent::egress::{AddressPolicy, Network};
 use serde::{Deserialize, Serialize};
 
 /// Default address: loopback only. Anything else is a deliberate choice.
@@ -85,8 +86,12 @@ pub struct Config {
     /// directory when unset. Replicas of a scaled gateway must share one.
     pub secret_key_file: Option<PathBuf>,
     /// Let users (not only admins) point their own providers at loopback or private
-    /// addresses. Off: a user's provider could otherwise reach internal services.
+    /// addresses. Off: a user's provider could otherwise reach internal services. Checked
+    /// on every connection, so turning it off also stops providers made while it was on.
     pub allow_private_user_providers: bool,
+    /// Networks (CIDR) users' own providers may reach although they are private: a
+    /// model server on the LAN that every user may call.
+    pub user_provider_allow_networks: Vec<String>,
     /// Mark session cookies `Secure`. Unset: yes unless the gateway listens on loopback
     /// (a non-loopback listener is fronted by TLS). Set false only for plain HTTP on a
     /// trusted network, where browsers would otherwise drop the cookie.
@@ -149,6 +154,7 @@ impl Default for Config {
             log_format: LogFormat::Human,
             secret_key_file: None,
             allow_private_user_providers: false,
+            user_provider_allow_networks: Vec::new(),
             secure_cookies: None,
             run_max_model_calls: 50,
             run_token_budget: 2_000_000,
@@ -261,6 +267,9 @@ impl Config {
         if let Some(v) = env("MOSAIC_ALLOW_PRIVATE_USER_PROVIDERS") {
             self.allow_private_user_providers = parse("MOSAIC_ALLOW_PRIVATE_USER_PROVIDERS", v)?;
         }
+        if let Some(v) = env("MOSAIC_USER_PROVIDER_ALLOW_NETWORKS") {
+            self.user_provider_allow_networks = list(&v);
+        }
         if let Some(v) = env("MOSAIC_RUN_MAX_MODEL_CALLS") {
             self.run_max_model_calls = parse("MOSAIC_RUN_MAX_MODEL_CALLS", v)?;
         }
@@ -274,12 +283,7 @@ impl Config {
             self.fetch_allow_private = parse("MOSAIC_FETCH_ALLOW_PRIVATE", v)?;
         }
         if let Some(v) = env("MOSAIC_FETCH_ALLOW_NETWORKS") {
-            self.fetch_allow_networks = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
+            self.fetch_allow_networks = list(&v);
         }
         if let Some(v) = env("MOSAIC_OTLP_ENDPOINT") {
             self.otlp_endpoint = Some(v);
@@ -347,18 +351,21 @@ impl Config {
 
     /// What the `http_fetch` tool may reach.
     pub fn fetch_config(&self) -> Result<mosaic_agent::tools::FetchConfig, ConfigError> {
-        let allow = self
-            .fetch_allow_networks
-            .iter()
-            .map(|n| {
-                n.parse()
-                    .map_err(|e| ConfigError::Invalid(format!("fetch_allow_networks: '{n}': {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(mosaic_agent::tools::FetchConfig {
             allow_private: self.fetch_allow_private,
-            allow,
+            allow: networks("fetch_allow_networks", &self.fetch_allow_networks)?,
             ..mosaic_agent::tools::FetchConfig::default()
+        })
+    }
+
+    /// What users' own providers may reach, when they are created and on every call.
+    pub fn user_provider_policy(&self) -> Result<AddressPolicy, ConfigError> {
+        Ok(AddressPolicy {
+            allow_private: self.allow_private_user_providers,
+            allow: networks(
+                "user_provider_allow_networks",
+                &self.user_provider_allow_networks,
+            )?,
         })
     }
 
@@ -398,6 +405,7 @@ impl Config {
             ));
         }
         self.fetch_config()?;
+        self.user_provider_policy()?;
         self.embedder_config()?;
         if self.context_window < 256 {
             return Err(ConfigError::Invalid(
@@ -464,6 +472,26 @@ impl Config {
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+/// A comma-separated list from the environment.
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The CIDR blocks of a setting, or which one does not parse.
+fn networks(key: &str, blocks: &[String]) -> Result<Vec<Network>, ConfigError> {
+    blocks
+        .iter()
+        .map(|n| {
+            n.parse()
+                .map_err(|e| ConfigError::Invalid(format!("{key}: '{n}': {e}")))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -67,19 +67,26 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: mosaic_store::Store, config: Config, secrets: secretbox::SecretBox) -> Self {
+    /// The state of a gateway; fails when the configuration does not validate or no
+    /// outbound HTTP client can be built (there is no unguarded fallback).
+    pub fn new(
+        store: mosaic_store::Store,
+        config: Config,
+        secrets: secretbox::SecretBox,
+    ) -> Result<Self, server::ServeError> {
         let minute = Duration::from_secs(60);
         let metrics = Arc::new(telemetry::metrics::Metrics::default());
         let models = Arc::new(models::ModelHub::new(
             secrets,
-            config.allow_private_user_providers,
+            config.user_provider_policy()?,
             metrics.clone(),
-        ));
+        )?);
         let embedder = config
             .embedder_config()
             .ok()
             .flatten()
-            .map(|c| Arc::new(mosaic_agent::embedder::Embedder::new(store.clone(), &c)));
+            .map(|c| mosaic_agent::embedder::Embedder::new(store.clone(), &c).map(Arc::new))
+            .transpose()?;
         let runtime = mosaic_agent::Runtime::new(
             store.clone(),
             Arc::new(models::RunModels::new(models.clone(), store.clone())),
@@ -104,7 +111,7 @@ impl AppState {
                 }
             }));
         }
-        AppState(Arc::new(StateInner {
+        Ok(AppState(Arc::new(StateInner {
             store,
             config,
             models,
@@ -116,6 +123,6 @@ impl AppState {
             bootstrap_limiter: ratelimit::RateLimiter::new(10, minute),
             revocations,
             integrity: std::sync::Mutex::new(routes::health::Integrity::Checking),
-        }))
+        })))
     }
 }

@@ -14,8 +14,14 @@ use mosaic_llm::{ChatRequest, EventStream, Provider, StreamEvent, Usage};
 use mosaic_store::{Principal, ProviderForCall, Store, StoreError};
 use tracing::Instrument;
 
+use mosaic_agent::egress::{self, AddressPolicy, Egress};
+
 use crate::error::{ApiError, ApiResult};
 use crate::secretbox::SecretBox;
+
+/// What widens the policy of users' providers, as its refusals say.
+pub const USER_POLICY_SETTINGS: &str =
+    "allow_private_user_providers (or lists it in user_provider_allow_networks)";
 
 /// Time to the first token when a `provider/model` is named directly.
 pub const DIRECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,10 +29,13 @@ pub const DIRECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Providers built from configuration, and the routing matrix over them.
 pub struct ModelHub {
     router: Router,
+    /// For the gateway's providers, which admins configured: any address.
     http: reqwest::Client,
-    /// For users' own providers: refuses internal addresses at every connection, so a
-    /// name that resolves elsewhere later (DNS rebinding) still cannot reach them.
+    /// For users' own providers: checks the address of every connection against the
+    /// gateway's policy at call time, whatever the provider's URL (a name that resolves
+    /// elsewhere later, an IP literal, a provider made while the policy was wider).
     http_public: reqwest::Client,
+    user_policy: AddressPolicy,
     secrets: SecretBox,
     /// Provider id → the `updated_at` it was built from (rebuilt when it changes).
     built: Mutex<HashMap<String, String>>,
@@ -51,33 +60,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ModelHub {
     pub fn new(
         secrets: SecretBox,
-        allow_private_user_providers: bool,
+        user_policy: AddressPolicy,
         metrics: Arc<crate::telemetry::metrics::Metrics>,
-    ) -> ModelHub {
-        let builder = || {
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .user_agent(concat!("mosaic/", env!("CARGO_PKG_VERSION")))
-        };
-        let http = builder().build().unwrap_or_default();
-        let http_public = if allow_private_user_providers {
-            http.clone()
-        } else {
-            builder()
-                .dns_resolver(Arc::new(mosaic_agent::net::PolicyResolver::new(
-                    mosaic_agent::net::AddressPolicy::default(),
-                )))
-                .build()
-                .unwrap_or_default()
-        };
-        ModelHub {
+    ) -> Result<ModelHub, reqwest::Error> {
+        Ok(ModelHub {
             router: Router::new(),
-            http,
-            http_public,
+            http: egress::client(Egress::trusted("the gateway's providers"))?,
+            http_public: egress::client(Egress::guarded(
+                "users' providers",
+                user_policy.clone(),
+                USER_POLICY_SETTINGS,
+            ))?,
+            user_policy,
             secrets,
             built: Mutex::new(HashMap::new()),
             metrics,
-        }
+        })
+    }
+
+    /// What users' own providers may reach.
+    pub fn user_policy(&self) -> &AddressPolicy {
+        &self.user_policy
     }
 
     pub fn secrets(&self) -> &SecretBox {

@@ -40,6 +40,8 @@ pub enum ServeError {
     Secrets(#[from] crate::secretbox::SecretBoxError),
     #[error(transparent)]
     Locked(#[from] crate::datalock::LockError),
+    #[error("cannot build the outbound HTTP client: {0}")]
+    Egress(#[from] reqwest::Error),
 }
 
 /// Open (creating when needed) the store the configuration names.
@@ -144,7 +146,7 @@ impl Server {
             announce_bootstrap(&token, local_addr);
         }
         let secrets = crate::secretbox::SecretBox::open(&config.secret_key_file()?)?;
-        let state = AppState::new(store.clone(), config, secrets);
+        let state = AppState::new(store.clone(), config, secrets)?;
         let runtime = state.runtime.clone();
         crate::routes::health::check_integrity(&state);
         // Runs a previous process left open are closed before anyone can start one.

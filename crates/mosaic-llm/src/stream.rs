@@ -45,11 +45,27 @@ pub trait WireDecoder: Send + 'static {
 }
 
 /// Check an HTTP answer: success passes, anything else becomes [`LlmError::Http`] with
-/// the provider's message and any `Retry-After`.
+/// the provider's message and any `Retry-After`. A redirect is an error too: provider
+/// clients follow none (see `mosaic_agent::egress`), so it says where it pointed.
 pub async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, LlmError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
+    }
+    if status.is_redirection() {
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_else(|| "nowhere".into());
+        return Err(LlmError::Http {
+            status: status.as_u16(),
+            message: format!(
+                "a redirect to {location}, which is not followed: set the provider's base URL \
+                 to where it should go"
+            ),
+            retry_after: None,
+        });
     }
     let retry_after = resp
         .headers()

@@ -121,8 +121,14 @@ pub struct Scripted {
 }
 
 impl Scripted {
-    /// Serve `answers` in order (the last one repeats).
+    /// Serve `answers` in order (the last one repeats), on 127.0.0.1.
     pub async fn start(answers: Vec<Answer>) -> Scripted {
+        Scripted::start_on("127.0.0.1:0", answers).await
+    }
+
+    /// Serve on another address: `[::1]:0`, or `127.0.0.2:0` (another loopback address,
+    /// which an address policy can allow while refusing 127.0.0.1).
+    pub async fn start_on(addr: &str, answers: Vec<Answer>) -> Scripted {
         let script = Arc::new(Mutex::new(Script {
             answers,
             ..Script::default()
@@ -130,7 +136,7 @@ impl Scripted {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(script.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -2,15 +2,15 @@
 //!
 //! A model-driven fetch must not become a way into the gateway's own network, so the
 //! address policy is enforced where connections are made: the one client this tool owns
-//! resolves names through [`PolicyResolver`], which drops internal addresses. IP literals
-//! never reach DNS, so they are checked here; and the client follows no redirects by
-//! itself — every `Location` is checked exactly like the first URL before it is fetched.
+//! is a guarded [`egress`](crate::egress) client, which checks the peer address of every
+//! connection. It follows no redirects by itself: every `Location` is checked here like
+//! the first URL before it is fetched (IP literals at once, with the redirect that led
+//! there in the message), and the connection check stands behind that.
 //! The whole fetch runs under one deadline, and the body is streamed and cut at a byte
 //! cap, so a slow or endless answer costs at most `timeout` and `max_bytes`.
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use mosaic_llm::{BoxFuture, ToolSpec};
@@ -19,7 +19,7 @@ use reqwest::{StatusCode, Url};
 use serde_json::json;
 
 use super::{Tool, ToolContext, ToolOutput};
-use crate::net::{self, AddressPolicy, InternalHost, Network, PolicyResolver};
+use crate::egress::{self, AddressPolicy, Egress, InternalHost, Network, RefusedAddress, Shown};
 
 /// How `http_fetch` may reach out.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ impl Default for FetchConfig {
 
 pub struct HttpFetch {
     config: FetchConfig,
-    policy: Arc<AddressPolicy>,
+    policy: AddressPolicy,
     /// Built once; when building fails (no TLS backend), every call says so rather
     /// than falling back to a client without the address policy.
     client: Result<reqwest::Client, String>,
@@ -60,20 +60,17 @@ const ACCEPTED: &str =
 
 impl HttpFetch {
     pub fn new(config: FetchConfig) -> Self {
-        let policy = Arc::new(AddressPolicy {
+        let policy = AddressPolicy {
             allow_private: config.allow_private,
             allow: config.allow.clone(),
-        });
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
-            // A proxy would resolve the target itself, out of the policy's sight.
-            .no_proxy()
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .user_agent(concat!("mosaic/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string());
+        };
+        let egress = Egress::guarded(
+            "http_fetch",
+            policy.clone(),
+            "fetch_allow_private or fetch_allow_networks",
+        )
+        .with_timeouts(config.timeout, Some(config.timeout));
+        let client = egress::client(egress).map_err(|e| e.to_string());
         HttpFetch {
             config,
             policy,
@@ -122,8 +119,8 @@ impl HttpFetch {
             {
                 Ok(r) => r,
                 Err(e) => {
-                    return Err(match internal_host(&e) {
-                        Some(host) => refused(Refusal::Host(host)),
+                    return Err(match refusal(&e) {
+                        Some(why) => refused(why),
                         None if e.is_timeout() => FetchError::TimedOut,
                         None => FetchError::Request(url.clone(), chain(&e)),
                     })
@@ -254,16 +251,12 @@ fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Option<Url
     url.join(location.trim()).map(Some).map_err(|_| bad())
 }
 
-/// The refusal the policy resolver gave, if that is why the request failed.
-fn internal_host(e: &reqwest::Error) -> Option<InternalHost> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(host) = err.downcast_ref::<InternalHost>() {
-            return Some(host.clone());
-        }
-        source = err.source();
+/// The guarded client's refusal, if that is why the request failed.
+fn refusal(e: &reqwest::Error) -> Option<Refusal> {
+    if let Some(host) = egress::find_cause::<InternalHost>(e) {
+        return Some(Refusal::Host(host.clone()));
     }
-    None
+    egress::find_cause::<RefusedAddress>(e).map(|r| Refusal::Peer(r.clone()))
 }
 
 /// An error with its causes, which reqwest keeps out of its own message.
@@ -286,8 +279,14 @@ fn chain(e: &dyn std::error::Error) -> String {
 enum Refusal {
     Scheme,
     NoHost,
-    Internal { ip: IpAddr, kind: &'static str },
+    Internal {
+        ip: IpAddr,
+        kind: &'static str,
+    },
     Host(InternalHost),
+    /// The connection reached an address the policy refuses (a literal the URL check
+    /// did not see, or a name that resolved differently at connect time).
+    Peer(RefusedAddress),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -345,21 +344,7 @@ impl fmt::Display for Refused {
             Refusal::Host(host) => {
                 write!(f, "{host}; http_fetch only reaches public addresses")
             }
-        }
-    }
-}
-
-/// An address, with the IPv4 address it stands for when it is an IPv6 spelling of one.
-struct Shown(IpAddr);
-
-impl fmt::Display for Shown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V6(v6) => match net::embedded_ipv4(v6) {
-                Some(v4) => write!(f, "{v6} (that is {v4})"),
-                None => write!(f, "{v6}"),
-            },
-            IpAddr::V4(v4) => write!(f, "{v4}"),
+            Refusal::Peer(refused) => write!(f, "{refused}"),
         }
     }
 }

@@ -16,19 +16,18 @@ use mosaic_store::{NewProvider, ProviderChanges};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::models::USER_POLICY_SETTINGS;
 use crate::routes::no_content;
 use crate::AppState;
 
-pub use mosaic_agent::net::is_internal;
+use mosaic_agent::egress;
 
-/// Check a base URL: http(s), and — for a user's own provider, unless the gateway
-/// allows it — not resolving to an internal address.
-async fn check_base_url(
-    state: &AppState,
-    auth: &Auth,
-    scope: ConfigScope,
-    url: &str,
-) -> ApiResult<()> {
+pub use mosaic_agent::egress::is_internal;
+
+/// Check a base URL: http(s), and — for a user-scope provider — not resolving to an
+/// address the gateway's policy for users' providers refuses. The same policy is applied
+/// again on every connection when the provider is called; this check only says so early.
+async fn check_base_url(state: &AppState, scope: ConfigScope, url: &str) -> ApiResult<()> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| ApiError::bad_request(format!("base_url: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -37,11 +36,9 @@ async fn check_base_url(
     let host = parsed
         .host_str()
         .ok_or_else(|| ApiError::bad_request("base_url has no host"))?;
-    let gated = scope == ConfigScope::User
-        && !auth.principal.is_admin()
-        && !state.config.allow_private_user_providers;
-    if !gated {
-        return Ok(());
+    match scope {
+        ConfigScope::Gateway => return Ok(()),
+        ConfigScope::User => {}
     }
     let port = parsed.port_or_known_default().unwrap_or(443);
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -50,11 +47,23 @@ async fn check_base_url(
         .map_err(|e| ApiError::bad_request(format!("base_url: cannot resolve {host}: {e}")))?
         .map(|a| a.ip())
         .collect();
-    if addrs.is_empty() || addrs.iter().any(|ip| is_internal(*ip)) {
-        return Err(ApiError::forbidden(
-            "your own providers may not use loopback or private addresses; ask an admin to add \
-             it for the gateway (or set allow_private_user_providers)",
-        ));
+    let policy = state.models.user_policy();
+    let refused = addrs
+        .iter()
+        .find_map(|ip| policy.refuses(*ip).map(|kind| (*ip, kind)));
+    if let Some((ip, kind)) = refused {
+        return Err(ApiError::forbidden(format!(
+            "base_url reaches {}, a {kind} address; your own providers may not use loopback \
+             or private addresses unless the gateway sets {}; an admin can add it for the \
+             gateway instead",
+            egress::Shown(ip),
+            USER_POLICY_SETTINGS
+        )));
+    }
+    if addrs.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "base_url: {host} resolves to no address"
+        )));
     }
     Ok(())
 }
@@ -91,7 +100,7 @@ pub async fn create_provider(
             )))
         }
     };
-    check_base_url(&state, &auth, req.scope, &base_url).await?;
+    check_base_url(&state, req.scope, &base_url).await?;
     let new = NewProvider {
         scope: req.scope,
         name: req.name,
@@ -135,7 +144,7 @@ pub async fn update_provider(
         .base_url
         .map(|u| u.trim().trim_end_matches('/').to_string());
     if let Some(url) = &base_url {
-        check_base_url(&state, &auth, current.scope, url).await?;
+        check_base_url(&state, current.scope, url).await?;
     }
     let changes = ProviderChanges {
         base_url,

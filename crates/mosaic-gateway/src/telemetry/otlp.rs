@@ -427,11 +427,11 @@ impl Exporter {
                 _ => tracing::warn!(header = %key, "OTLP export header ignored: not valid"),
             }
         }
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            // A redirected POST becomes a GET; a collector that moved is misconfigured.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        // No redirects (the egress default): a redirected POST becomes a GET, and a
+        // collector that moved is misconfigured.
+        let egress = mosaic_agent::egress::Egress::trusted("the trace exporter")
+            .with_timeouts(mosaic_agent::egress::CONNECT_TIMEOUT, Some(config.timeout));
+        let client = mosaic_agent::egress::client(egress)
             .map_err(|e| tracing::warn!("OTLP export disabled: no HTTP client: {e}"))
             .ok();
         Exporter {

@@ -7,6 +7,7 @@ mod bootstrap;
 mod brain;
 mod brain_tools;
 mod credentials;
+mod egress;
 mod fanout;
 mod memories;
 mod memory_tools;

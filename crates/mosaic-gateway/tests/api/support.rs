@@ -43,7 +43,21 @@ impl TestGateway {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestGateway {
+        Self::start_in(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    /// Stop this gateway and start another on the same data directory (the same
+    /// database and secret key), configured afresh with `tweak`.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> TestGateway {
+        if let Some(server) = self.server.take() {
+            server.stop(Duration::from_secs(5)).await.unwrap();
+        }
         let dir = tempfile::tempdir().unwrap();
+        let old = std::mem::replace(&mut self._dir, dir);
+        Self::start_in(old, tweak).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestGateway {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: Some(dir.path().to_path_buf()),

@@ -1,12 +1,6 @@
-//! Which network addresses outbound requests may reach.
-//!
-//! Anything that fetches a URL on a user's or a model's behalf must not become a way into
-//! the gateway's own network (loopback services, the cloud metadata endpoint at
-//! 169.254.169.254, the LAN). The check has to happen on the addresses actually
-//! connected to, not on the host name in the URL, so [`PolicyResolver`] plugs the policy
-//! into reqwest's DNS resolution: every connection, including one made after a redirect,
-//! only ever sees permitted addresses. IP literals in URLs skip DNS, so callers check
-//! them with [`AddressPolicy::permits`] themselves.
+//! Which network addresses outbound requests may reach: the kinds of internal address,
+//! CIDR blocks, the [`AddressPolicy`] over them, and [`PolicyResolver`], which applies the
+//! policy to the addresses a host name resolves to.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -110,6 +104,21 @@ pub fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         [0, 0, 0, 0, 0, 0, _, _] => Some(low),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),
         _ => None,
+    }
+}
+
+/// An address, with the IPv4 address it stands for when it is an IPv6 spelling of one.
+pub struct Shown(pub IpAddr);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V6(v6) => match embedded_ipv4(v6) {
+                Some(v4) => write!(f, "{v6} (that is {v4})"),
+                None => write!(f, "{v6}"),
+            },
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+        }
     }
 }
 
