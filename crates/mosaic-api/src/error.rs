@@ -20,6 +20,12 @@ pub enum ErrorCode {
     RateLimited,
     Internal,
     Unavailable,
+    /// An upstream provider refused the gateway's credentials (its 401 or 403): the
+    /// provider's key or account needs fixing, not the request.
+    UpstreamAuthFailed,
+    /// An upstream provider failed in a way another try would not fix: a redirect, an
+    /// answer that is not its wire format, an error it reported.
+    UpstreamError,
 }
 
 impl ErrorCode {
@@ -37,6 +43,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
+            ErrorCode::UpstreamAuthFailed | ErrorCode::UpstreamError => 502,
         }
     }
 
@@ -52,6 +59,7 @@ impl ErrorCode {
             409 => ErrorCode::Conflict,
             413 => ErrorCode::PayloadTooLarge,
             429 => ErrorCode::RateLimited,
+            502 => ErrorCode::UpstreamError,
             503 => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         }

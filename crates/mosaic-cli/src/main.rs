@@ -34,7 +34,10 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             ErrorCode::Conflict => 6,
             ErrorCode::BadRequest | ErrorCode::PayloadTooLarge | ErrorCode::RequestTimeout => 7,
             ErrorCode::RateLimited => 8,
-            ErrorCode::Internal | ErrorCode::Unavailable => 1,
+            ErrorCode::Internal
+            | ErrorCode::Unavailable
+            | ErrorCode::UpstreamAuthFailed
+            | ErrorCode::UpstreamError => 1,
         },
         Some(ClientError::Transport { .. }) => 10,
         Some(ClientError::BadUrl(_)) => 2,

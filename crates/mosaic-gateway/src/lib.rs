@@ -19,6 +19,7 @@ pub mod secretbox;
 pub mod secrets;
 pub mod server;
 pub mod telemetry;
+pub mod upstream;
 
 use std::ops::Deref;
 use std::sync::Arc;

@@ -42,6 +42,14 @@ pub struct ModelHub {
     metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
+/// A provider of a route as the caller knows it.
+pub struct Named {
+    pub name: String,
+    pub kind: &'static str,
+    /// Whether the caller may read what its upstream says ([`crate::upstream`]).
+    pub detail: bool,
+}
+
 /// A call under way, with where it went.
 pub struct Call {
     pub stream: EventStream,
@@ -104,6 +112,16 @@ impl ModelHub {
             ConfigScope::User => self.http_public.clone(),
         };
         let base = f.info.base_url.as_str();
+        // Every credential of this provider is kept out of what its upstream says.
+        let secrets: Vec<String> = key
+            .iter()
+            .cloned()
+            .chain(
+                reqwest::Url::parse(base)
+                    .ok()
+                    .and_then(|u| u.password().map(str::to_string)),
+            )
+            .collect();
         let provider: Arc<dyn Provider> = match f.info.wire {
             WireApi::ChatCompletions => {
                 Arc::new(mosaic_llm::openai_chat::OpenAiChat::new(http, base, key))
@@ -115,6 +133,7 @@ impl ModelHub {
                 http, base, key,
             )),
         };
+        let provider = Arc::new(mosaic_llm::redact::Redacting::new(provider, secrets));
         self.router.set_provider(&f.info.id, provider);
         lock(&self.built).insert(f.info.id.clone(), f.info.updated_at.clone());
         Ok(())
@@ -155,7 +174,7 @@ impl ModelHub {
         store: &Store,
         p: &Principal,
         spec: &str,
-    ) -> ApiResult<(Route, HashMap<String, (String, &'static str)>)> {
+    ) -> ApiResult<(Route, HashMap<String, Named>)> {
         let providers = self.by_name(store, p).await?;
         let mut names = HashMap::new();
         let mut entry = |provider: &str, model: &str, timeout: Duration| -> ApiResult<RouteEntry> {
@@ -168,7 +187,11 @@ impl ModelHub {
             self.ensure_built(f)?;
             names.insert(
                 f.info.id.clone(),
-                (f.info.name.clone(), f.info.kind.as_str()),
+                Named {
+                    name: f.info.name.clone(),
+                    kind: f.info.kind.as_str(),
+                    detail: crate::upstream::sees_detail(p, f.info.scope),
+                },
             );
             Ok(RouteEntry {
                 provider: f.info.id.clone(),
@@ -218,10 +241,12 @@ impl ModelHub {
         let name_of = |id: &str| {
             names
                 .get(id)
-                .map(|(name, _)| name.clone())
+                .map(|n| n.name.clone())
                 .unwrap_or_else(|| id.to_string())
         };
-        let kind_of = |id: &str| names.get(id).map(|(_, kind)| *kind).unwrap_or("unknown");
+        let kind_of = |id: &str| names.get(id).map(|n| n.kind).unwrap_or("unknown");
+        // Unknown ids cannot happen (every entry was named); hide when unsure.
+        let detail_of = |id: &str| names.get(id).is_some_and(|n| n.detail);
         // One span for the call, from the request to the stream's end (GenAI semantic
         // conventions); the provider request is made inside it, so it carries its
         // `traceparent`.
@@ -243,11 +268,17 @@ impl ModelHub {
             gen_ai.usage.output_tokens = tracing::field::Empty,
             gen_ai.response.finish_reasons = tracing::field::Empty,
         );
+        // Named, and with only what this caller may read of each failure.
         let named = |fallbacks: Vec<Fallback>| -> Vec<Fallback> {
             fallbacks
                 .into_iter()
                 .map(|f| Fallback {
                     provider: name_of(&f.provider),
+                    error: if detail_of(&f.provider) {
+                        f.error
+                    } else {
+                        f.hidden.clone()
+                    },
                     ..f
                 })
                 .collect()
@@ -280,6 +311,7 @@ impl ModelHub {
                         metrics: self.metrics.clone(),
                         span,
                     },
+                    detail_of(&routed.provider),
                 );
                 Ok(Call {
                     stream,
@@ -295,11 +327,15 @@ impl ModelHub {
                 ..
             }) => {
                 span.record("otel.status_code", "ERROR");
+                let label = format!("{}/{model}", name_of(&provider));
                 self.metrics
                     .model_call(&name_of(&provider), &model, "error", 0, 0);
-                Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("{}/{model}: {error}", name_of(&provider)),
+                // Redacted already; the log is where admins find what users were not shown.
+                tracing::warn!(call = %label, %error, "model call failed");
+                Err(crate::upstream::api_error(
+                    &label,
+                    &error,
+                    detail_of(&provider),
                 ))
             }
             Err(RouteError::Exhausted(fallbacks)) => {
@@ -338,36 +374,40 @@ impl ModelHub {
             .into_iter()
             .filter_map(|h| {
                 let info = visible.get(&h.provider)?;
+                let detail = crate::upstream::sees_detail(p, info.scope);
                 Some(ModelHealth {
                     provider: info.name.clone(),
                     model: h.model,
                     healthy: h.healthy,
                     consecutive_failures: h.consecutive_failures,
                     cooldown_remaining_secs: h.cooldown_remaining_secs,
-                    last_error: h.last_error,
+                    last_error: h
+                        .last_failure
+                        .map(|e| crate::upstream::shown(&e, detail).to_string()),
                 })
             })
             .collect())
     }
 
-    /// The models one provider offers.
-    pub async fn list_models(&self, f: &ProviderForCall) -> ApiResult<Vec<String>> {
-        self.ensure_built(f)?;
-        let provider = self
-            .router
-            .provider(&f.info.id)
-            .ok_or_else(ApiError::internal)?;
-        provider
-            .list_models()
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("{}: {e}", f.info.name)))
+    /// The models one provider offers, or why not as `p` may read it.
+    pub async fn list_models(&self, p: &Principal, f: &ProviderForCall) -> ApiResult<Vec<String>> {
+        let provider = self.built(f)?;
+        provider.list_models().await.map_err(|e| {
+            tracing::warn!(provider = %f.info.name, error = %e, "listing models failed");
+            crate::upstream::api_error(
+                &f.info.name,
+                &e,
+                crate::upstream::sees_detail(p, f.info.scope),
+            )
+        })
     }
 }
 
 /// Count a call's tokens for the principal: recorded before `Done` is passed on (so a
 /// usage report right after an answer includes it), or when the caller drops the
 /// stream early.
-fn metered(stream: EventStream, meter: Meter) -> EventStream {
+/// Errors mid-stream are passed on as the caller may see them (`detail`).
+fn metered(stream: EventStream, meter: Meter, detail: bool) -> EventStream {
     let meter = Arc::new(meter);
     let guard = MeterOnDrop(meter.clone());
     Box::pin(stream.then(move |event| {
@@ -380,9 +420,11 @@ fn metered(stream: EventStream, meter: Meter) -> EventStream {
                     *lock(&meter.stop) = Some(*stop_reason);
                     meter.record().await
                 }
-                Err(_) => {
+                Err(e) => {
                     *lock(&meter.stop) = Some(mosaic_llm::StopReason::Error);
                     meter.span.record("otel.status_code", "ERROR");
+                    tracing::warn!(provider = %meter.provider, error = %e, "model stream failed");
+                    return Err(crate::upstream::shown(e, detail));
                 }
                 _ => {}
             }

@@ -31,8 +31,16 @@ impl OpenAiEmbeddings {
         }
     }
 
-    /// Embed `inputs` with `model`. Every vector has the same length, or it is an error.
+    /// Embed `inputs` with `model`. Every vector has the same length, or it is an error;
+    /// an error's text is redacted of the key (see [`crate::redact`]).
     pub async fn embed(&self, model: &str, inputs: &[String]) -> Result<Embedded, LlmError> {
+        let key = self.api_key.as_deref().into_iter().collect::<Vec<_>>();
+        self.embed_unredacted(model, inputs)
+            .await
+            .map_err(|e| e.redacted(&key))
+    }
+
+    async fn embed_unredacted(&self, model: &str, inputs: &[String]) -> Result<Embedded, LlmError> {
         if inputs.is_empty() {
             return Ok(Embedded {
                 vectors: Vec::new(),

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+/// What stands for an upstream's words that the caller may not see.
+pub const HIDDEN: &str = "details are shown to admins only";
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LlmError {
     /// The provider could not be reached (DNS, refused, TLS, reset before an answer).
@@ -37,6 +40,29 @@ impl LlmError {
             LlmError::Connect(_) | LlmError::Timeout(_) => true,
             LlmError::Http { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             LlmError::Protocol(_) | LlmError::Provider(_) | LlmError::Invalid(_) => false,
+        }
+    }
+
+    /// The same failure (kind, status, retry advice) without the upstream's own words,
+    /// for a caller who may not see them: a user of a provider an admin configured.
+    pub fn hidden(&self) -> LlmError {
+        let hidden = || HIDDEN.to_string();
+        match self {
+            LlmError::Connect(_) => LlmError::Connect(hidden()),
+            LlmError::Timeout(d) => LlmError::Timeout(*d),
+            LlmError::Http {
+                status,
+                retry_after,
+                ..
+            } => LlmError::Http {
+                status: *status,
+                message: hidden(),
+                retry_after: *retry_after,
+            },
+            LlmError::Protocol(_) => LlmError::Protocol(hidden()),
+            LlmError::Provider(_) => LlmError::Provider(hidden()),
+            // The gateway's own words, not the upstream's.
+            LlmError::Invalid(m) => LlmError::Invalid(m.clone()),
         }
     }
 

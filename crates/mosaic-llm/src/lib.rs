@@ -12,6 +12,7 @@ pub mod embeddings;
 pub mod error;
 pub mod openai_chat;
 pub mod openai_responses;
+pub mod redact;
 pub mod routing;
 pub mod sse;
 pub mod stream;

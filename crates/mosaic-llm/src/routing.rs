@@ -37,6 +37,10 @@ pub struct Fallback {
     pub provider: String,
     pub model: String,
     pub error: String,
+    /// The error without the upstream's words ([`LlmError::hidden`]), for callers who
+    /// may not see them.
+    #[serde(skip)]
+    pub hidden: String,
 }
 
 /// A call under way: the events, which entry answered, and what failed before it.
@@ -85,7 +89,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 struct Health {
     consecutive_failures: u32,
     cooling_until: Option<Instant>,
-    last_error: Option<String>,
+    last_error: Option<LlmError>,
 }
 
 /// The health of one `provider/model`, as the API shows it.
@@ -98,6 +102,10 @@ pub struct EntryHealth {
     /// Seconds until it is tried again, while cooling down.
     pub cooldown_remaining_secs: Option<u64>,
     pub last_error: Option<String>,
+    /// The last failure itself, for callers that show it differently to different
+    /// people ([`LlmError::hidden`]).
+    #[serde(skip)]
+    pub last_failure: Option<LlmError>,
 }
 
 /// Providers by name, and the health of every `provider/model` they served.
@@ -158,7 +166,8 @@ impl Router {
                     healthy: remaining.is_none(),
                     consecutive_failures: h.consecutive_failures,
                     cooldown_remaining_secs: remaining.map(|d| d.as_secs().max(1)),
-                    last_error: h.last_error.clone(),
+                    last_error: h.last_error.as_ref().map(LlmError::to_string),
+                    last_failure: h.last_error.clone(),
                 }
             })
             .collect();
@@ -192,7 +201,7 @@ impl Router {
             .min(self.max_cooldown)
             .max(asked.min(MAX_RETRY_AFTER));
         h.cooling_until = Some(Instant::now() + cooldown);
-        h.last_error = Some(error.to_string());
+        h.last_error = Some(error.clone());
     }
 
     fn record_success(&self, entry: &RouteEntry) {
@@ -259,6 +268,7 @@ impl Router {
                         provider: entry.provider.clone(),
                         model: entry.model.clone(),
                         error: error.to_string(),
+                        hidden: error.hidden().to_string(),
                     });
                 }
                 Err(error) => {

@@ -30,8 +30,12 @@ pub async fn models_of(state: &AppState, auth: &Auth) -> ApiResult<ModelList> {
         .rev()
         .filter(|f| seen.insert(f.info.name.clone()))
         .collect();
-    let lists =
-        futures_util::future::join_all(chosen.iter().map(|f| state.models.list_models(f))).await;
+    let lists = futures_util::future::join_all(
+        chosen
+            .iter()
+            .map(|f| state.models.list_models(&auth.principal, f)),
+    )
+    .await;
     let mut items = Vec::new();
     let mut errors = Vec::new();
     for (f, listed) in chosen.iter().zip(lists) {

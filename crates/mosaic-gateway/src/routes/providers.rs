@@ -192,7 +192,7 @@ pub async fn test_provider(
     let f = state.store.provider_for_call(&auth.principal, &id).await?;
     let model = match req.model {
         Some(m) => m,
-        None => match state.models.list_models(&f).await {
+        None => match state.models.list_models(&auth.principal, &f).await {
             Ok(models) if !models.is_empty() => models[0].clone(),
             Ok(_) => {
                 return Err(ApiError::bad_request(
@@ -222,7 +222,10 @@ pub async fn test_provider(
             mosaic_llm::routing::first_event(p.as_ref(), request, crate::models::DIRECT_TIMEOUT)
                 .await
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(|e| {
+                    let detail = crate::upstream::sees_detail(&auth.principal, f.info.scope);
+                    crate::upstream::shown(&e, detail).to_string()
+                })
         }
         Err(e) => Err(e.message),
     };

@@ -28,19 +28,8 @@ fn internal_models() -> Answer {
 }
 
 async fn own_provider(gw: &TestGateway, token: &str, name: &str, base_url: &str) -> Value {
-    let (status, body) = gw
-        .call(
-            Method::POST,
-            "/api/v1/providers",
-            Some(token),
-            Some(
-                json!({"name": name, "kind": "openai-compatible", "base_url": base_url,
-                "api_key": "sk-alice-own-key-0000000000"}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body
+    gw.provider(token, "user", name, base_url, "sk-alice-own-key-0000000000")
+        .await
 }
 
 #[tokio::test]

@@ -20,3 +20,4 @@ mod sessions;
 mod slow_clients;
 mod support;
 mod tenant_sweep;
+mod upstream_errors;

@@ -134,6 +134,40 @@ impl TestGateway {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Send a request that must answer `want`; returns the JSON body.
+    pub async fn expect(
+        &self,
+        want: StatusCode,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> Value {
+        let (status, answer) = self.call(method, path, Some(token), Some(body)).await;
+        assert_eq!(status, want, "{path}: {answer}");
+        answer
+    }
+
+    /// As `token`, add an OpenAI-compatible provider of `scope` ("user" or "gateway").
+    pub async fn provider(
+        &self,
+        token: &str,
+        scope: &str,
+        name: &str,
+        base_url: &str,
+        key: &str,
+    ) -> Value {
+        self.expect(
+            StatusCode::CREATED,
+            Method::POST,
+            "/api/v1/providers",
+            token,
+            json!({"name": name, "kind": "openai-compatible", "base_url": base_url,
+                "api_key": key, "scope": scope}),
+        )
+        .await
+    }
+
     /// Bootstrap the first admin and return a bearer token for them.
     pub async fn admin(&self, username: &str) -> String {
         let token = self.bootstrap_token().await;

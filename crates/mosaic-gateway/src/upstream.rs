@@ -1,0 +1,85 @@
+//! How a provider's failure reaches the caller. Its text was redacted of credentials
+//! where it entered (`mosaic_llm::redact`, around every provider the hub builds); here
+//! it gets the API code its kind implies, and its words are kept from callers who may
+//! not see them: users of a provider an admin configured see what kind of failure it
+//! was and its status, admins and a provider's owner see the (redacted) detail, and the
+//! gateway log has it for admins.
+
+use mosaic_api::{ConfigScope, ErrorCode};
+use mosaic_llm::LlmError;
+use mosaic_store::Principal;
+
+use crate::error::ApiError;
+
+/// Whether `p` may read what the upstream of a provider of this scope said: its owner
+/// (a user-scope provider is only ever used by its owner) and admins may.
+pub fn sees_detail(p: &Principal, scope: ConfigScope) -> bool {
+    match scope {
+        ConfigScope::User => true,
+        ConfigScope::Gateway => p.is_admin(),
+    }
+}
+
+/// The error as this caller may see it.
+pub fn shown(e: &LlmError, detail: bool) -> LlmError {
+    if detail {
+        e.clone()
+    } else {
+        e.hidden()
+    }
+}
+
+/// The API code of a provider's failure: a refused key is the provider's problem
+/// (`upstream_auth_failed`, 502), not the caller's request; the upstream's other 4xx
+/// answers are about the request (an unknown model, too long a context).
+pub fn code(e: &LlmError) -> ErrorCode {
+    match e {
+        LlmError::Http { status, .. } => match status {
+            401 | 403 => ErrorCode::UpstreamAuthFailed,
+            429 => ErrorCode::RateLimited,
+            400..=499 => ErrorCode::BadRequest,
+            _ => ErrorCode::UpstreamError,
+        },
+        LlmError::Connect(_) | LlmError::Timeout(_) => ErrorCode::Unavailable,
+        LlmError::Protocol(_) | LlmError::Provider(_) => ErrorCode::UpstreamError,
+        LlmError::Invalid(_) => ErrorCode::BadRequest,
+    }
+}
+
+/// The API error of a failed call to `label` (`provider` or `provider/model`).
+pub fn api_error(label: &str, e: &LlmError, detail: bool) -> ApiError {
+    ApiError::new(code(e), format!("{label}: {}", shown(e, detail)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn a_refused_key_is_an_upstream_failure_and_its_words_are_kept_from_users() {
+        let e = LlmError::Http {
+            status: 401,
+            message: "Incorrect API key provided: [redacted]".into(),
+            retry_after: None,
+        };
+        let user = Principal::user("u", false);
+        let admin = Principal::user("a", true);
+        assert!(!sees_detail(&user, ConfigScope::Gateway));
+        assert!(sees_detail(&user, ConfigScope::User));
+        assert!(sees_detail(&admin, ConfigScope::Gateway));
+        let hidden = api_error("openai/gpt", &e, false);
+        assert_eq!(
+            (hidden.code, hidden.message.as_str()),
+            (
+                ErrorCode::UpstreamAuthFailed,
+                "openai/gpt: the provider answered 401: details are shown to admins only"
+            )
+        );
+        assert_eq!(
+            api_error("openai/gpt", &e, true).message,
+            "openai/gpt: the provider answered 401: Incorrect API key provided: [redacted]"
+        );
+        assert_eq!(ErrorCode::UpstreamAuthFailed.status(), 502);
+    }
+}
