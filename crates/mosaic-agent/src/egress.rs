@@ -104,6 +104,10 @@ fn article(kind: &str) -> &'static str {
 /// The one way to build an outbound HTTP client. Never follows redirects; a guarded one
 /// checks every connection's peer address and ignores proxy settings.
 pub fn client(egress: Egress) -> Result<reqwest::Client, reqwest::Error> {
+    builder(egress).build()
+}
+
+fn builder(egress: Egress) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(egress.connect_timeout)
@@ -120,9 +124,11 @@ pub fn client(egress: Egress) -> Result<reqwest::Client, reqwest::Error> {
         builder = builder
             .no_proxy()
             .dns_resolver(Arc::new(PolicyResolver::new(guard.policy.clone())))
+            // Over TLS the handshake is done by the time the peer is checked; a refused
+            // connection still never carries a request.
             .connector_layer(PeerCheckLayer(guard));
     }
-    builder.build()
+    builder
 }
 
 /// The first error of type `E` in `e`'s chain of causes: how a caller tells a guarded

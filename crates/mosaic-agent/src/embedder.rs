@@ -158,13 +158,13 @@ impl Embedder {
             }
             // The server refused the batch as a request (not as a failure of its own):
             // one item may be at fault. Try each alone and mark the ones it refuses.
-            Err(LlmError::Http { status, .. }) if (400..500).contains(&status) && status != 429 => {
+            Err(LlmError::Http { status, .. }) if refuses_the_text(status) => {
                 for (item, input) in pending.iter().zip(&inputs) {
                     match self.embed(std::slice::from_ref(input)).await {
                         Ok(mut v) => self.save(item, v.pop().as_ref()).await?,
                         Err(LlmError::Http {
                             status, message, ..
-                        }) if (400..500).contains(&status) && status != 429 => {
+                        }) if refuses_the_text(status) => {
                             tracing::warn!(
                                 kind = item.kind.as_str(),
                                 id = %item.id,
@@ -200,4 +200,10 @@ impl Embedder {
         }
         Ok(())
     }
+}
+
+/// Whether an HTTP error refuses the request's texts rather than the gateway: a client
+/// error that is not a refused key (401, 403) nor a rate limit (429).
+fn refuses_the_text(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 429)
 }

@@ -216,15 +216,7 @@ async fn a_refused_text_is_marked_and_the_rest_are_embedded() {
     }
     // The batch is refused; then each alone: the first is fine, the second refused.
     let server = Scripted::start(vec![refusal(), vectors(1), refusal(), vectors(0)]).await;
-    let embedder = Embedder::new(
-        store.clone(),
-        &EmbedderConfig {
-            url: format!("{}/v1", server.base_url),
-            model: "m".into(),
-            api_key: Some("k".into()),
-        },
-    )
-    .unwrap();
+    let embedder = scripted_embedder(&store, &server, Some("k"));
     assert_eq!(embedder.step().await.unwrap(), 2);
     let received = server.received();
     assert_eq!(received.len(), 3);
@@ -274,6 +266,16 @@ async fn a_refused_text_is_marked_and_the_rest_are_embedded() {
     assert_eq!(store.pending_embeddings(10).await.unwrap().len(), 1);
 }
 
+/// An embedder of model `m` on a scripted server.
+fn scripted_embedder(store: &Store, server: &Scripted, key: Option<&str>) -> Embedder {
+    let config = EmbedderConfig {
+        url: format!("{}/v1", server.base_url),
+        model: "m".into(),
+        api_key: key.map(str::to_string),
+    };
+    Embedder::new(store.clone(), &config).unwrap()
+}
+
 /// A fresh SQLite store holding one memory waiting for its embedding.
 async fn one_pending_memory() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -302,15 +304,7 @@ async fn a_failing_server_leaves_items_pending_and_query_embedding_says_why() {
         json!({"error": {"message": "loading model"}}),
     )])
     .await;
-    let embedder = Embedder::new(
-        store.clone(),
-        &EmbedderConfig {
-            url: format!("{}/v1", server.base_url),
-            model: "m".into(),
-            api_key: None,
-        },
-    )
-    .unwrap();
+    let embedder = scripted_embedder(&store, &server, None);
     let error = embedder.step().await.unwrap_err();
     assert!(error.contains("503"), "{error}");
     assert_eq!(store.pending_embeddings(10).await.unwrap().len(), 1);
@@ -326,20 +320,37 @@ async fn the_embedder_follows_no_redirect() {
         let moved = Scripted::start(vec![Answer::json(status, json!({}))
             .with_header("location", &format!("{}/v1/embeddings", elsewhere.base_url))])
         .await;
-        let embedder = Embedder::new(
-            store.clone(),
-            &EmbedderConfig {
-                url: format!("{}/v1", moved.base_url),
-                model: "m".into(),
-                api_key: Some("k".into()),
-            },
-        )
-        .unwrap();
+        let embedder = scripted_embedder(&store, &moved, Some("k"));
         let error = embedder.step().await.unwrap_err();
         assert!(error.contains(&status.to_string()), "{error}");
         assert!(error.contains("redirect"), "{error}");
         assert_eq!(moved.received().len(), 1);
     }
     assert_eq!(elsewhere.received().len(), 0);
+    assert_eq!(store.pending_embeddings(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_embedders_errors_never_quote_its_key() {
+    let key = "sk-embed-Qw3rTy9Uu1Op5As7Df2Gh4Jk";
+    let (_dir, store) = one_pending_memory().await;
+    let server = Scripted::start(vec![Answer::json(
+        401,
+        json!({"error": {"message": format!("Incorrect API key provided: {key}")}}),
+    )])
+    .await;
+    let embedder = scripted_embedder(&store, &server, Some(key));
+    let error = embedder.embed_query("anything").await.unwrap_err();
+    assert_eq!(
+        error,
+        "the embedding model failed: the provider answered 401: Incorrect API key provided: \
+         [redacted]"
+    );
+    // A refused key is not a refused text: the item stays pending for a better key.
+    let error = embedder.step().await.unwrap_err();
+    assert!(
+        !error.contains("Qw3rTy9U") && error.contains("[redacted]"),
+        "{error}"
+    );
     assert_eq!(store.pending_embeddings(10).await.unwrap().len(), 1);
 }

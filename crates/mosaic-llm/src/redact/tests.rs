@@ -114,3 +114,51 @@ fn every_text_of_an_error_is_redacted() {
         "the provider reported an error: stream failed for [redacted]"
     );
 }
+
+/// Starts, sends one event, then fails quoting the key; lists nothing, quoting it too.
+struct Leaky;
+
+impl Provider for Leaky {
+    fn stream(&self, _: ChatRequest) -> BoxFuture<'_, Result<EventStream, LlmError>> {
+        Box::pin(async {
+            let events = vec![
+                Ok(crate::StreamEvent::TextDelta { text: "Hel".into() }),
+                Err(LlmError::Provider(format!("quota of {KEY} exhausted"))),
+            ];
+            Ok(Box::pin(futures_util::stream::iter(events)) as EventStream)
+        })
+    }
+
+    fn list_models(&self) -> BoxFuture<'_, Result<Vec<String>, LlmError>> {
+        Box::pin(async {
+            Err(LlmError::Http {
+                status: 401,
+                message: format!("Incorrect API key provided: {KEY}"),
+                retry_after: None,
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_redacting_provider_cleans_errors_before_and_during_the_stream() {
+    let p = Redacting::new(Arc::new(Leaky), vec![KEY.to_string()]);
+    let listed = p.list_models().await.unwrap_err();
+    assert_eq!(
+        listed.to_string(),
+        "the provider answered 401: Incorrect API key provided: [redacted]"
+    );
+    let items: Vec<_> = p
+        .stream(ChatRequest::default())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(
+        items,
+        vec![
+            Ok(crate::StreamEvent::TextDelta { text: "Hel".into() }),
+            Err(LlmError::Provider("quota of [redacted] exhausted".into())),
+        ]
+    );
+}
