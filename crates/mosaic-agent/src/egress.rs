@@ -10,9 +10,11 @@
 //! `http://2130706433`) never reaches a resolver at all. So a guarded client checks the
 //! peer address of **every connection it establishes**, whatever the URL looked like
 //! and however it got there, and drops the connection before a single request byte is
-//! written when the [`AddressPolicy`] refuses it ([`RefusedAddress`]). Its resolver
-//! ([`PolicyResolver`]) also drops internal addresses of host names before connecting,
-//! which keeps the other addresses of a name usable and gives a clearer error.
+//! written when the [`AddressPolicy`] refuses it ([`RefusedAddress`]); over TLS the
+//! check comes after the handshake, where reqwest hands the connection over. Its
+//! resolver ([`PolicyResolver`]) also drops internal addresses of host names before
+//! connecting, which keeps the other addresses of a name usable and gives a clearer
+//! error.
 //!
 //! The clients follow no redirects: a provider that answers 3xx gets a clear error, and
 //! a caller that must follow them (`http_fetch`) does so by hand, checking each hop.

@@ -31,14 +31,16 @@ pub struct ModelHub {
     router: Router,
     /// For the gateway's providers, which admins configured: any address.
     http: reqwest::Client,
-    /// For users' own providers: checks the address of every connection against the
-    /// gateway's policy at call time, whatever the provider's URL (a name that resolves
-    /// elsewhere later, an IP literal, a provider made while the policy was wider).
+    /// For users' own providers (admins' excepted): checks the address of every
+    /// connection against the gateway's policy at call time, whatever the provider's URL
+    /// (a name that resolves elsewhere later, an IP literal, a provider made while the
+    /// policy was wider).
     http_public: reqwest::Client,
     user_policy: AddressPolicy,
     secrets: SecretBox,
-    /// Provider id → the `updated_at` it was built from (rebuilt when it changes).
-    built: Mutex<HashMap<String, String>>,
+    /// Provider id → the `updated_at` it was built from and whether its client is the
+    /// guarded one (rebuilt when either changes).
+    built: Mutex<HashMap<String, (String, bool)>>,
     metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
@@ -96,8 +98,16 @@ impl ModelHub {
     }
 
     /// Make sure the router holds an up-to-date client for this provider.
-    fn ensure_built(&self, f: &ProviderForCall) -> ApiResult<()> {
-        if lock(&self.built).get(&f.info.id) == Some(&f.info.updated_at) {
+    /// A user's own provider is held to the policy for users' providers, decided now,
+    /// at call time: unless its user (the only one who calls it) is an admin, who could
+    /// as well configure it for the gateway.
+    fn ensure_built(&self, p: &Principal, f: &ProviderForCall) -> ApiResult<()> {
+        let guarded = match f.info.scope {
+            ConfigScope::Gateway => false,
+            ConfigScope::User => !p.is_admin(),
+        };
+        let version = (f.info.updated_at.clone(), guarded);
+        if lock(&self.built).get(&f.info.id) == Some(&version) {
             return Ok(());
         }
         let key = match &f.api_key_enc {
@@ -107,9 +117,10 @@ impl ModelHub {
             })?),
             None => None,
         };
-        let http = match f.info.scope {
-            ConfigScope::Gateway => self.http.clone(),
-            ConfigScope::User => self.http_public.clone(),
+        let http = if guarded {
+            self.http_public.clone()
+        } else {
+            self.http.clone()
         };
         let base = f.info.base_url.as_str();
         // Every credential of this provider is kept out of what its upstream says.
@@ -135,13 +146,13 @@ impl ModelHub {
         };
         let provider = Arc::new(mosaic_llm::redact::Redacting::new(provider, secrets));
         self.router.set_provider(&f.info.id, provider);
-        lock(&self.built).insert(f.info.id.clone(), f.info.updated_at.clone());
+        lock(&self.built).insert(f.info.id.clone(), version);
         Ok(())
     }
 
     /// The callable provider for this configuration.
-    pub fn built(&self, f: &ProviderForCall) -> ApiResult<Arc<dyn Provider>> {
-        self.ensure_built(f)?;
+    pub fn built(&self, p: &Principal, f: &ProviderForCall) -> ApiResult<Arc<dyn Provider>> {
+        self.ensure_built(p, f)?;
         self.router
             .provider(&f.info.id)
             .ok_or_else(ApiError::internal)
@@ -184,7 +195,7 @@ impl ModelHub {
                     format!("no provider named '{provider}'"),
                 )
             })?;
-            self.ensure_built(f)?;
+            self.ensure_built(p, f)?;
             names.insert(
                 f.info.id.clone(),
                 Named {
@@ -391,7 +402,7 @@ impl ModelHub {
 
     /// The models one provider offers, or why not as `p` may read it.
     pub async fn list_models(&self, p: &Principal, f: &ProviderForCall) -> ApiResult<Vec<String>> {
-        let provider = self.built(f)?;
+        let provider = self.built(p, f)?;
         provider.list_models().await.map_err(|e| {
             tracing::warn!(provider = %f.info.name, error = %e, "listing models failed");
             crate::upstream::api_error(

@@ -3,7 +3,8 @@
 //! an upstream says is redacted here before the gateway shows, logs or stores it.
 //!
 //! [`redact`] removes the credentials the caller holds for the call, in full and in any
-//! run of 8 or more of their characters (a key cut or masked by the upstream), and
+//! run of 8 or more of their characters that looks like a piece of a key (a key cut or
+//! masked by the upstream), and
 //! anything shaped like one: `Bearer …`/`Basic …`, well-known key prefixes (`sk-`,
 //! `sk-ant-`, `ghp_`, `AIza`, `xoxb-`, `hf_`, `AKIA`…), `key=…`/`token: …` values,
 //! passwords in URLs, and long base64 or hex runs. [`Redacting`] wraps a provider so that
@@ -105,31 +106,39 @@ fn looks_random(run: &str) -> bool {
     hex || (upper && lower && digit)
 }
 
-/// Remove the known secrets: whole, and (for long ones) any run of [`PARTIAL`] of their
-/// characters, merged into one [`REDACTED`] per stretch of text.
+/// Remove the known secrets: whole, and (for long ones) any run of [`PARTIAL`] or more
+/// of their characters that looks like a piece of a key rather than a word the key
+/// happens to contain; one [`REDACTED`] per stretch of text.
 fn redact_known(text: &str, secrets: &[&str]) -> String {
     let mut hidden = vec![false; text.len()];
     for secret in secrets.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let chars: Vec<(usize, char)> = secret.char_indices().collect();
-        if chars.len() < PARTIAL {
-            for (at, _) in text.match_indices(secret) {
-                let end = at + secret.len();
-                let before = text[..at].chars().next_back();
-                let after = text[end..].chars().next();
-                if !before.is_some_and(char::is_alphanumeric)
-                    && !after.is_some_and(char::is_alphanumeric)
-                {
-                    hidden[at..end].fill(true);
-                }
+        let short = secret.chars().count() < PARTIAL;
+        for (at, _) in text.match_indices(secret) {
+            let end = at + secret.len();
+            let before = text[..at].chars().next_back();
+            let after = text[end..].chars().next();
+            let bounded = !before.is_some_and(char::is_alphanumeric)
+                && !after.is_some_and(char::is_alphanumeric);
+            if bounded || !short {
+                hidden[at..end].fill(true);
             }
+        }
+        if short {
             continue;
         }
+        let chars: Vec<(usize, char)> = secret.char_indices().collect();
+        let mut partial = vec![false; text.len()];
         for w in 0..=chars.len() - PARTIAL {
             let start = chars[w].0;
             let end = chars.get(w + PARTIAL).map_or(secret.len(), |c| c.0);
             let window = &secret[start..end];
             for (at, _) in text.match_indices(window) {
-                hidden[at..at + window.len()].fill(true);
+                partial[at..at + window.len()].fill(true);
+            }
+        }
+        for (start, end) in runs(&partial) {
+            if looks_like_a_piece(&text[start..end]) {
+                hidden[start..end].fill(true);
             }
         }
     }
@@ -147,6 +156,30 @@ fn redact_known(text: &str, secrets: &[&str]) -> String {
         }
     }
     out
+}
+
+/// The stretches of `true`, as byte ranges.
+fn runs(marks: &[bool]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, &m) in marks.iter().chain([&false]).enumerate() {
+        match (m, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A piece of a key, not a word: long, or letters and digits mixed ("Fg9hJ3kA", not
+/// "scripted" out of `sk-scripted-secret-0123`).
+fn looks_like_a_piece(piece: &str) -> bool {
+    piece.chars().count() >= 12
+        || (piece.chars().any(|c| c.is_alphabetic()) && piece.chars().any(|c| c.is_ascii_digit()))
 }
 
 impl LlmError {

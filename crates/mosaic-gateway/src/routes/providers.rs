@@ -24,10 +24,16 @@ use mosaic_agent::egress;
 
 pub use mosaic_agent::egress::is_internal;
 
-/// Check a base URL: http(s), and — for a user-scope provider — not resolving to an
-/// address the gateway's policy for users' providers refuses. The same policy is applied
-/// again on every connection when the provider is called; this check only says so early.
-async fn check_base_url(state: &AppState, scope: ConfigScope, url: &str) -> ApiResult<()> {
+/// Check a base URL: http(s), and — for a user's own provider, unless they are an admin —
+/// not resolving to an address the gateway's policy for users' providers refuses. The
+/// same policy is applied again on every connection when the provider is called; this
+/// check only says so early.
+async fn check_base_url(
+    state: &AppState,
+    auth: &Auth,
+    scope: ConfigScope,
+    url: &str,
+) -> ApiResult<()> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| ApiError::bad_request(format!("base_url: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -36,9 +42,12 @@ async fn check_base_url(state: &AppState, scope: ConfigScope, url: &str) -> ApiR
     let host = parsed
         .host_str()
         .ok_or_else(|| ApiError::bad_request("base_url has no host"))?;
-    match scope {
-        ConfigScope::Gateway => return Ok(()),
-        ConfigScope::User => {}
+    let gated = match scope {
+        ConfigScope::Gateway => false,
+        ConfigScope::User => !auth.principal.is_admin(),
+    };
+    if !gated {
+        return Ok(());
     }
     let port = parsed.port_or_known_default().unwrap_or(443);
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -100,7 +109,7 @@ pub async fn create_provider(
             )))
         }
     };
-    check_base_url(&state, req.scope, &base_url).await?;
+    check_base_url(&state, &auth, req.scope, &base_url).await?;
     let new = NewProvider {
         scope: req.scope,
         name: req.name,
@@ -144,7 +153,7 @@ pub async fn update_provider(
         .base_url
         .map(|u| u.trim().trim_end_matches('/').to_string());
     if let Some(url) = &base_url {
-        check_base_url(&state, current.scope, url).await?;
+        check_base_url(&state, &auth, current.scope, url).await?;
     }
     let changes = ProviderChanges {
         base_url,
@@ -217,7 +226,7 @@ pub async fn test_provider(
     };
     let started = Instant::now();
     // Straight to this provider (by id), not through a route or a name lookup.
-    let outcome = match state.models.built(&f) {
+    let outcome = match state.models.built(&auth.principal, &f) {
         Ok(p) => {
             mosaic_llm::routing::first_event(p.as_ref(), request, crate::models::DIRECT_TIMEOUT)
                 .await

@@ -27,6 +27,19 @@ fn the_callers_key_goes_in_full_and_in_parts() {
 }
 
 #[test]
+fn a_word_inside_the_key_is_not_taken_for_a_piece_of_it() {
+    let key = "sk-scripted-secret-0123456789";
+    assert_eq!(
+        redact("the provider reported an error: scripted failure", &[key]),
+        "the provider reported an error: scripted failure"
+    );
+    assert_eq!(
+        redact("key ending secret-0123 refused", &[key]),
+        "key ending [redacted] refused"
+    );
+}
+
+#[test]
 fn a_short_secret_goes_only_as_a_whole_word() {
     assert_eq!(
         redact("bad key k1; try again (k10 is fine)", &["k1"]),
