@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use mosaic_test_support::scripted::{Answer, Scripted};
 
-use crate::support::{new_session, Events, TestGateway};
+use crate::support::{chunk, new_session, Events, TestGateway};
 
 const KEY: &str = "sk-admin-7fQ2xLp9Vb3Nm8Rt4Kw6Yz1Hc5Jd0Gs";
 
@@ -184,4 +184,76 @@ async fn a_users_own_provider_shows_them_the_redacted_detail_of_its_refused_key(
         "{message}"
     );
     assert_no_key("the owner's error", message);
+}
+
+#[tokio::test]
+async fn fallbacks_and_health_show_users_only_the_kind_of_failure() {
+    let down = Scripted::start(vec![Answer::json(
+        503,
+        json!({"error": {"message": format!("maintenance; your key {KEY} is fine")}}),
+    )])
+    .await;
+    let up = Scripted::start(vec![Answer::sse_data(&[
+        chunk(json!({"role": "assistant", "content": "from backup"}), None),
+        chunk(json!({}), Some("stop")),
+        "[DONE]".to_string(),
+    ])])
+    .await;
+    let gw = TestGateway::start().await;
+    let root = gw.admin("root").await;
+    let (_, alice) = gw.user(&root, "alice").await;
+    gw.provider(
+        &root,
+        "gateway",
+        "primary",
+        &format!("{}/v1", down.base_url),
+        KEY,
+    )
+    .await;
+    gw.provider(
+        &root,
+        "gateway",
+        "backup",
+        &format!("{}/v1", up.base_url),
+        "k2",
+    )
+    .await;
+    let route = json!({"name": "default", "scope": "gateway", "steps": [
+        {"provider": "primary", "model": "big", "timeout_ms": 2000},
+        {"provider": "backup", "model": "small", "timeout_ms": 2000}]});
+    gw.expect(StatusCode::OK, Method::POST, "/api/v1/routes", &root, route)
+        .await;
+    // (The primary then cools down, so this is the one call that falls back.)
+    let resp = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&alice)
+        .json(&json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let header = resp.headers()["x-mosaic-fallbacks"].to_str().unwrap();
+    let fallbacks: Value = serde_json::from_str(header).unwrap();
+    assert_eq!(
+        fallbacks[0]["error"],
+        json!("the provider answered 503: details are shown to admins only")
+    );
+    let last_error = |token: String| {
+        let gw = &gw;
+        async move {
+            let (_, health) = gw
+                .call(Method::GET, "/api/v1/models/health", Some(&token), None)
+                .await;
+            health["items"][0]["last_error"].clone()
+        }
+    };
+    assert_eq!(
+        last_error(alice).await,
+        json!("the provider answered 503: details are shown to admins only")
+    );
+    assert_eq!(
+        last_error(root).await,
+        json!("the provider answered 503: maintenance; your key [redacted] is fine")
+    );
 }
