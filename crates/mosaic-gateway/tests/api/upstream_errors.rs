@@ -64,6 +64,19 @@ fn assert_no_key(what: &str, text: &str) {
     }
 }
 
+/// A gateway whose admin (root) set up the provider `shared` with [`KEY`] on a scripted
+/// upstream answering `answer`, and a plain user (alice) who uses it.
+async fn shared_provider(answer: Answer) -> (Scripted, TestGateway, String, String) {
+    let upstream = Scripted::start(vec![answer]).await;
+    let gw = TestGateway::start().await;
+    let root = gw.admin("root").await;
+    let (_, alice) = gw.user(&root, "alice").await;
+    let base_url = format!("{}/v1", upstream.base_url);
+    gw.provider(&root, "gateway", "shared", &base_url, KEY)
+        .await;
+    (upstream, gw, root, alice)
+}
+
 async fn complete(gw: &TestGateway, token: &str) -> (StatusCode, Value) {
     gw.call(
         Method::POST,
@@ -77,13 +90,7 @@ async fn complete(gw: &TestGateway, token: &str) -> (StatusCode, Value) {
 #[tokio::test]
 async fn an_upstream_quoting_the_key_leaks_it_nowhere_and_users_read_only_the_kind_of_failure() {
     let (log, _guard) = Log::capture();
-    let upstream = Scripted::start(vec![quoting_the_key()]).await;
-    let gw = TestGateway::start().await;
-    let root = gw.admin("root").await;
-    let (_, alice) = gw.user(&root, "alice").await;
-    let base_url = format!("{}/v1", upstream.base_url);
-    gw.provider(&root, "gateway", "shared", &base_url, KEY)
-        .await;
+    let (upstream, gw, root, alice) = shared_provider(quoting_the_key()).await;
 
     // The OpenAI-compatible endpoint: an upstream failure, in words each may read.
     let (status, as_alice) = complete(&gw, &alice).await;
@@ -256,4 +263,41 @@ async fn fallbacks_and_health_show_users_only_the_kind_of_failure() {
         last_error(root).await,
         json!("the provider answered 503: maintenance; your key [redacted] is fine")
     );
+}
+
+#[tokio::test]
+async fn an_error_mid_stream_is_redacted_and_hidden_from_users() {
+    let (_upstream, gw, root, alice) = shared_provider(Answer::sse_data(&[
+        chunk(json!({"role": "assistant", "content": "Hel"}), None),
+        json!({"error": {"message": format!("quota of key {KEY} exhausted")}}).to_string(),
+    ]))
+    .await;
+    let streamed = |token: String| {
+        let gw = &gw;
+        async move {
+            gw.http
+                .post(format!("{}/v1/chat/completions", gw.url))
+                .bearer_auth(token)
+                .json(&json!({"model": "shared/tiny", "stream": true,
+                    "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let as_alice = streamed(alice).await;
+    assert!(as_alice.contains("Hel"), "{as_alice}");
+    assert!(
+        as_alice.contains("the provider reported an error: details are shown to admins only"),
+        "{as_alice}"
+    );
+    let as_root = streamed(root).await;
+    assert!(
+        as_root.contains("quota of key [redacted] exhausted"),
+        "{as_root}"
+    );
+    assert_no_key("the streams", &format!("{as_alice}{as_root}"));
 }
