@@ -65,9 +65,10 @@ struct State {
     ring: VecDeque<Arc<Numbered>>,
 }
 
-/// The bytes a ring's event holds, roughly: its JSON and its parsed form.
+/// The bytes a ring's event holds, roughly: the event, its JSON, and its parsed
+/// form's text (about as long as the JSON).
 fn weight(e: &Numbered) -> usize {
-    2 * e.data.len() + 64
+    std::mem::size_of::<Numbered>() + 2 * e.data.len() + 64
 }
 
 /// One session's events.

@@ -110,6 +110,12 @@ pub fn app(state: AppState) -> Router {
     .with_state(state)
 }
 
+/// How long a session nobody follows and nothing runs in keeps its live events in
+/// memory. A client that reconnects later is told to resync (and given the session's
+/// state) instead of replayed; a minute covers a dropped connection or a reload, and
+/// keeps what thousands of idle sessions hold near nothing (`mosaic-bench soak`).
+const IDLE_SESSION: Duration = Duration::from_secs(60);
+
 /// A started gateway: where it listens, and how to stop it.
 pub struct Server {
     pub local_addr: SocketAddr,
@@ -164,7 +170,7 @@ impl Server {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(15)) => {
-                        sweeper.sweep(Duration::from_secs(600));
+                        sweeper.sweep(IDLE_SESSION);
                     }
                     _ = stopping.cancelled() => break,
                 }
