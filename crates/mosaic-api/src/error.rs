@@ -20,11 +20,11 @@ pub enum ErrorCode {
     RateLimited,
     Internal,
     Unavailable,
-    /// An upstream provider refused the gateway's credentials (its 401 or 403): the
+    /// An upstream provider refused the gateway's credentials (its 401, 402 or 403): the
     /// provider's key or account needs fixing, not the request.
     UpstreamAuthFailed,
-    /// An upstream provider failed in a way another try would not fix: a redirect, an
-    /// answer that is not its wire format, an error it reported.
+    /// An upstream provider failed: a redirect, a server error, an answer that is not
+    /// its wire format, an error it reported, a stream that stalled or broke off.
     UpstreamError,
 }
 

@@ -206,6 +206,11 @@ pub struct RouteStep {
     /// Time allowed to the first token before falling back; 60 s when absent.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Time allowed between two tokens once the answer has begun; a model silent for
+    /// longer is given up, keeping what it sent. The gateway's `model_idle_timeout_secs`
+    /// (60 s unless configured) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 fn default_timeout_ms() -> u64 {

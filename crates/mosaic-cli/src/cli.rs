@@ -443,8 +443,12 @@ pub enum RoutesCommand {
     Set {
         /// The route's name (what `complete --model` and agents use).
         name: String,
-        /// Each step is provider/model[@timeout], tried in order; the timeout (time to
-        /// the first token before falling back, e.g. 30s) defaults to 60s.
+        /// Each step is provider/model[@timeout[:idle]], tried in order. The timeout is
+        /// the time to the first token before falling back (e.g. 30s; 60s by default);
+        /// idle is the silence allowed between tokens once the answer has begun, after
+        /// which the call is given up, keeping what streamed (e.g. openai/gpt-4o@30s:90s,
+        /// or local/m@:2m for the idle one alone; the gateway's model_idle_timeout_secs,
+        /// 60s unless configured, by default).
         #[arg(required = true, value_name = "STEP")]
         steps: Vec<String>,
         /// A route for everyone on the gateway (admins).

@@ -103,6 +103,10 @@ pub struct Config {
     pub run_token_budget: u64,
     /// The context window assumed for agents that set none, in tokens.
     pub context_window: u32,
+    /// Seconds a model may stay silent mid-answer before the call is given up (keeping
+    /// what it sent), for route steps that set no idle timeout and for `provider/model`
+    /// named directly.
+    pub model_idle_timeout_secs: u64,
     /// Let the `http_fetch` tool reach loopback, private and link-local addresses.
     pub fetch_allow_private: bool,
     /// Networks (CIDR, e.g. `10.1.2.0/24`) `http_fetch` may reach although they are
@@ -159,6 +163,7 @@ impl Default for Config {
             run_max_model_calls: 50,
             run_token_budget: 2_000_000,
             context_window: 128_000,
+            model_idle_timeout_secs: 60,
             fetch_allow_private: false,
             fetch_allow_networks: Vec::new(),
             otlp_endpoint: None,
@@ -278,6 +283,9 @@ impl Config {
         }
         if let Some(v) = env("MOSAIC_CONTEXT_WINDOW") {
             self.context_window = parse("MOSAIC_CONTEXT_WINDOW", v)?;
+        }
+        if let Some(v) = env("MOSAIC_MODEL_IDLE_TIMEOUT_SECS") {
+            self.model_idle_timeout_secs = parse("MOSAIC_MODEL_IDLE_TIMEOUT_SECS", v)?;
         }
         if let Some(v) = env("MOSAIC_FETCH_ALLOW_PRIVATE") {
             self.fetch_allow_private = parse("MOSAIC_FETCH_ALLOW_PRIVATE", v)?;
@@ -402,6 +410,11 @@ impl Config {
         if self.run_max_model_calls == 0 || self.run_token_budget == 0 {
             return Err(ConfigError::Invalid(
                 "run_max_model_calls and run_token_budget must be positive".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.model_idle_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "model_idle_timeout_secs must be from 1 to 3600".into(),
             ));
         }
         self.fetch_config()?;
@@ -547,6 +560,29 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_model_idle_timeout_is_read_and_must_be_sensible() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.toml");
+        std::fs::write(&file, "model_idle_timeout_secs = 90\n").unwrap();
+        assert_eq!(Config::default().model_idle_timeout_secs, 60);
+        let from_file = Config::load(Some(&file), env_of(&[])).unwrap();
+        assert_eq!(from_file.model_idle_timeout_secs, 90);
+        let from_env = env_of(&[("MOSAIC_MODEL_IDLE_TIMEOUT_SECS", "5")]);
+        let config = Config::load(Some(&file), from_env).unwrap();
+        assert_eq!(config.model_idle_timeout_secs, 5);
+        for bad in [0, 3601] {
+            let config = Config {
+                model_idle_timeout_secs: bad,
+                ..Config::default()
+            };
+            assert!(
+                matches!(config.validate(), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

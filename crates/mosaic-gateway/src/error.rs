@@ -11,6 +11,8 @@ use mosaic_store::StoreError;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Seconds to wait before trying again, sent as `Retry-After`.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -18,7 +20,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// The same error, telling the caller to wait `wait` (at least a second) first.
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after_secs = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -61,7 +70,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(ErrorBody::new(self.code, self.message))).into_response()
+        let mut resp =
+            (status, axum::Json(ErrorBody::new(self.code, self.message))).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

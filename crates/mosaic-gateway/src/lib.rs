@@ -81,6 +81,7 @@ impl AppState {
             secrets,
             config.user_provider_policy()?,
             metrics.clone(),
+            Duration::from_secs(config.model_idle_timeout_secs),
         )?);
         let embedder = config
             .embedder_config()

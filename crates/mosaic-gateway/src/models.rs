@@ -42,6 +42,9 @@ pub struct ModelHub {
     /// guarded one (rebuilt when either changes).
     built: Mutex<HashMap<String, (String, bool)>>,
     metrics: Arc<crate::telemetry::metrics::Metrics>,
+    /// Time allowed between two events mid-answer, for route steps that set none and for
+    /// `provider/model` named directly (`model_idle_timeout_secs`).
+    idle_timeout: Duration,
 }
 
 /// A provider of a route as the caller knows it.
@@ -72,6 +75,7 @@ impl ModelHub {
         secrets: SecretBox,
         user_policy: AddressPolicy,
         metrics: Arc<crate::telemetry::metrics::Metrics>,
+        idle_timeout: Duration,
     ) -> Result<ModelHub, reqwest::Error> {
         Ok(ModelHub {
             router: Router::new(),
@@ -85,6 +89,7 @@ impl ModelHub {
             secrets,
             built: Mutex::new(HashMap::new()),
             metrics,
+            idle_timeout,
         })
     }
 
@@ -188,7 +193,12 @@ impl ModelHub {
     ) -> ApiResult<(Route, HashMap<String, Named>)> {
         let providers = self.by_name(store, p).await?;
         let mut names = HashMap::new();
-        let mut entry = |provider: &str, model: &str, timeout: Duration| -> ApiResult<RouteEntry> {
+        let idle_timeout = self.idle_timeout;
+        let mut entry = |provider: &str,
+                         model: &str,
+                         timeout: Duration,
+                         idle: Option<Duration>|
+         -> ApiResult<RouteEntry> {
             let f = providers.get(provider).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::NotFound,
@@ -208,12 +218,13 @@ impl ModelHub {
                 provider: f.info.id.clone(),
                 model: model.to_string(),
                 timeout,
+                idle_timeout: idle.unwrap_or(idle_timeout),
             })
         };
         let route = match spec.split_once('/') {
             Some((provider, model)) if providers.contains_key(provider) => Route {
                 name: spec.to_string(),
-                entries: vec![entry(provider, model, DIRECT_TIMEOUT)?],
+                entries: vec![entry(provider, model, DIRECT_TIMEOUT, None)?],
             },
             _ => {
                 let info = match store.resolve_route(p, spec).await {
@@ -229,7 +240,14 @@ impl ModelHub {
                 let entries = info
                     .steps
                     .iter()
-                    .map(|s| entry(&s.provider, &s.model, Duration::from_millis(s.timeout_ms)))
+                    .map(|s| {
+                        entry(
+                            &s.provider,
+                            &s.model,
+                            Duration::from_millis(s.timeout_ms),
+                            s.idle_timeout_ms.map(Duration::from_millis),
+                        )
+                    })
                     .collect::<ApiResult<Vec<_>>>()?;
                 Route {
                     name: info.name,
@@ -355,15 +373,30 @@ impl ModelHub {
                     self.metrics
                         .model_call(&name_of(&f.provider), &f.model, "error", 0, 0);
                 }
+                let limited = rate_limit(&fallbacks);
                 let why = named(fallbacks)
                     .iter()
                     .map(|f| format!("{}/{}: {}", f.provider, f.model, f.error))
                     .collect::<Vec<_>>()
                     .join("; ");
-                Err(ApiError::new(
-                    ErrorCode::Unavailable,
-                    format!("no model of '{}' answered: {why}", route.name),
-                ))
+                Err(match limited {
+                    // Every model turned the call away for its rate limit: the caller is
+                    // told so, and when to come back, as a 429 of our own.
+                    Some(wait) => {
+                        let error = ApiError::new(
+                            ErrorCode::RateLimited,
+                            format!("every model of '{}' is rate-limited: {why}", route.name),
+                        );
+                        match wait {
+                            Some(wait) => error.with_retry_after(wait),
+                            None => error,
+                        }
+                    }
+                    None => ApiError::new(
+                        ErrorCode::Unavailable,
+                        format!("no model of '{}' answered: {why}", route.name),
+                    ),
+                })
             }
             Err(e @ (RouteError::Empty(_) | RouteError::UnknownProvider(_))) => {
                 Err(ApiError::bad_request(e.to_string()))
@@ -412,6 +445,19 @@ impl ModelHub {
             )
         })
     }
+}
+
+/// When every entry tried failed for its rate limit: `Some` with the shortest wait any
+/// of them asked for (`None` inside when none said).
+fn rate_limit(fallbacks: &[Fallback]) -> Option<Option<Duration>> {
+    let failures: Vec<&mosaic_llm::LlmError> = fallbacks
+        .iter()
+        .filter_map(|f| f.failure.as_ref())
+        .collect();
+    let all_limited = !failures.is_empty()
+        && failures.len() == fallbacks.len()
+        && failures.iter().all(|e| e.is_rate_limit());
+    all_limited.then(|| failures.iter().filter_map(|e| e.retry_after()).min())
 }
 
 /// Count a call's tokens for the principal: recorded before `Done` is passed on (so a

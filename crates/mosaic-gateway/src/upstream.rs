@@ -29,26 +29,40 @@ pub fn shown(e: &LlmError, detail: bool) -> LlmError {
     }
 }
 
-/// The API code of a provider's failure: a refused key is the provider's problem
-/// (`upstream_auth_failed`, 502), not the caller's request; the upstream's other 4xx
-/// answers are about the request (an unknown model, too long a context).
+/// The API code of a provider's failure. Only what the caller's own request decides is
+/// a 4xx: the upstream's answers about the request (an unknown model, too long a
+/// context) are `bad_request`; its refusal of the gateway's key or account (401, 402,
+/// 403) is `upstream_auth_failed` and its rate limit `rate_limited`, passed on as such;
+/// everything else the provider got wrong (5xx, 408, an answer that is not its wire
+/// format, a stream that stalled or broke off) is `upstream_error`, and not reaching it
+/// at all `unavailable`.
 pub fn code(e: &LlmError) -> ErrorCode {
     match e {
         LlmError::Http { status, .. } => match status {
-            401 | 403 => ErrorCode::UpstreamAuthFailed,
+            401..=403 => ErrorCode::UpstreamAuthFailed,
             429 => ErrorCode::RateLimited,
+            408 => ErrorCode::UpstreamError,
             400..=499 => ErrorCode::BadRequest,
             _ => ErrorCode::UpstreamError,
         },
         LlmError::Connect(_) | LlmError::Timeout(_) => ErrorCode::Unavailable,
-        LlmError::Protocol(_) | LlmError::Provider(_) => ErrorCode::UpstreamError,
+        LlmError::Stalled(_)
+        | LlmError::BrokeOff { .. }
+        | LlmError::Protocol(_)
+        | LlmError::Provider(_) => ErrorCode::UpstreamError,
+        // The gateway's own refusal of what was asked (a provider that lists no models).
         LlmError::Invalid(_) => ErrorCode::BadRequest,
     }
 }
 
-/// The API error of a failed call to `label` (`provider` or `provider/model`).
+/// The API error of a failed call to `label` (`provider` or `provider/model`); a rate
+/// limit carries the upstream's `Retry-After`.
 pub fn api_error(label: &str, e: &LlmError, detail: bool) -> ApiError {
-    ApiError::new(code(e), format!("{label}: {}", shown(e, detail)))
+    let error = ApiError::new(code(e), format!("{label}: {}", shown(e, detail)));
+    match e.retry_after().filter(|_| e.is_rate_limit()) {
+        Some(wait) => error.with_retry_after(wait),
+        None => error,
+    }
 }
 
 #[cfg(test)]

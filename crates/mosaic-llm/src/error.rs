@@ -14,6 +14,14 @@ pub enum LlmError {
     /// No answer (or no first event) within the time allowed.
     #[error("the provider did not answer within {0:?}")]
     Timeout(Duration),
+    /// The answer had begun, then nothing came for this long (the route step's idle
+    /// timeout): the call is given up, what streamed before stays with the caller.
+    #[error("the model sent nothing for {0:?} mid-answer")]
+    Stalled(Duration),
+    /// The connection failed while the answer's body was streaming, after this many of
+    /// its events (a provider that crashed, a proxy or network that cut it).
+    #[error("the provider's stream broke off after {events} events: {detail}")]
+    BrokeOff { events: usize, detail: String },
     /// The provider answered with an HTTP error.
     #[error("the provider answered {status}: {message}")]
     Http {
@@ -38,6 +46,9 @@ impl LlmError {
     pub fn is_retryable(&self) -> bool {
         match self {
             LlmError::Connect(_) | LlmError::Timeout(_) => true,
+            // Only ever mid-answer (the first event has its own timeout), but were either
+            // before it, another model could well do better.
+            LlmError::Stalled(_) | LlmError::BrokeOff { .. } => true,
             LlmError::Http { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             LlmError::Protocol(_) | LlmError::Provider(_) | LlmError::Invalid(_) => false,
         }
@@ -50,6 +61,11 @@ impl LlmError {
         match self {
             LlmError::Connect(_) => LlmError::Connect(hidden()),
             LlmError::Timeout(d) => LlmError::Timeout(*d),
+            LlmError::Stalled(d) => LlmError::Stalled(*d),
+            LlmError::BrokeOff { events, .. } => LlmError::BrokeOff {
+                events: *events,
+                detail: hidden(),
+            },
             LlmError::Http {
                 status,
                 retry_after,
@@ -66,19 +82,37 @@ impl LlmError {
         }
     }
 
-    pub(crate) fn from_reqwest(e: reqwest::Error) -> LlmError {
-        // reqwest's own message hides the cause ("connection refused", the DNS error):
-        // walk the chain so the user sees it.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
+    /// Whether the upstream refused for its rate limit (429).
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, LlmError::Http { status: 429, .. })
+    }
+
+    /// How long the upstream asked to be left alone (`Retry-After`), if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            LlmError::Http { retry_after, .. } => *retry_after,
+            _ => None,
         }
+    }
+
+    pub(crate) fn from_reqwest(e: reqwest::Error) -> LlmError {
+        let message = chain(&e);
         if e.is_timeout() {
             LlmError::Connect(format!("timed out: {message}"))
         } else {
             LlmError::Connect(message)
         }
     }
+}
+
+/// An error with its causes: reqwest's own message hides them ("connection refused",
+/// the DNS error, "connection reset").
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
 }

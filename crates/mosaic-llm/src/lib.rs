@@ -20,5 +20,5 @@ pub mod trace;
 pub mod types;
 
 pub use error::LlmError;
-pub use stream::{collect, BoxFuture, EventStream, Provider};
+pub use stream::{collect, collect_partial, BoxFuture, EventStream, Partial, Provider};
 pub use types::*;

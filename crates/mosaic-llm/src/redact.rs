@@ -189,6 +189,11 @@ impl LlmError {
         match self {
             LlmError::Connect(m) => LlmError::Connect(r(m)),
             LlmError::Timeout(d) => LlmError::Timeout(d),
+            LlmError::Stalled(d) => LlmError::Stalled(d),
+            LlmError::BrokeOff { events, detail } => LlmError::BrokeOff {
+                events,
+                detail: r(detail),
+            },
             LlmError::Http {
                 status,
                 message,

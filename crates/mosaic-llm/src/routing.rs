@@ -1,7 +1,10 @@
 //! The routing matrix: a route is an ordered list of `provider/model` entries, each
 //! with a timeout. A call goes to the first healthy entry; a retryable failure before
 //! the first event (connect error, 429, 5xx, timeout) falls through to the next entry,
-//! and every fall-through is recorded. A failing entry cools down (longer each time it
+//! and every fall-through is recorded. Once an entry answers, each further event must
+//! come within its idle timeout, or the stream ends with [`LlmError::Stalled`]: a model
+//! that falls silent mid-answer would otherwise hold its caller (a run, a session, an
+//! HTTP client) for as long as the connection stays open. A failing entry cools down (longer each time it
 //! fails again, or as long as the provider's `Retry-After` asks) and is tried again when
 //! its cool-down ends; when every entry is cooling, the one that recovers first is
 //! probed rather than failing outright.
@@ -22,6 +25,8 @@ pub struct RouteEntry {
     pub model: String,
     /// Time allowed until the first event arrives.
     pub timeout: Duration,
+    /// Time allowed between two events once the answer has begun.
+    pub idle_timeout: Duration,
 }
 
 /// A named, ordered list of entries.
@@ -41,6 +46,9 @@ pub struct Fallback {
     /// may not see them.
     #[serde(skip)]
     pub hidden: String,
+    /// The failure itself, for what its kind decides (a rate limit and its wait).
+    #[serde(skip)]
+    pub failure: Option<LlmError>,
 }
 
 /// A call under way: the events, which entry answered, and what failed before it.
@@ -249,6 +257,7 @@ impl Router {
             match first_event(provider.as_ref(), request, entry.timeout).await {
                 Ok(stream) => {
                     self.record_success(entry);
+                    let stream = idle_limited(stream, entry.idle_timeout);
                     if !fallbacks.is_empty() {
                         tracing::info!(route = %route.name, provider = %entry.provider,
                             model = %entry.model, fell_back = fallbacks.len(), "route fell back");
@@ -269,6 +278,7 @@ impl Router {
                         model: entry.model.clone(),
                         error: error.to_string(),
                         hidden: error.hidden().to_string(),
+                        failure: Some(error),
                     });
                 }
                 Err(error) => {
@@ -309,6 +319,23 @@ pub async fn first_event(
         Ok(result) => result,
         Err(_) => Err(LlmError::Timeout(timeout)),
     }
+}
+
+/// `stream`, ended with [`LlmError::Stalled`] when its next event takes longer than
+/// `idle`. The clock runs only while the caller waits for an event, so a slow reader is
+/// never taken for a silent model; dropping the inner stream on a stall aborts the call.
+pub fn idle_limited(stream: EventStream, idle: Duration) -> EventStream {
+    Box::pin(futures_util::stream::unfold(
+        Some(stream),
+        move |state| async move {
+            let mut stream = state?;
+            match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(item)) => Some((item, Some(stream))),
+                Ok(None) => None,
+                Err(_) => Some((Err(LlmError::Stalled(idle)), None)),
+            }
+        },
+    ))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -32,9 +32,10 @@ impl SseDecoder {
         SseDecoder::default()
     }
 
-    /// Feed a chunk; returns the events it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, LlmError> {
-        let mut out = Vec::new();
+    /// Feed a chunk; the events it completed are added to `out`. On an error (bytes that
+    /// are not UTF-8, an event too large), `out` still has every event completed before
+    /// it, so what a provider sent before its bad bytes is kept.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LlmError> {
         for &b in chunk {
             if self.after_cr {
                 self.after_cr = false;
@@ -43,10 +44,10 @@ impl SseDecoder {
                 }
             }
             match b {
-                b'\n' => self.end_line(&mut out)?,
+                b'\n' => self.end_line(out)?,
                 b'\r' => {
                     self.after_cr = true;
-                    self.end_line(&mut out)?;
+                    self.end_line(out)?;
                 }
                 _ => {
                     self.line.push(b);
@@ -58,7 +59,7 @@ impl SseDecoder {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The stream ended: an event without its closing blank line is dropped, as the
@@ -120,31 +121,44 @@ mod tests {
         }
     }
 
+    /// The events of `chunks` fed in turn, and the error that stopped them, if any.
+    fn decode(chunks: &[&[u8]]) -> (Vec<SseEvent>, Option<LlmError>) {
+        let mut d = SseDecoder::new();
+        let mut got = Vec::new();
+        for chunk in chunks {
+            if let Err(e) = d.push(chunk, &mut got) {
+                return (got, Some(e));
+            }
+        }
+        got.extend(d.finish());
+        (got, None)
+    }
+
     #[test]
     fn events_split_across_chunks_and_line_endings_are_reassembled() {
-        let mut d = SseDecoder::new();
-        let mut got = d.push(b"event: a\r").unwrap();
-        got.extend(d.push(b"\ndata: 1\r\n\r\nda").unwrap());
-        got.extend(
-            d.push(b"ta: x\ndata:y\n\n: keep-alive\n\ndata: z\r\r")
-                .unwrap(),
+        let (got, error) = decode(&[
+            b"event: a\r",
+            b"\ndata: 1\r\n\r\nda",
+            b"ta: x\ndata:y\n\n: keep-alive\n\ndata: z\r\r",
+        ]);
+        assert_eq!(
+            (got, error),
+            (vec![ev("a", "1"), ev("", "x\ny"), ev("", "z")], None)
         );
-        assert_eq!(got, vec![ev("a", "1"), ev("", "x\ny"), ev("", "z")]);
     }
 
     #[test]
     fn an_unterminated_event_is_not_dispatched() {
-        let mut d = SseDecoder::new();
-        assert_eq!(d.push(b"data: partial").unwrap(), vec![]);
-        assert_eq!(d.finish(), vec![]);
+        assert_eq!(decode(&[b"data: partial"]), (vec![], None));
     }
 
     #[test]
-    fn invalid_utf8_is_a_protocol_error() {
-        let mut d = SseDecoder::new();
-        assert!(matches!(
-            d.push(b"data: \xff\n\n"),
-            Err(LlmError::Protocol(_))
-        ));
+    fn invalid_utf8_is_a_protocol_error_after_the_events_before_it() {
+        let (got, error) = decode(&[b"data: a\n\ndata: b\n\ndata: \xff\xfe\n\ndata: c\n\n"]);
+        assert_eq!(got, vec![ev("", "a"), ev("", "b")]);
+        assert_eq!(
+            error,
+            Some(LlmError::Protocol("the event stream is not UTF-8".into()))
+        );
     }
 }

@@ -84,14 +84,7 @@ pub async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, 
 /// The human part of a provider's error body (every API nests it in `error.message`).
 pub fn error_message(body: &str) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
-    let message = parsed.as_ref().and_then(|v| {
-        v["error"]["message"]
-            .as_str()
-            .or_else(|| v["error"].as_str())
-            .or_else(|| v["message"].as_str())
-            .map(str::to_string)
-    });
-    match message {
+    match parsed.as_ref().and_then(said_in_error) {
         Some(m) => m,
         None if body.trim().is_empty() => "no details".into(),
         None => body.chars().take(300).collect(),
@@ -103,19 +96,39 @@ struct Decoding<D> {
     sse: SseDecoder,
     wire: D,
     pending: VecDeque<Result<StreamEvent, LlmError>>,
+    /// Server-sent events decoded so far.
+    events: usize,
+    /// The body's first bytes, to say what came instead when no event ever does.
+    head: Vec<u8>,
     /// The body ended and the decoder was told.
     ended: bool,
     /// Done or an error went out: nothing more is yielded.
     finished: bool,
 }
 
-/// Decode an accepted response's body with `wire`.
+/// How much of a body that is no event stream is read to say what it was.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// Decode an accepted response's body with `wire`. A body that is no event stream (an
+/// HTML page, a JSON answer) fails as the first item, with what it was instead, so a
+/// provider's fault never passes for a bad request; an event stream that breaks off or
+/// turns malformed yields every event before the fault, then the fault.
 pub fn decode_sse<D: WireDecoder>(resp: reqwest::Response, wire: D) -> EventStream {
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    if !streams_as(&content_type) {
+        return not_a_stream(resp, content_type);
+    }
     let state = Decoding {
         bytes: Box::pin(resp.bytes_stream()),
         sse: SseDecoder::new(),
         wire,
         pending: VecDeque::new(),
+        events: 0,
+        head: Vec::new(),
         ended: false,
         finished: false,
     };
@@ -133,43 +146,133 @@ pub fn decode_sse<D: WireDecoder>(resp: reqwest::Response, wire: D) -> EventStre
                 return None;
             }
             match s.bytes.next().await {
-                Some(Ok(chunk)) => match s.sse.push(&chunk) {
-                    Ok(events) => {
-                        for event in events {
-                            match s.wire.on_event(event) {
-                                Ok(out) => s.pending.extend(out.into_iter().map(Ok)),
-                                Err(e) => {
-                                    s.pending.push_back(Err(e));
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => s.pending.push_back(Err(e)),
-                },
-                Some(Err(e)) => s
-                    .pending
-                    .push_back(Err(LlmError::Connect(format!("the stream broke off: {e}")))),
-                None => {
-                    s.ended = true;
-                    let _ = s.sse.finish();
-                    match s.wire.on_end() {
-                        Ok(out) => s.pending.extend(out.into_iter().map(Ok)),
-                        Err(e) => s.pending.push_back(Err(e)),
-                    }
-                }
+                Some(Ok(chunk)) => s.on_chunk(&chunk),
+                Some(Err(e)) => s.pending.push_back(Err(LlmError::BrokeOff {
+                    events: s.events,
+                    detail: crate::error::chain(&e),
+                })),
+                None => s.on_end(),
             }
         }
     }))
 }
 
+impl<D: WireDecoder> Decoding<D> {
+    fn on_chunk(&mut self, chunk: &[u8]) {
+        if self.head.len() < 200 {
+            self.head.extend(chunk.iter().take(200 - self.head.len()));
+        }
+        let mut events = Vec::new();
+        // The events before a decoding error are passed on before it.
+        let decoded = self.sse.push(chunk, &mut events);
+        self.events += events.len();
+        for event in events {
+            match self.wire.on_event(event) {
+                Ok(out) => self.pending.extend(out.into_iter().map(Ok)),
+                Err(e) => {
+                    self.pending.push_back(Err(e));
+                    return;
+                }
+            }
+        }
+        if let Err(e) = decoded {
+            self.pending.push_back(Err(e));
+        }
+    }
+
+    fn on_end(&mut self) {
+        self.ended = true;
+        let _ = self.sse.finish();
+        let head = String::from_utf8_lossy(&self.head);
+        // A body with no event, not even a field or comment to begin with: say what it was.
+        let fields = ["data", "event", "id", "retry", ":"];
+        let start = head.trim_start();
+        if self.events == 0 && !start.is_empty() && !fields.iter().any(|f| start.starts_with(f)) {
+            let words: Vec<&str> = head.split_whitespace().collect();
+            self.pending.push_back(Err(LlmError::Protocol(format!(
+                "the answer is not an event stream: {}",
+                words.join(" ")
+            ))));
+            return;
+        }
+        match self.wire.on_end() {
+            Ok(out) => self.pending.extend(out.into_iter().map(Ok)),
+            Err(e) => self.pending.push_back(Err(e)),
+        }
+    }
+}
+
+/// Whether a body of this media type may be an event stream: `text/event-stream`, or
+/// no type or a generic one, as some servers label it (the decoder then judges its
+/// content). An HTML page or a JSON document is not.
+fn streams_as(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    [
+        "",
+        "text/event-stream",
+        "text/plain",
+        "application/octet-stream",
+    ]
+    .iter()
+    .any(|t| essence.eq_ignore_ascii_case(t))
+}
+
+/// The one item of a call answered with something else than an event stream: what it
+/// was, and the error a JSON body carried (a server that put its error in a 200).
+fn not_a_stream(resp: reqwest::Response, content_type: String) -> EventStream {
+    let status = resp.status().as_u16();
+    Box::pin(futures_util::stream::once(async move {
+        let mut message = format!("it answered {status} with {content_type}, not an event stream");
+        let mut body = Vec::new();
+        let mut bytes = resp.bytes_stream();
+        while let Some(Ok(chunk)) = bytes.next().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= HEAD_BYTES {
+                break;
+            }
+        }
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        if let Some(said) = parsed.as_ref().and_then(said_in_error) {
+            message.push_str(&format!(": {said}"));
+        }
+        Err(LlmError::Protocol(message))
+    }))
+}
+
+/// The message of an error body (every API nests it in `error.message`).
+fn said_in_error(v: &serde_json::Value) -> Option<String> {
+    v["error"]["message"]
+        .as_str()
+        .or_else(|| v["error"].as_str())
+        .or_else(|| v["message"].as_str())
+        .map(str::to_string)
+}
+
+/// A call that failed mid-answer: why, and the part of the answer that came before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial {
+    pub error: LlmError,
+    pub completion: Completion,
+}
+
 /// Run a stream to its end: the whole answer. A failure mid-stream is returned as the
-/// error, with what arrived before it dropped; use the stream to keep partial output.
-pub async fn collect(mut stream: EventStream) -> Result<Completion, LlmError> {
+/// error, with what arrived before it dropped; see [`collect_partial`] to keep it.
+pub async fn collect(stream: EventStream) -> Result<Completion, LlmError> {
+    collect_partial(stream).await.map_err(|p| p.error)
+}
+
+/// Run a stream to its end; a failure mid-stream comes with what arrived before it.
+pub async fn collect_partial(mut stream: EventStream) -> Result<Completion, Partial> {
     let mut completion = Completion::default();
     let mut calls = Vec::new();
     while let Some(event) = stream.next().await {
-        completion.apply(&event?, &mut calls);
+        match event {
+            Ok(event) => completion.apply(&event, &mut calls),
+            Err(error) => {
+                completion.tool_calls = calls.into_iter().map(|(_, c)| c).collect();
+                return Err(Partial { error, completion });
+            }
+        }
     }
     completion.tool_calls = calls.into_iter().map(|(_, c)| c).collect();
     if completion.stop_reason.is_none() {

@@ -45,6 +45,14 @@ fn check_steps(steps: &[RouteStep]) -> Result<()> {
                 "timeout_ms must be from 100 to 600000".into(),
             ));
         }
+        if step
+            .idle_timeout_ms
+            .is_some_and(|ms| !(100..=600_000).contains(&ms))
+        {
+            return Err(StoreError::Invalid(
+                "idle_timeout_ms must be from 100 to 600000".into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -20,6 +20,8 @@ pub struct Answer {
     pub delay: Duration,
     /// Body pieces, each sent after its delay.
     pub chunks: Vec<(Duration, Vec<u8>)>,
+    /// After the pieces, drop the connection mid-body instead of ending it.
+    pub cut_off: bool,
 }
 
 impl Answer {
@@ -43,6 +45,7 @@ impl Answer {
                 .iter()
                 .map(|p| (Duration::ZERO, p.as_ref().as_bytes().to_vec()))
                 .collect(),
+            cut_off: false,
         }
     }
 
@@ -64,6 +67,18 @@ impl Answer {
             headers: vec![("content-type".into(), "application/json".into())],
             delay: Duration::ZERO,
             chunks: vec![(Duration::ZERO, body.to_string().into_bytes())],
+            cut_off: false,
+        }
+    }
+
+    /// A whole body of any type: an HTML error page, a proxy's plain text.
+    pub fn body(status: u16, content_type: &str, body: &str) -> Answer {
+        Answer {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            delay: Duration::ZERO,
+            chunks: vec![(Duration::ZERO, body.as_bytes().to_vec())],
+            cut_off: false,
         }
     }
 
@@ -74,6 +89,19 @@ impl Answer {
 
     pub fn with_delay(mut self, delay: Duration) -> Answer {
         self.delay = delay;
+        self
+    }
+
+    /// Then this raw piece (bytes that need not be UTF-8), after `delay`.
+    pub fn then_bytes(mut self, delay: Duration, bytes: &[u8]) -> Answer {
+        self.chunks.push((delay, bytes.to_vec()));
+        self
+    }
+
+    /// After its pieces, drop the connection in the middle of the body (a chunked body
+    /// never terminated), as a crashing server or a cut network would.
+    pub fn then_cut_off(mut self) -> Answer {
+        self.cut_off = true;
         self
     }
 
@@ -194,6 +222,13 @@ async fn handle(State(script): State<Arc<Mutex<Script>>>, req: Request) -> Respo
         tokio::time::sleep(delay).await;
         Ok::<_, std::io::Error>(Bytes::from(bytes))
     });
+    // A body that fails makes the server abort the connection; a moment first, so the
+    // pieces before are on the wire rather than dropped with it.
+    let cut = futures_util::stream::iter(answer.cut_off.then_some(())).then(|()| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Err(std::io::Error::other("scripted cut-off"))
+    });
+    let stream = stream.chain(cut);
     let mut builder = Response::builder().status(answer.status);
     for (k, v) in &answer.headers {
         builder = builder.header(k, v);

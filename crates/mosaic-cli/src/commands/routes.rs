@@ -25,28 +25,30 @@ async fn route_id(client: &Client, key: &str) -> Result<String> {
     ))
 }
 
-/// A route step from `provider/model[@timeout]`. The model is everything after the
-/// first `/` (model names may hold more); an `@` suffix is a timeout only when it reads
-/// as one, because some model names carry `@` too (`claude-3-5-sonnet@20240620`).
+/// A route step from `provider/model[@timeout[:idle]]`. The model is everything after
+/// the first `/` (model names may hold more, and `:` as in `llama3:8b`); an `@` suffix
+/// is read as timeouts only when it reads as them, because some model names carry `@`
+/// too (`claude-3-5-sonnet@20240620`). `timeout` is the time to the first token,
+/// `idle` the silence allowed between tokens after it (`@:90s` sets only the idle one).
 pub fn parse_step(step: &str) -> Result<RouteStep> {
     let bad = |why: &str| {
         usage_error(format!(
-            "route step '{step}': {why} (expected provider/model[@timeout], e.g. openai/gpt-4o@30s)"
+            "route step '{step}': {why} (expected provider/model[@timeout[:idle]], e.g. \
+             openai/gpt-4o@30s or openai/gpt-4o@30s:90s)"
         ))
     };
-    let (spec, timeout) = match step.rsplit_once('@') {
-        Some((spec, suffix)) => match humantime::parse_duration(suffix) {
-            Ok(d) => (spec, Some(d)),
+    let (spec, timeout, idle) = match step.rsplit_once('@') {
+        Some((spec, suffix)) => match timeouts(suffix) {
+            Some((timeout, idle)) => (spec, timeout, idle),
             // A number with a unit that is not one: a typo, not a model name.
-            Err(_)
-                if suffix.starts_with(|c: char| c.is_ascii_digit())
-                    && suffix.ends_with(|c: char| c.is_ascii_alphabetic()) =>
+            None if suffix.starts_with(|c: char| c.is_ascii_digit() || c == ':')
+                && suffix.ends_with(|c: char| c.is_ascii_alphabetic()) =>
             {
                 return Err(bad(&format!("'{suffix}' is not a duration")));
             }
-            Err(_) => (step, None),
+            None => (step, None, None),
         },
-        None => (step, None),
+        None => (step, None, None),
     };
     let Some((provider, model)) = spec.split_once('/') else {
         return Err(bad("no provider"));
@@ -55,28 +57,46 @@ pub fn parse_step(step: &str) -> Result<RouteStep> {
         return Err(bad("empty provider or model"));
     }
     let timeout = timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
-    if timeout.is_zero() {
-        return Err(bad("the timeout must be more than zero"));
+    if timeout.is_zero() || idle.is_some_and(|d| d.is_zero()) {
+        return Err(bad("a timeout must be more than zero"));
     }
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     Ok(RouteStep {
         provider: provider.into(),
         model: model.into(),
-        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        timeout_ms: ms(timeout),
+        idle_timeout_ms: idle.map(ms),
     })
+}
+
+/// `timeout`, `timeout:idle` or `:idle`, when every part given is a duration.
+fn timeouts(suffix: &str) -> Option<(Option<Duration>, Option<Duration>)> {
+    let (first, idle) = match suffix.split_once(':') {
+        Some((first, idle)) => (first, Some(humantime::parse_duration(idle).ok()?)),
+        None => (suffix, None),
+    };
+    let first = match first {
+        "" if idle.is_some() => None,
+        _ => Some(humantime::parse_duration(first).ok()?),
+    };
+    Some((first, idle))
 }
 
 /// Steps as `set` takes them, so they can be copied back.
 fn steps_text(steps: &[RouteStep]) -> String {
+    let text = |ms: u64| {
+        humantime::format_duration(Duration::from_millis(ms))
+            .to_string()
+            .replace(' ', "")
+    };
     steps
         .iter()
         .map(|s| {
-            let timeout = humantime::format_duration(Duration::from_millis(s.timeout_ms));
-            format!(
-                "{}/{}@{}",
-                s.provider,
-                s.model,
-                timeout.to_string().replace(' ', "")
-            )
+            let idle = s
+                .idle_timeout_ms
+                .map(|ms| format!(":{}", text(ms)))
+                .unwrap_or_default();
+            format!("{}/{}@{}{idle}", s.provider, s.model, text(s.timeout_ms))
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -172,6 +192,50 @@ mod tests {
             provider: provider.into(),
             model: model.into(),
             timeout_ms,
+            idle_timeout_ms: None,
+        }
+    }
+
+    fn idle(step: RouteStep, idle_timeout_ms: u64) -> RouteStep {
+        RouteStep {
+            idle_timeout_ms: Some(idle_timeout_ms),
+            ..step
+        }
+    }
+
+    #[test]
+    fn route_steps_may_set_an_idle_timeout_after_the_first_token_timeout() {
+        for (text, want, why) in [
+            (
+                "openai/gpt-4o@30s:90s",
+                idle(step("openai", "gpt-4o", 30_000), 90_000),
+                "both",
+            ),
+            (
+                "local/m@:2m",
+                idle(step("local", "m", 60_000), 120_000),
+                "the first-token timeout may be left to its default",
+            ),
+            (
+                "ollama/llama3:8b@10s:45s",
+                idle(step("ollama", "llama3:8b", 10_000), 45_000),
+                "a ':' in the model name stays with it",
+            ),
+            (
+                "ollama/llama3:8b",
+                step("ollama", "llama3:8b", 60_000),
+                "a ':' without '@' is the model's",
+            ),
+            (
+                "vertex/claude@2024:06",
+                step("vertex", "claude@2024:06", 60_000),
+                "an @ that is no pair of durations belongs to the model",
+            ),
+        ] {
+            assert_eq!(parse_step(text).unwrap(), want, "{why}");
+        }
+        for bad in ["a/b@30s:9x", "a/b@30s:0s", "a/b@:0s"] {
+            assert!(parse_step(bad).is_err(), "{bad}");
         }
     }
 
@@ -224,9 +288,16 @@ mod tests {
 
     #[test]
     fn steps_print_as_set_takes_them() {
-        let steps = vec![step("openai", "gpt-4o", 30_000), step("local", "m", 90_500)];
+        let steps = vec![
+            step("openai", "gpt-4o", 30_000),
+            step("local", "m", 90_500),
+            idle(step("ollama", "llama3:8b", 10_000), 45_000),
+        ];
         let text = steps_text(&steps);
-        assert_eq!(text, "openai/gpt-4o@30s local/m@1m30s500ms");
+        assert_eq!(
+            text,
+            "openai/gpt-4o@30s local/m@1m30s500ms ollama/llama3:8b@10s:45s"
+        );
         let parsed: Vec<RouteStep> = text.split(' ').map(|s| parse_step(s).unwrap()).collect();
         assert_eq!(parsed, steps);
     }

@@ -180,6 +180,8 @@ fn now_secs() -> u64 {
     request_body(content = Value, description = "An OpenAI Chat Completions request; `model` is a route name or provider/model"),
     responses((status = 200, description = "A chat completion, or its chunks as server-sent events", body = Value),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "Every model is rate-limited; `Retry-After` says when to come back", body = ErrorBody),
+        (status = 502, description = "The provider failed: its key refused, an answer not in its wire format, a stream that stalled or broke off (with `partial_content`)", body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -206,12 +208,11 @@ pub async fn chat_completions(
 async fn whole_answer(call: Call, id: String, model: String) -> ApiResult<Response> {
     let headers = route_headers(&call);
     let meta = json!({"provider": call.provider, "model": call.model, "fallbacks": call.fallbacks});
-    let done = mosaic_llm::collect(call.stream).await.map_err(|e| {
-        ApiError::new(
-            mosaic_api::ErrorCode::Unavailable,
-            format!("the model failed mid-answer: {e}"),
-        )
-    })?;
+    let label = format!("{}/{}", call.provider, call.model);
+    let done = match mosaic_llm::collect_partial(call.stream).await {
+        Ok(done) => done,
+        Err(partial) => return Ok(failed_mid_answer(&label, &partial)),
+    };
     let mut message = json!({"role": "assistant", "content": done.text});
     if !done.tool_calls.is_empty() {
         message["tool_calls"] = done
@@ -234,6 +235,20 @@ async fn whole_answer(call: Call, id: String, model: String) -> ApiResult<Respon
         "mosaic": meta,
     });
     Ok((headers, axum::Json(body)).into_response())
+}
+
+/// The error answer of a call that failed mid-answer: its code by the failure's kind,
+/// and the text that had arrived, as `partial_content`, so a client can still show it.
+fn failed_mid_answer(label: &str, partial: &mosaic_llm::Partial) -> Response {
+    // The stream's errors are already as this caller may see them (`models::metered`).
+    let error = crate::upstream::api_error(label, &partial.error, true);
+    let status = axum::http::StatusCode::from_u16(error.code.status())
+        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    let mut body = json!(ErrorBody::new(error.code, error.message));
+    if !partial.completion.text.is_empty() {
+        body["error"]["partial_content"] = json!(partial.completion.text);
+    }
+    (status, axum::Json(body)).into_response()
 }
 
 fn stream_answer(
@@ -305,10 +320,18 @@ fn stream_answer(
                 v.push("data: [DONE]\n\n".to_string());
                 v
             }
-            Err(e) => vec![format!(
-                "data: {}\n\n",
-                json!({"error": {"message": e.to_string(), "type": "provider_error"}})
-            )],
+            // The stream ends here (nothing follows an error): `[DONE]` closes it as
+            // OpenAI clients expect, after an error they report as one.
+            Err(e) => {
+                let code = serde_json::to_value(crate::upstream::code(&e)).unwrap_or_default();
+                vec![
+                    format!(
+                        "data: {}\n\n",
+                        json!({"error": {"message": e.to_string(), "type": code, "code": code}})
+                    ),
+                    "data: [DONE]\n\n".to_string(),
+                ]
+            }
         };
         futures_util::stream::iter(out)
     });

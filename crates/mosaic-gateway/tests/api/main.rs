@@ -13,6 +13,7 @@ mod memories;
 mod memory_tools;
 mod models;
 mod openapi;
+mod provider_faults;
 mod revocation;
 mod runs;
 mod session_export;

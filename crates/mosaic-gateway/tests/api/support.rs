@@ -446,6 +446,11 @@ pub async fn say(gw: &TestGateway, token: &str, session: &str, text: &str) -> Ve
     let finished = events.until_finished().await;
     let run = &finished.last().unwrap().data["run"];
     assert_eq!(run["status"], "completed", "{run}");
+    entries(gw, token, session).await
+}
+
+/// The entries of `session`'s active path.
+pub async fn entries(gw: &TestGateway, token: &str, session: &str) -> Vec<Value> {
     let (status, entries) = gw
         .call(
             Method::GET,

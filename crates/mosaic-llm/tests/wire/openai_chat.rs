@@ -21,6 +21,16 @@ fn provider(server: &Scripted) -> OpenAiChat {
     )
 }
 
+/// Everything a call to `server` streams.
+async fn items(server: &Scripted) -> Vec<Result<StreamEvent, LlmError>> {
+    provider(server)
+        .stream(request())
+        .await
+        .unwrap()
+        .collect()
+        .await
+}
+
 fn chunk(delta: serde_json::Value, finish: Option<&str>) -> String {
     json!({"id": "c1", "object": "chat.completion.chunk", "choices": [
         {"index": 0, "delta": delta, "finish_reason": finish}
@@ -216,12 +226,7 @@ async fn an_error_mid_stream_ends_the_stream_after_the_partial_text() {
         chunk(json!({"content": "never"}), None),
     ])])
     .await;
-    let items: Vec<_> = provider(&server)
-        .stream(request())
-        .await
-        .unwrap()
-        .collect()
-        .await;
+    let items = items(&server).await;
     assert_eq!(items.len(), 2, "{items:?}");
     assert_eq!(
         items[0],
@@ -286,4 +291,81 @@ async fn an_unreachable_provider_is_a_retryable_connect_error() {
     let err = p.stream(request()).await.err().unwrap();
     assert!(matches!(err, LlmError::Connect(_)), "{err:?}");
     assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_utf8_cost_only_the_events_from_them_on() {
+    let mut body = String::new();
+    for text in ["Hel", "lo ", "there"] {
+        body.push_str(&format!(
+            "data: {}\n\n",
+            chunk(json!({"content": text}), None)
+        ));
+    }
+    // One piece: the tokens and the bad bytes arrive together.
+    let server = Scripted::start(vec![Answer::sse_raw::<&str>(&[]).then_bytes(
+        Duration::ZERO,
+        &[body.as_bytes(), b"data: \xff\xfe\n\n"].concat(),
+    )])
+    .await;
+    let items = items(&server).await;
+    assert_eq!(
+        items,
+        vec![
+            Ok(StreamEvent::TextDelta { text: "Hel".into() }),
+            Ok(StreamEvent::TextDelta { text: "lo ".into() }),
+            Ok(StreamEvent::TextDelta {
+                text: "there".into()
+            }),
+            Err(LlmError::Protocol("the event stream is not UTF-8".into())),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_off_says_so_after_what_came() {
+    let server = Scripted::start(vec![Answer::sse_data(&[
+        chunk(json!({"content": "Hel"}), None),
+        chunk(json!({"content": "lo"}), None),
+    ])
+    .then_cut_off()])
+    .await;
+    let items = items(&server).await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(items[1], Ok(StreamEvent::TextDelta { text: "lo".into() }));
+    match &items[2] {
+        Err(e @ LlmError::BrokeOff { events: 2, .. }) => {
+            let said = e.to_string();
+            assert!(
+                said.starts_with("the provider's stream broke off after 2 events: "),
+                "{said}"
+            );
+        }
+        other => panic!("expected a broken-off stream, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_200_that_is_no_event_stream_says_what_it_was() {
+    let page = "<html><body>Bad gateway</body></html>";
+    for (answer, said) in [
+        (
+            Answer::body(200, "text/html", page),
+            "it answered 200 with text/html, not an event stream",
+        ),
+        (
+            Answer::body(200, "text/event-stream", page),
+            "the answer is not an event stream: <html><body>Bad gateway</body></html>",
+        ),
+        (
+            Answer::json(200, json!({"error": {"message": "model is loading"}})),
+            "it answered 200 with application/json, not an event stream: model is loading",
+        ),
+    ] {
+        let server = Scripted::start(vec![answer]).await;
+        assert_eq!(
+            items(&server).await,
+            vec![Err(LlmError::Protocol(said.into()))]
+        );
+    }
 }

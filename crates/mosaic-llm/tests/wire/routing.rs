@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use mosaic_llm::openai_chat::OpenAiChat;
 use mosaic_llm::routing::{Route, RouteEntry, RouteError, Router};
 use mosaic_llm::{collect, ChatRequest, LlmError, Message};
@@ -44,6 +45,7 @@ fn route(entries: &[(&str, &str, u64)]) -> Route {
                 provider: p.to_string(),
                 model: m.to_string(),
                 timeout: Duration::from_millis(*ms),
+                idle_timeout: Duration::from_secs(60),
             })
             .collect(),
     }
@@ -217,4 +219,55 @@ async fn an_unknown_provider_or_an_empty_route_is_an_error() {
             .err(),
         Some(RouteError::UnknownProvider(_))
     ));
+}
+
+#[tokio::test]
+async fn an_entry_going_quiet_mid_answer_ends_stalled_after_what_it_sent() {
+    let chunk =
+        |text: &str| json!({"choices": [{"index": 0, "delta": {"content": text}}]}).to_string();
+    let quiet = Answer::sse_data(&[chunk("Hel"), chunk("lo")])
+        .then_bytes(Duration::from_secs(30), b"data: [DONE]\n\n");
+    let server = Scripted::start(vec![quiet]).await;
+    let router = router(&[("a", &server)], Duration::from_secs(60));
+    let mut route = route(&[("a", "m", 2000)]);
+    route.entries[0].idle_timeout = Duration::from_millis(300);
+    let routed = router.stream(&route, request()).await.unwrap();
+    let started = std::time::Instant::now();
+    let items: Vec<_> = routed.stream.collect().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        items,
+        vec![
+            Ok(mosaic_llm::StreamEvent::TextDelta { text: "Hel".into() }),
+            Ok(mosaic_llm::StreamEvent::TextDelta { text: "lo".into() }),
+            Err(LlmError::Stalled(Duration::from_millis(300))),
+        ]
+    );
+    assert_eq!(
+        items[2].clone().unwrap_err().to_string(),
+        "the model sent nothing for 300ms mid-answer"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_not_taken_for_a_silent_model() {
+    let chunk =
+        |text: &str| json!({"choices": [{"index": 0, "delta": {"content": text}}]}).to_string();
+    let server = Scripted::start(vec![Answer::sse_data(&[
+        chunk("a"),
+        chunk("b"),
+        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).to_string(),
+        "[DONE]".to_string(),
+    ])])
+    .await;
+    let router = router(&[("a", &server)], Duration::from_secs(60));
+    let mut route = route(&[("a", "m", 2000)]);
+    route.entries[0].idle_timeout = Duration::from_millis(200);
+    let mut stream = router.stream(&route, request()).await.unwrap().stream;
+    let mut got = Vec::new();
+    while let Some(item) = stream.next().await {
+        got.push(item.unwrap());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(got.len(), 3, "{got:?}");
 }

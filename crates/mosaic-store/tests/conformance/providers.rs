@@ -36,6 +36,7 @@ pub(crate) fn step(provider: &str, model: &str, timeout_ms: u64) -> RouteStep {
         provider: provider.to_string(),
         model: model.to_string(),
         timeout_ms,
+        idle_timeout_ms: None,
     }
 }
 

@@ -386,6 +386,7 @@ async fn row_level_security_shares_gateway_config_read_only_and_hides_users_own(
         provider: "openai".into(),
         model: "gpt-4o".into(),
         timeout_ms: 60_000,
+        idle_timeout_ms: None,
     }];
     let gw_provider = db
         .store
