@@ -106,8 +106,10 @@ struct Decoding<D> {
     finished: bool,
 }
 
-/// How much of a body that is no event stream is read to say what it was.
+/// How much of a body that is no event stream is read for the error it may carry.
 const HEAD_BYTES: usize = 64 * 1024;
+/// How much of a body without any event is quoted to say what it was.
+const QUOTED_BYTES: usize = 200;
 
 /// Decode an accepted response's body with `wire`. A body that is no event stream (an
 /// HTML page, a JSON answer) fails as the first item, with what it was instead, so a
@@ -159,8 +161,9 @@ pub fn decode_sse<D: WireDecoder>(resp: reqwest::Response, wire: D) -> EventStre
 
 impl<D: WireDecoder> Decoding<D> {
     fn on_chunk(&mut self, chunk: &[u8]) {
-        if self.head.len() < 200 {
-            self.head.extend(chunk.iter().take(200 - self.head.len()));
+        if self.head.len() < QUOTED_BYTES {
+            let room = QUOTED_BYTES - self.head.len();
+            self.head.extend(chunk.iter().take(room));
         }
         let mut events = Vec::new();
         // The events before a decoding error are passed on before it.
