@@ -71,6 +71,76 @@ mod tests {
     use pretty_assertions::assert_eq;
 
     #[test]
+    fn only_what_the_request_decides_is_the_callers_fault() {
+        let http = |status: u16| LlmError::Http {
+            status,
+            message: "m".into(),
+            retry_after: None,
+        };
+        let d = std::time::Duration::from_secs(1);
+        let codes: Vec<(String, ErrorCode)> = [
+            http(400),
+            http(404),
+            http(413),
+            http(401),
+            http(402),
+            http(403),
+            http(408),
+            http(429),
+            http(500),
+            http(503),
+            LlmError::Connect("refused".into()),
+            LlmError::Timeout(d),
+            LlmError::Stalled(d),
+            LlmError::BrokeOff {
+                events: 3,
+                detail: "reset".into(),
+            },
+            LlmError::Protocol("html".into()),
+            LlmError::Provider("overloaded".into()),
+            LlmError::Invalid("this provider does not list its models".into()),
+        ]
+        .iter()
+        .map(|e| (e.to_string(), code(e)))
+        .collect();
+        let want = [
+            ErrorCode::BadRequest,
+            ErrorCode::BadRequest,
+            ErrorCode::BadRequest,
+            ErrorCode::UpstreamAuthFailed,
+            ErrorCode::UpstreamAuthFailed,
+            ErrorCode::UpstreamAuthFailed,
+            ErrorCode::UpstreamError,
+            ErrorCode::RateLimited,
+            ErrorCode::UpstreamError,
+            ErrorCode::UpstreamError,
+            ErrorCode::Unavailable,
+            ErrorCode::Unavailable,
+            ErrorCode::UpstreamError,
+            ErrorCode::UpstreamError,
+            ErrorCode::UpstreamError,
+            ErrorCode::UpstreamError,
+            ErrorCode::BadRequest,
+        ];
+        let got: Vec<ErrorCode> = codes.iter().map(|(_, c)| *c).collect();
+        assert_eq!(got, want, "{codes:#?}");
+    }
+
+    #[test]
+    fn a_rate_limit_passes_on_how_long_to_wait() {
+        let e = LlmError::Http {
+            status: 429,
+            message: "slow down".into(),
+            retry_after: Some(std::time::Duration::from_millis(2500)),
+        };
+        let error = api_error("p/m", &e, false);
+        assert_eq!(
+            (error.code, error.retry_after_secs),
+            (ErrorCode::RateLimited, Some(3))
+        );
+    }
+
+    #[test]
     fn a_refused_key_is_an_upstream_failure_and_its_words_are_kept_from_users() {
         let e = LlmError::Http {
             status: 401,

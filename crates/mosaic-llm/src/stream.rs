@@ -71,14 +71,25 @@ pub async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, 
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| retry_after(v, std::time::SystemTime::now()));
     let body = resp.text().await.unwrap_or_default();
     Err(LlmError::Http {
         status: status.as_u16(),
         message: error_message(&body),
         retry_after,
     })
+}
+
+/// A `Retry-After` value: seconds, or the HTTP date to wait until (as of `now`).
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    match value.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => {
+            let until = httpdate::parse_http_date(value).ok()?;
+            Some(until.duration_since(now).unwrap_or_default())
+        }
+    }
 }
 
 /// The human part of a provider's error body (every API nests it in `error.message`).
@@ -282,4 +293,21 @@ pub async fn collect_partial(mut stream: EventStream) -> Result<Completion, Part
         completion.stop_reason = Some(StopReason::Error);
     }
     Ok(completion)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&later, now), Some(Duration::from_secs(90)));
+        assert_eq!(retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(retry_after("soon", now), None);
+    }
 }
