@@ -1,5 +1,8 @@
 //! Extractors whose rejections speak the API's error format (axum's own answer in
-//! plain text): JSON bodies, paths and queries.
+//! plain text): JSON bodies, paths and queries. JSON bodies are read strictly (see
+//! [`strict`]): an object where the type has one, and no field it does not name.
+
+mod strict;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -22,10 +25,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(json_rejection)?;
+        strict::from_value(&value)
+            .map(Json)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
     }
 }
 

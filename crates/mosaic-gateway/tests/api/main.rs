@@ -14,5 +14,6 @@ mod openapi;
 mod runs;
 mod session_export;
 mod sessions;
+mod strict_bodies;
 mod support;
 mod tenant_sweep;
