@@ -202,7 +202,12 @@ pub struct CreateTaskRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<TaskPriority>,
     /// RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::time::timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(format = DateTime)]
     pub due_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee_user_id: Option<String>,
@@ -231,9 +236,10 @@ pub struct UpdateTaskRequest {
     pub priority: Option<TaskPriority>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::time::present_timestamp",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(format = DateTime)]
     pub due_at: Option<Option<String>>,
     #[serde(
         default,
@@ -342,6 +348,9 @@ pub struct ProjectQuery {
     /// Only this team's projects.
     pub team_id: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -359,10 +368,15 @@ pub struct TaskQuery {
     /// Tasks linked to this mission.
     pub mission_id: Option<String>,
     /// Due strictly before this time (RFC 3339); tasks without a due date never match.
+    #[serde(default, deserialize_with = "crate::time::timestamp")]
+    #[param(format = DateTime)]
     pub due_before: Option<String>,
     /// Words that must all occur in the title or body.
     pub q: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -373,6 +387,9 @@ pub struct MissionQuery {
     pub status: Option<MissionStatus>,
     pub project_id: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -385,6 +402,9 @@ pub struct NoteQuery {
     /// Words that must all occur in the title or body.
     pub q: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -487,6 +507,9 @@ pub struct MemoryQuery {
     /// Words that must all occur in the text.
     pub q: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

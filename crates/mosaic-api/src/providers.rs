@@ -278,6 +278,10 @@ pub struct UsageReport {
 )]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    #[serde(default, deserialize_with = "crate::time::day")]
+    #[param(format = Date)]
     pub from: Option<String>,
+    #[serde(default, deserialize_with = "crate::time::day")]
+    #[param(format = Date)]
     pub to: Option<String>,
 }

@@ -126,6 +126,9 @@ pub struct SessionQuery {
     /// `true`: archived sessions only; absent or `false`: active ones.
     pub archived: Option<bool>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -374,7 +374,7 @@ fn agents_are_listed_created_changed_and_deleted_by_name() {
     bob.run(&["agents", "create", "coder"]).expect_code(6);
     bob.run(&["agents", "create", "x", "--tool", "fetch=sometimes"])
         .expect_code(2);
-    bob.run(&["agents", "delete", "default"]).expect_code(7);
+    bob.run(&["agents", "delete", "default"]).expect_code(6);
     bob.run(&["agents", "delete", "coder"]).ok();
     bob.run(&["agents", "show", "coder"]).expect_code(5);
     // Another user's agents are not there.

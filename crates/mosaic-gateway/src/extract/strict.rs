@@ -234,6 +234,58 @@ impl<'de> VariantAccess<'de> for Strict<'de> {
     }
 }
 
+/// The fields a struct type names, as its derived `Deserialize` tells them (`None` for a
+/// type that is not a plain struct, such as a map). The query extractor refuses other
+/// parameters with them.
+pub fn fields_of<'de, T: serde::Deserialize<'de>>() -> Option<&'static [&'static str]> {
+    match T::deserialize(Probe) {
+        Err(Found(fields)) => fields,
+        Ok(_) => None,
+    }
+}
+
+struct Probe;
+
+#[derive(Debug)]
+struct Found(Option<&'static [&'static str]>);
+
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("probed")
+    }
+}
+
+impl std::error::Error for Found {}
+
+impl de::Error for Found {
+    fn custom<M: std::fmt::Display>(_: M) -> Self {
+        Found(None)
+    }
+}
+
+impl<'de> Deserializer<'de> for Probe {
+    type Error = Found;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+        Err(Found(None))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Found> {
+        Err(Found(Some(fields)))
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+        identifier ignored_any
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +368,12 @@ mod tests {
             .is_err_and(|e| e.starts_with("limits.max: invalid value: integer `-1`")));
         assert!(read(json!({"limits": {"max": 1.5}})).is_err());
         assert!(read(json!({"color": "grey"})).is_err_and(|e| e.contains("unknown variant")));
+    }
+
+    #[test]
+    fn a_struct_tells_its_fields() {
+        assert_eq!(fields_of::<Limits>(), Some(&["max"][..]));
+        assert_eq!(fields_of::<Value>(), None);
     }
 
     #[test]

@@ -151,7 +151,7 @@ pub struct EventsQuery {
 /// and its state again. A comment line is sent every 15 s when nothing else is.
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/events", tag = "runs", operation_id = "session_events",
     params(("id" = String, Path, description = "Session id"), EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "The number of the last event received")),
+        ("Last-Event-ID" = Option<u64>, Header, description = "The number of the last event received")),
     responses((status = 200, description = "An SSE stream of `SessionEvent`s", body = SessionEvent,
             content_type = "text/event-stream"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -6,6 +6,7 @@ mod bad_input;
 mod bootstrap;
 mod brain;
 mod brain_tools;
+mod contract;
 mod credentials;
 mod memories;
 mod memory_tools;

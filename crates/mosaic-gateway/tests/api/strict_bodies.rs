@@ -6,13 +6,12 @@ use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::TestGateway;
+use crate::support::{document, filled_path, TestGateway};
 
 /// Every documented operation whose body is a JSON object: method, path with its
 /// parameters filled in, and the name of its request schema.
 fn object_body_operations() -> Vec<(Method, String, String)> {
-    let (_, doc) = mosaic_gateway::openapi::api();
-    let doc = serde_json::to_value(&doc).unwrap();
+    let doc = document();
     let mut ops = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
@@ -25,11 +24,7 @@ fn object_body_operations() -> Vec<(Method, String, String)> {
             if component["type"] != json!("object") {
                 continue;
             }
-            let path = path
-                .split('/')
-                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
-                .collect::<Vec<_>>()
-                .join("/");
+            let path = filled_path(path);
             ops.push((method.to_uppercase().parse().unwrap(), path, name));
         }
     }
