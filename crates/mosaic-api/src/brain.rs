@@ -114,6 +114,7 @@ pub struct Task {
 /// One step towards a mission's goal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Milestone {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: String,
     #[serde(default)]
     pub done: bool,
@@ -160,6 +161,7 @@ pub struct Note {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateProjectRequest {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -176,6 +178,7 @@ pub struct CreateProjectRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateProjectRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 300)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -192,6 +195,7 @@ pub struct UpdateProjectRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateTaskRequest {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: String,
     #[serde(default)]
     pub body: String,
@@ -212,6 +216,7 @@ pub struct CreateTaskRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee_user_id: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub labels: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
@@ -227,6 +232,7 @@ pub struct CreateTaskRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateTaskRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -249,6 +255,7 @@ pub struct UpdateTaskRequest {
     pub assignee_user_id: Option<Option<String>>,
     /// Replaces every label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 20)]
     pub labels: Option<Vec<String>>,
     #[serde(
         default,
@@ -273,10 +280,12 @@ pub struct UpdateTaskRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateMissionRequest {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub goal: String,
     #[serde(default)]
     pub success_criteria: String,
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub milestones: Vec<Milestone>,
     /// `active` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -291,11 +300,13 @@ pub struct CreateMissionRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateMissionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 300)]
     pub goal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_criteria: Option<String>,
     /// Replaces every milestone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 50)]
     pub milestones: Option<Vec<Milestone>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MissionStatus>,
@@ -310,10 +321,12 @@ pub struct UpdateMissionRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateNoteRequest {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: String,
     #[serde(default)]
     pub body: String,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
@@ -325,11 +338,13 @@ pub struct CreateNoteRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateNoteRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// Replaces every tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 20)]
     pub tags: Option<Vec<String>>,
     #[serde(
         default,
@@ -454,13 +469,16 @@ pub struct Memory {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateMemoryRequest {
+    #[schema(pattern = r"\S", max_length = 2000)]
     pub text: String,
     /// `fact` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<MemoryKind>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 5)]
     pub importance: Option<u8>,
     #[serde(default)]
     pub pinned: bool,
@@ -478,13 +496,16 @@ pub struct CreateMemoryRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateMemoryRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 2000)]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<MemoryKind>,
     /// Replaces every tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 20)]
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 5)]
     pub importance: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<bool>,

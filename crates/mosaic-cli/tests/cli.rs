@@ -483,7 +483,7 @@ fn sessions_are_created_read_renamed_archived_exported_imported_and_deleted() {
     assert_eq!(switched["active_leaf_id"], "a2");
     let active = bob.run(&["sessions", "show", id, "--json"]).ok().json();
     assert_eq!(ids(&active), ["u1", "a1", "u2", "a2"]);
-    bob.run(&["sessions", "switch", id, "nope"]).expect_code(7);
+    bob.run(&["sessions", "switch", id, "nope"]).expect_code(5);
 
     let renamed = bob
         .run(&["sessions", "rename", id, "Colour chat", "--json"])

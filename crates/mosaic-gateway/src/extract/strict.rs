@@ -57,8 +57,18 @@ impl<'de> Deserializer<'de> for Strict<'de> {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
             Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                // Integers on the wire are int64, as the document's formats say.
+                (Some(u), _, _) if i64::try_from(u).is_err() => Err(Error::custom(format!(
+                    "{u} is larger than the largest integer the API takes ({})",
+                    i64::MAX
+                ))),
                 (Some(u), _, _) => visitor.visit_u64(u),
                 (None, Some(i), _) => visitor.visit_i64(i),
+                // `1.0` is an integer to JSON Schema, and so to the API.
+                (None, None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => match f < 0.0 {
+                    true => visitor.visit_i64(f as i64),
+                    false => visitor.visit_u64(f as u64),
+                },
                 (None, None, Some(f)) => visitor.visit_f64(f),
                 (None, None, None) => Err(Error::invalid_type(unexpected(self.0), &visitor)),
             },
@@ -367,6 +377,11 @@ mod tests {
         assert!(read(json!({"limits": {"max": -1}}))
             .is_err_and(|e| e.starts_with("limits.max: invalid value: integer `-1`")));
         assert!(read(json!({"limits": {"max": 1.5}})).is_err());
+        assert!(from_value::<u64>(&json!(9_223_372_036_854_775_808u64)).is_err());
+        assert_eq!(
+            read(json!({"limits": {"max": 2.0}})).map(|u| u.limits),
+            Ok(Some(Limits { max: Some(2) }))
+        );
         assert!(read(json!({"color": "grey"})).is_err_and(|e| e.contains("unknown variant")));
     }
 

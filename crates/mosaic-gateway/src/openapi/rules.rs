@@ -8,7 +8,7 @@
 //! - the error statuses any operation can answer are listed: 500 always; 401 and 403 where
 //!   a credential is needed (missing or refused, too narrow a scope, CSRF); 400 where there
 //!   are parameters or a body; 413 and 400 where there is a body; 404 where the path names
-//!   something.
+//!   something; 409 on every authenticated write (the state it meets may refuse it).
 
 use std::collections::BTreeSet;
 
@@ -30,19 +30,24 @@ pub fn apply(doc: &mut OpenApi) {
 }
 
 fn operations(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    writes_and_reads(doc).map(|(_, op)| op)
+}
+
+/// Every operation, and whether it writes (any method but GET, HEAD, OPTIONS, TRACE).
+fn writes_and_reads(doc: &mut OpenApi) -> impl Iterator<Item = (bool, &mut Operation)> {
     doc.paths.paths.values_mut().flat_map(|item| {
         [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
+            (false, &mut item.get),
+            (true, &mut item.put),
+            (true, &mut item.post),
+            (true, &mut item.delete),
+            (false, &mut item.options),
+            (false, &mut item.head),
+            (true, &mut item.patch),
+            (false, &mut item.trace),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(write, op)| op.as_mut().map(|op| (write, op)))
     })
 }
 
@@ -160,7 +165,7 @@ fn list_error_statuses(doc: &mut OpenApi) {
         .security
         .as_ref()
         .is_none_or(|reqs| reqs.iter().all(|r| *r == SecurityRequirement::default()));
-    for op in operations(doc) {
+    for (write, op) in writes_and_reads(doc) {
         let public = match &op.security {
             Some(reqs) => reqs.iter().all(|r| *r == SecurityRequirement::default()),
             None => public_by_default,
@@ -182,6 +187,11 @@ fn list_error_statuses(doc: &mut OpenApi) {
         }
         if has_path {
             statuses.push("404");
+        }
+        // A write may meet state that refuses it: a name taken, a reference to nothing,
+        // the last owner or admin, a run under way.
+        if write && !public {
+            statuses.push("409");
         }
         for status in statuses {
             op.responses

@@ -264,7 +264,7 @@ pub async fn change_password(
     }
     let current = state.store.own_password_hash(&auth.principal).await?;
     if !verify_password(&req.current_password, Some(&current)).await {
-        return Err(ApiError::bad_request("the current password is wrong"));
+        return Err(ApiError::forbidden("the current password is wrong"));
     }
     check_password_policy(&req.new_password)?;
     let password_hash = hash_password(&req.new_password).await?;

@@ -198,6 +198,7 @@ fn every_operation_lists_the_errors_it_can_answer() {
                 ("400", has_params || has_body),
                 ("413", has_body),
                 ("404", has_path),
+                ("409", !public && method != "get"),
             ];
             for (status, due) in expected {
                 if due && !op["responses"][status].is_object() {
