@@ -242,3 +242,61 @@ fn request_objects_are_closed_in_the_document() {
     // Response-only types stay open: a newer gateway may add fields.
     assert_eq!(schemas["User"]["additionalProperties"], Value::Null);
 }
+
+#[tokio::test]
+async fn what_the_document_allows_on_entries_and_events_is_taken() {
+    let gw = TestGateway::start().await;
+    let root = gw.admin("root").await;
+    let doc = document();
+    let params = |path: &str| {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let events = params("/api/v1/sessions/{id}/events");
+    let last_event_id = events
+        .iter()
+        .find(|p| p["name"] == json!("Last-Event-ID"))
+        .unwrap();
+    assert_eq!(
+        last_event_id["schema"]["type"],
+        json!("integer"),
+        "{last_event_id}"
+    );
+    let entries = params("/api/v1/sessions/{id}/entries");
+    let leaf = entries.iter().find(|p| p["name"] == json!("leaf")).unwrap();
+    assert_eq!(leaf["schema"]["minLength"], json!(1), "{leaf}");
+
+    let (_, session) = gw
+        .call(
+            Method::POST,
+            "/api/v1/sessions",
+            Some(&root),
+            Some(json!({})),
+        )
+        .await;
+    let id = session["id"].as_str().unwrap();
+    // A leaf the document allows but that names nothing is not found, not a bad request.
+    let (status, _) = gw
+        .call(
+            Method::GET,
+            &format!("/api/v1/sessions/{id}/entries?leaf=00"),
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // An event number beyond int64 is refused as the document says.
+    let resp = gw
+        .http
+        .get(format!(
+            "{}/api/v1/sessions/{id}/events?after=9223372036854775808",
+            gw.url
+        ))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
