@@ -21,6 +21,12 @@ pub const MAX_TITLE_CHARS: usize = 300;
 pub const MAX_BODY_BYTES: usize = 100_000;
 /// Longest success criteria of a mission, in bytes.
 pub const MAX_CRITERIA_BYTES: usize = 10_000;
+/// A label of a task or tag of a note or memory, as the document describes it: at most
+/// [`MAX_LABEL_CHARS`] characters, no commas (stored trimmed and lowercase).
+#[derive(ToSchema)]
+#[schema(pattern = r"^[^,]{0,50}$")]
+pub struct Label(pub String);
+
 /// Most milestones of a mission.
 pub const MAX_MILESTONES: usize = 50;
 
@@ -216,7 +222,7 @@ pub struct CreateTaskRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee_user_id: Option<String>,
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Vec<Label>)]
     pub labels: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
@@ -255,7 +261,7 @@ pub struct UpdateTaskRequest {
     pub assignee_user_id: Option<Option<String>>,
     /// Replaces every label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Option<Vec<Label>>)]
     pub labels: Option<Vec<String>>,
     #[serde(
         default,
@@ -326,7 +332,7 @@ pub struct CreateNoteRequest {
     #[serde(default)]
     pub body: String,
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Vec<Label>)]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
@@ -344,7 +350,7 @@ pub struct UpdateNoteRequest {
     pub body: Option<String>,
     /// Replaces every tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Option<Vec<Label>>)]
     pub tags: Option<Vec<String>>,
     #[serde(
         default,
@@ -475,7 +481,7 @@ pub struct CreateMemoryRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<MemoryKind>,
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Vec<Label>)]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 5)]
@@ -502,7 +508,7 @@ pub struct UpdateMemoryRequest {
     pub kind: Option<MemoryKind>,
     /// Replaces every tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, value_type = Option<Vec<Label>>)]
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 5)]

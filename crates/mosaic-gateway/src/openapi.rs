@@ -4,8 +4,8 @@
 //! test fails when it is stale. What holds for every operation alike is added in
 //! [`rules`], after the routes are collected.
 
-mod openai;
 mod rules;
+mod shapes;
 
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -176,7 +176,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openai_compat::chat_completions))
         .routes(routes!(openai_compat::openai_models))
         .split_for_parts();
-    openai::apply(&mut doc);
+    shapes::apply(&mut doc);
     rules::apply(&mut doc);
     (router, doc)
 }

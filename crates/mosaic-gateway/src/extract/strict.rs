@@ -57,11 +57,6 @@ impl<'de> Deserializer<'de> for Strict<'de> {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
             Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                // Integers on the wire are int64, as the document's formats say.
-                (Some(u), _, _) if i64::try_from(u).is_err() => Err(Error::custom(format!(
-                    "{u} is larger than the largest integer the API takes ({})",
-                    i64::MAX
-                ))),
                 (Some(u), _, _) => visitor.visit_u64(u),
                 (None, Some(i), _) => visitor.visit_i64(i),
                 // `1.0` is an integer to JSON Schema, and so to the API.
@@ -85,6 +80,18 @@ impl<'de> Deserializer<'de> for Strict<'de> {
                 }
             }
             Value::Object(map) => visitor.visit_map(Fields::new(map)),
+        }
+    }
+
+    /// Integer fields are int64 on the wire, as the document's formats say (free JSON,
+    /// read through `deserialize_any`, keeps any number).
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0.as_u64() {
+            Some(u) if i64::try_from(u).is_err() => Err(Error::custom(format!(
+                "{u} is larger than the largest integer the API takes ({})",
+                i64::MAX
+            ))),
+            _ => self.deserialize_any(visitor),
         }
     }
 
@@ -135,7 +142,7 @@ impl<'de> Deserializer<'de> for Strict<'de> {
     }
 
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u128 f32 f64 char str string bytes
         byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
     }
 }
@@ -378,6 +385,7 @@ mod tests {
             .is_err_and(|e| e.starts_with("limits.max: invalid value: integer `-1`")));
         assert!(read(json!({"limits": {"max": 1.5}})).is_err());
         assert!(from_value::<u64>(&json!(9_223_372_036_854_775_808u64)).is_err());
+        assert!(from_value::<Value>(&json!(9_223_372_036_854_775_808u64)).is_ok());
         assert_eq!(
             read(json!({"limits": {"max": 2.0}})).map(|u| u.limits),
             Ok(Some(Limits { max: Some(2) }))

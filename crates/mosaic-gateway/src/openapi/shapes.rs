@@ -1,6 +1,8 @@
-//! The shape of an OpenAI Chat Completions request as `/v1/chat/completions` reads it
-//! (the handler takes free JSON, as OpenAI clients send many fields it ignores): what it
-//! requires is stated, every other field stays open.
+//! Shapes of request bodies that the derived schemas cannot state, written as JSON Schema:
+//!
+//! - an OpenAI Chat Completions request as `/v1/chat/completions` reads it (the handler
+//!   takes free JSON, as OpenAI clients send many fields it ignores): what it requires is
+//!   stated, every other field stays open.
 
 use serde_json::{json, Value};
 use utoipa::openapi::{OpenApi, Ref, RefOr, Schema};
@@ -25,6 +27,10 @@ fn open(mut schema: Value) -> Value {
 }
 
 pub fn apply(doc: &mut OpenApi) {
+    chat_completions(doc);
+}
+
+fn chat_completions(doc: &mut OpenApi) {
     let schema = json!({
         "type": "object",
         "description": "An OpenAI Chat Completions request; `model` is a route name or `provider/model`. Fields not listed are accepted and ignored.",
