@@ -31,6 +31,16 @@ pub fn apply(doc: &mut OpenApi) {
 }
 
 fn chat_completions(doc: &mut OpenApi) {
+    // Tool calls and tools alike: a list of objects whose `function` has a `name`.
+    let named_functions = json!({"type": "array", "items": {
+        "type": "object",
+        "required": ["function"],
+        "properties": {"function": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}}
+        }}
+    }});
     let schema = json!({
         "type": "object",
         "description": "An OpenAI Chat Completions request; `model` is a route name or `provider/model`. Fields not listed are accepted and ignored.",
@@ -51,26 +61,10 @@ fn chat_completions(doc: &mut OpenApi) {
                             "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}}
                         }}
                     ]},
-                    "tool_calls": {"type": "array", "items": {
-                        "type": "object",
-                        "required": ["function"],
-                        "properties": {"function": {
-                            "type": "object",
-                            "required": ["name"],
-                            "properties": {"name": {"type": "string"}}
-                        }}
-                    }}
+                    "tool_calls": named_functions
                 }
             }},
-            "tools": {"type": "array", "items": {
-                "type": "object",
-                "required": ["function"],
-                "properties": {"function": {
-                    "type": "object",
-                    "required": ["name"],
-                    "properties": {"name": {"type": "string"}}
-                }}
-            }}
+            "tools": named_functions
         }
     });
     let Ok(schema) = serde_json::from_value::<Schema>(open(schema)) else {
