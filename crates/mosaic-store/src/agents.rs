@@ -274,7 +274,7 @@ impl Store {
             None => current.name.clone(),
         };
         if current.name == DEFAULT_AGENT && name != DEFAULT_AGENT {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Conflict(
                 "the default agent keeps its name".into(),
             ));
         }

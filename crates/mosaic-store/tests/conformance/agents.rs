@@ -109,7 +109,7 @@ async fn the_default_agent_keeps_its_name_and_cannot_be_deleted(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.update_agent(&alice, &default.id, rename).await),
-        Kind::Invalid
+        Kind::Conflict
     );
     let reprompt = AgentChanges {
         system_prompt: Some("You are terse.".into()),
