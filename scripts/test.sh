@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test against real
-# services (a throwaway PostgreSQL with pgvector, started here and stopped on exit).
+# services (a throwaway PostgreSQL with pgvector, started here and stopped on exit), then
+# Schemathesis fuzzing the OpenAPI document against a real gateway.
 # Works on a fresh Debian 12 machine with the Rust toolchain, as root or not.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -44,5 +45,8 @@ trap 'scripts/services.sh stop-postgres "$MOSAIC_TEST_POSTGRES_DIR" || true; scr
 
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast
+
+log "schemathesis: openapi.json against a real gateway (scripts/schemathesis.sh)"
+scripts/schemathesis.sh
 
 log "all gates passed"

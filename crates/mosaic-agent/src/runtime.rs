@@ -316,7 +316,7 @@ impl Runtime {
         }
         let path = self.0.store.session_path(p, session_id, None).await?;
         if path.is_empty() {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Conflict(
                 "the session is empty: post a message to start".into(),
             ));
         }

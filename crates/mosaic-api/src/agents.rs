@@ -21,6 +21,7 @@ pub enum ToolPolicy {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AgentTool {
+    #[schema(pattern = r"^\s*[A-Za-z0-9._-]{1,64}\s*$")]
     pub name: String,
     pub policy: ToolPolicy,
 }
@@ -31,13 +32,16 @@ pub struct AgentTool {
 pub struct AgentLimits {
     /// Model calls a run may make before it stops with `max_model_calls`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     pub max_model_calls: Option<u32>,
     /// Input plus output tokens a run may use before it stops with `token_budget`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub token_budget: Option<u64>,
     /// The model's context window in tokens; older entries are compacted into a
     /// summary when a call would exceed it minus a reserve (a quarter, at most 16,384).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 256, maximum = 4_294_967_295_u64, format = Int64)]
     pub context_window: Option<u32>,
 }
 
@@ -59,13 +63,16 @@ pub struct Agent {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateAgentRequest {
+    #[schema(pattern = r"^\s*[A-Za-z0-9._-]{1,64}\s*$")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
     /// `default` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 256)]
     pub route: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<AgentTool>>,
@@ -76,12 +83,15 @@ pub struct CreateAgentRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateAgentRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^\s*[A-Za-z0-9._-]{1,64}\s*$")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 256)]
     pub route: Option<String>,
     /// Replaces the whole tool list.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -21,6 +21,12 @@ pub const MAX_TITLE_CHARS: usize = 300;
 pub const MAX_BODY_BYTES: usize = 100_000;
 /// Longest success criteria of a mission, in bytes.
 pub const MAX_CRITERIA_BYTES: usize = 10_000;
+/// A label of a task or tag of a note or memory, as the document describes it: at most
+/// [`MAX_LABEL_CHARS`] characters, no commas (stored trimmed and lowercase).
+#[derive(ToSchema)]
+#[schema(pattern = r"^[^,]{0,50}$")]
+pub struct Label(pub String);
+
 /// Most milestones of a mission.
 pub const MAX_MILESTONES: usize = 50;
 
@@ -114,6 +120,7 @@ pub struct Task {
 /// One step towards a mission's goal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Milestone {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: String,
     #[serde(default)]
     pub done: bool,
@@ -160,6 +167,7 @@ pub struct Note {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateProjectRequest {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -176,6 +184,7 @@ pub struct CreateProjectRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateProjectRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 300)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -192,6 +201,7 @@ pub struct UpdateProjectRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateTaskRequest {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: String,
     #[serde(default)]
     pub body: String,
@@ -202,11 +212,17 @@ pub struct CreateTaskRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<TaskPriority>,
     /// RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::time::timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(format = DateTime)]
     pub due_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee_user_id: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<Label>)]
     pub labels: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
@@ -222,6 +238,7 @@ pub struct CreateTaskRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateTaskRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -231,9 +248,10 @@ pub struct UpdateTaskRequest {
     pub priority: Option<TaskPriority>,
     #[serde(
         default,
-        deserialize_with = "present",
+        deserialize_with = "crate::time::present_timestamp",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(format = DateTime)]
     pub due_at: Option<Option<String>>,
     #[serde(
         default,
@@ -243,6 +261,7 @@ pub struct UpdateTaskRequest {
     pub assignee_user_id: Option<Option<String>>,
     /// Replaces every label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 20, value_type = Option<Vec<Label>>)]
     pub labels: Option<Vec<String>>,
     #[serde(
         default,
@@ -267,10 +286,12 @@ pub struct UpdateTaskRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateMissionRequest {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub goal: String,
     #[serde(default)]
     pub success_criteria: String,
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub milestones: Vec<Milestone>,
     /// `active` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,11 +306,13 @@ pub struct CreateMissionRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateMissionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 300)]
     pub goal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_criteria: Option<String>,
     /// Replaces every milestone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 50)]
     pub milestones: Option<Vec<Milestone>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MissionStatus>,
@@ -304,10 +327,12 @@ pub struct UpdateMissionRequest {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateNoteRequest {
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: String,
     #[serde(default)]
     pub body: String,
     #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<Label>)]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
@@ -319,11 +344,13 @@ pub struct CreateNoteRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateNoteRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 300)]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// Replaces every tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 20, value_type = Option<Vec<Label>>)]
     pub tags: Option<Vec<String>>,
     #[serde(
         default,
@@ -342,6 +369,9 @@ pub struct ProjectQuery {
     /// Only this team's projects.
     pub team_id: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -359,10 +389,15 @@ pub struct TaskQuery {
     /// Tasks linked to this mission.
     pub mission_id: Option<String>,
     /// Due strictly before this time (RFC 3339); tasks without a due date never match.
+    #[serde(default, deserialize_with = "crate::time::timestamp")]
+    #[param(format = DateTime)]
     pub due_before: Option<String>,
     /// Words that must all occur in the title or body.
     pub q: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -373,6 +408,9 @@ pub struct MissionQuery {
     pub status: Option<MissionStatus>,
     pub project_id: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -385,6 +423,9 @@ pub struct NoteQuery {
     /// Words that must all occur in the title or body.
     pub q: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -434,13 +475,16 @@ pub struct Memory {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateMemoryRequest {
+    #[schema(pattern = r"\S", max_length = 2000)]
     pub text: String,
     /// `fact` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<MemoryKind>,
     #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<Label>)]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 5)]
     pub importance: Option<u8>,
     #[serde(default)]
     pub pinned: bool,
@@ -458,13 +502,16 @@ pub struct CreateMemoryRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateMemoryRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 2000)]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<MemoryKind>,
     /// Replaces every tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 20, value_type = Option<Vec<Label>>)]
     pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 5)]
     pub importance: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<bool>,
@@ -487,6 +534,9 @@ pub struct MemoryQuery {
     /// Words that must all occur in the text.
     pub q: Option<String>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

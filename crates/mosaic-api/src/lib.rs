@@ -16,6 +16,7 @@ pub mod providers;
 pub mod runs;
 pub mod sessions;
 pub mod teams;
+pub mod time;
 pub mod tokens;
 pub mod users;
 pub mod workspaces;

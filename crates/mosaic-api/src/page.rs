@@ -1,7 +1,8 @@
 //! Cursor pagination: a request names where to start (`cursor`) and how many (`limit`);
 //! a page says what comes next (`next_cursor`, absent on the last page).
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 /// Default and maximum page sizes.
@@ -15,7 +16,28 @@ pub struct PageQuery {
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+}
+
+/// For the `limit` of every list: `#[serde(default, deserialize_with = "crate::page::limit")]`
+/// with `#[param(minimum = 1, maximum = 500)]`. A size outside 1 to [`MAX_LIMIT`] is refused,
+/// not quietly clamped, so that the document's bounds are the server's.
+pub fn limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    bounded::<D, 1, MAX_LIMIT>(d)
+}
+
+/// An optional count within `MIN..=MAX`, refused outside it.
+pub fn bounded<'de, D: Deserializer<'de>, const MIN: u32, const MAX: u32>(
+    d: D,
+) -> Result<Option<u32>, D::Error> {
+    match Option::<u32>::deserialize(d)? {
+        Some(n) if !(MIN..=MAX).contains(&n) => {
+            Err(D::Error::custom(format!("must be {MIN} to {MAX}, not {n}")))
+        }
+        other => Ok(other),
+    }
 }
 
 impl PageQuery {

@@ -201,10 +201,13 @@ pub struct ModelList {
 /// One step of a route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RouteStep {
+    #[schema(pattern = r"^\s*[A-Za-z0-9._-]{1,64}\s*$")]
     pub provider: String,
+    #[schema(pattern = r"\S", max_length = 256)]
     pub model: String,
     /// Time allowed to the first token before falling back; 60 s when absent.
     #[serde(default = "default_timeout_ms")]
+    #[schema(minimum = 100, maximum = 600000)]
     pub timeout_ms: u64,
     /// Time allowed between two tokens once the answer has begun; a model silent for
     /// longer is given up, keeping what it sent. The gateway's `model_idle_timeout_secs`
@@ -230,7 +233,9 @@ pub struct RouteInfo {
 /// Create or replace the route of this name (in this scope).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SetRouteRequest {
+    #[schema(pattern = r"^\s*[A-Za-z0-9._-]{1,64}\s*$")]
     pub name: String,
+    #[schema(min_items = 1, max_items = 16)]
     pub steps: Vec<RouteStep>,
     #[serde(default)]
     pub scope: ConfigScope,
@@ -283,6 +288,10 @@ pub struct UsageReport {
 )]
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    #[serde(default, deserialize_with = "crate::time::day")]
+    #[param(format = Date)]
     pub from: Option<String>,
+    #[serde(default, deserialize_with = "crate::time::day")]
+    #[param(format = Date)]
     pub to: Option<String>,
 }

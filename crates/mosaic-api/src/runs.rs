@@ -21,6 +21,7 @@ pub enum Delivery {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PostMessageRequest {
+    #[schema(pattern = r"\S")]
     pub text: String,
     /// Used only when a run is active.
     #[serde(default)]
@@ -274,6 +275,23 @@ impl SessionEvent {
             SessionEvent::Resync { .. } => "resync",
             SessionEvent::StreamClosed { .. } => "stream_closed",
         }
+    }
+}
+
+/// An event number as a client sends it back (`Last-Event-ID`, `?after=`): an int64 that
+/// is not negative, as the document says.
+pub fn parse_event_number(text: &str) -> Option<u64> {
+    text.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok())
+}
+
+/// For `?after=`: `#[serde(default, deserialize_with = "mosaic_api::runs::event_number")]`.
+pub fn event_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<String>::deserialize(d)? {
+        Some(text) => parse_event_number(&text)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("'{text}' is not an event number"))),
+        None => Ok(None),
     }
 }
 

@@ -106,12 +106,14 @@ pub struct CreateSessionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
     pub title: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateSessionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<bool>,
@@ -126,6 +128,9 @@ pub struct SessionQuery {
     /// `true`: archived sessions only; absent or `false`: active ones.
     pub archived: Option<bool>,
     pub cursor: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[serde(default, deserialize_with = "crate::page::limit")]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

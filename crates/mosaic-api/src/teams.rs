@@ -49,11 +49,13 @@ pub struct Team {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateTeamRequest {
+    #[schema(pattern = r"\S", max_length = 128)]
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateTeamRequest {
+    #[schema(pattern = r"\S", max_length = 128)]
     pub name: String,
 }
 
@@ -74,6 +76,7 @@ pub struct TeamMemberList {
 /// Add a user (by username) to a team, or change their role if already a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AddMemberRequest {
+    #[schema(pattern = r"^\s*[A-Za-z0-9][A-Za-z0-9._-]{0,63}\s*$")]
     pub username: String,
     #[serde(default = "default_role")]
     pub role: TeamRole,

@@ -52,12 +52,15 @@ pub struct ApiToken {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateTokenRequest {
+    #[schema(pattern = r"\S", max_length = 128)]
     pub name: String,
     /// Defaults to `read` and `write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1)]
     pub scopes: Option<Vec<Scope>>,
     /// Lifetime in seconds; 90 days when absent, at most 10 years.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 315360000)]
     pub expires_in_secs: Option<u64>,
 }
 

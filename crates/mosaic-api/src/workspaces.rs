@@ -23,8 +23,10 @@ pub struct Workspace {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateWorkspaceRequest {
+    #[schema(pattern = r"\S", max_length = 128)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
     /// Create the workspace for this team (caller must be its owner or admin);
     /// owned by the caller when absent.
@@ -35,7 +37,9 @@ pub struct CreateWorkspaceRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateWorkspaceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"\S", max_length = 128)]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4000)]
     pub description: Option<String>,
 }

@@ -374,7 +374,7 @@ fn agents_are_listed_created_changed_and_deleted_by_name() {
     bob.run(&["agents", "create", "coder"]).expect_code(6);
     bob.run(&["agents", "create", "x", "--tool", "fetch=sometimes"])
         .expect_code(2);
-    bob.run(&["agents", "delete", "default"]).expect_code(7);
+    bob.run(&["agents", "delete", "default"]).expect_code(6);
     bob.run(&["agents", "delete", "coder"]).ok();
     bob.run(&["agents", "show", "coder"]).expect_code(5);
     // Another user's agents are not there.
@@ -483,7 +483,7 @@ fn sessions_are_created_read_renamed_archived_exported_imported_and_deleted() {
     assert_eq!(switched["active_leaf_id"], "a2");
     let active = bob.run(&["sessions", "show", id, "--json"]).ok().json();
     assert_eq!(ids(&active), ["u1", "a1", "u2", "a2"]);
-    bob.run(&["sessions", "switch", id, "nope"]).expect_code(7);
+    bob.run(&["sessions", "switch", id, "nope"]).expect_code(5);
 
     let renamed = bob
         .run(&["sessions", "rename", id, "Colour chat", "--json"])

@@ -480,7 +480,7 @@ fn a_dead_provider_fails_its_test_and_a_route_falls_back_past_it() {
         .expect_code(5);
     admin
         .run(&["routes", "set", "r", "nobody/m"])
-        .expect_code(7);
+        .expect_code(6);
     admin.run(&["routes", "set", "r", "gpt-4o"]).expect_code(2);
     admin.run(&["usage", "--from", "last week"]).expect_code(2);
 

@@ -1,7 +1,11 @@
 //! The OpenAPI document and the router, built together: every route is registered
 //! through its `#[utoipa::path]` description, so the document lists exactly the routes
 //! that exist. The document is checked in (`openapi.json` at the repository root) and a
-//! test fails when it is stale.
+//! test fails when it is stale. What holds for every operation alike is added in
+//! [`rules`], after the routes are collected.
+
+mod rules;
+mod shapes;
 
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -61,7 +65,7 @@ impl Modify for Security {
 
 /// The API routes and their document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(auth::bootstrap_status, auth::bootstrap))
@@ -171,7 +175,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runs::session_events))
         .routes(routes!(openai_compat::chat_completions))
         .routes(routes!(openai_compat::openai_models))
-        .split_for_parts()
+        .split_for_parts();
+    shapes::apply(&mut doc);
+    rules::apply(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document as pretty JSON, as checked in.

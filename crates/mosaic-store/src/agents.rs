@@ -274,7 +274,7 @@ impl Store {
             None => current.name.clone(),
         };
         if current.name == DEFAULT_AGENT && name != DEFAULT_AGENT {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Conflict(
                 "the default agent keeps its name".into(),
             ));
         }
@@ -320,7 +320,8 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let current = select(&mut tx, p, id).await?;
         if current.name == DEFAULT_AGENT {
-            return Err(StoreError::Invalid(
+            // The request is well formed; the agent's role refuses it.
+            return Err(StoreError::Conflict(
                 "the default agent cannot be deleted".into(),
             ));
         }

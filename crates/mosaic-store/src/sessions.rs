@@ -201,7 +201,8 @@ pub(crate) async fn check_entry(tx: &mut Tx<'_>, session_id: &str, id: &str) -> 
         .into_owned();
     tx.fetch_optional(sqlx::query(&sql).bind(session_id).bind(id))
         .await?
-        .ok_or_else(|| StoreError::Invalid(format!("no entry {id} in this session")))?;
+        // An id that names nothing here is not found, like any other id.
+        .ok_or(StoreError::NotFound)?;
     Ok(())
 }
 
@@ -399,9 +400,8 @@ impl Store {
             (Some(root), _) if root.parent_id.is_some() => {
                 Err(StoreError::Invalid("the entry tree is broken".into()))
             }
-            (None, Some(leaf)) => Err(StoreError::Invalid(format!(
-                "no entry {leaf} in this session"
-            ))),
+            // A leaf that names nothing here is not found, like any other id.
+            (None, Some(_)) => Err(StoreError::NotFound),
             (None, None) => Err(StoreError::NotFound),
             _ => Ok(path),
         }

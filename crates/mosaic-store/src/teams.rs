@@ -229,7 +229,7 @@ impl Store {
         tx.end_system().await?;
         let user_id: String = match row {
             Some(r) => r.try_get("id")?,
-            None => return Err(StoreError::Invalid(format!("no user named '{username}'"))),
+            None => return Err(StoreError::Conflict(format!("no user named '{username}'"))),
         };
         let sql = tx
             .sql("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
@@ -251,7 +251,7 @@ impl Store {
             && role != TeamRole::Owner
             && count_owners(&mut tx, team_id).await? <= 1
         {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Conflict(
                 "a team must keep at least one owner".into(),
             ));
         }
@@ -318,7 +318,7 @@ impl Store {
                 ));
             }
             if count_owners(&mut tx, team_id).await? <= 1 {
-                return Err(StoreError::Invalid(
+                return Err(StoreError::Conflict(
                     "a team must keep at least one owner".into(),
                 ));
             }

@@ -158,7 +158,7 @@ impl Store {
             && demoted
             && count_active_admins(&mut tx).await? <= 1
         {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Conflict(
                 "this would leave the gateway without an active admin".into(),
             ));
         }
@@ -226,13 +226,13 @@ impl Store {
             });
         }
         if p.user_id() == id {
-            return Err(StoreError::Invalid("you cannot delete yourself".into()));
+            return Err(StoreError::Forbidden("you cannot delete yourself".into()));
         }
         let mut tx = self.begin(Acting::As(p), true).await?;
         tx.lock(ADMINS_LOCK).await?;
         let user = select_user(&mut tx, id).await?;
         if user.is_admin && !user.disabled && count_active_admins(&mut tx).await? <= 1 {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Conflict(
                 "this would leave the gateway without an active admin".into(),
             ));
         }

@@ -86,8 +86,8 @@ pub async fn update_agent(
 /// Delete an agent (not the default one).
 #[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", operation_id = "delete_agent",
     params(("id" = String, Path, description = "Agent id")),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "The default agent")))]
 pub async fn delete_agent(
     State(state): State<AppState>,
     auth: Auth,

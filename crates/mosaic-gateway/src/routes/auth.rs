@@ -252,7 +252,8 @@ pub async fn whoami(auth: Auth) -> Json<WhoAmI> {
 /// Change your own password (needs the current one). Ends your web sessions.
 #[utoipa::path(put, path = "/api/v1/auth/password", tag = "auth", operation_id = "change_password",
     request_body = ChangePasswordRequest,
-    responses((status = 403, body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 403, body = ErrorBody), (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many wrong current passwords")))]
 pub async fn change_password(
     State(state): State<AppState>,
     auth: Auth,
@@ -264,7 +265,7 @@ pub async fn change_password(
     }
     let current = state.store.own_password_hash(&auth.principal).await?;
     if !verify_password(&req.current_password, Some(&current)).await {
-        return Err(ApiError::bad_request("the current password is wrong"));
+        return Err(ApiError::forbidden("the current password is wrong"));
     }
     check_password_policy(&req.new_password)?;
     let password_hash = hash_password(&req.new_password).await?;

@@ -305,8 +305,11 @@ pub struct SearchQuery {
     /// embedding model configured, their meaning.
     pub q: String,
     /// Comma-separated kinds to search (`task`, `note`, `memory`); all when absent.
+    #[param(pattern = r"^ *(task|note|memory)? *(, *(task|note|memory)? *)*$")]
     pub kinds: Option<String>,
     /// Most hits (1 to 100; 20 when absent).
+    #[serde(default, deserialize_with = "mosaic_api::page::bounded::<_, 1, 100>")]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `lexical` to go by words alone; `hybrid` (the default) adds meaning when an
     /// embedding model is configured.
@@ -316,11 +319,12 @@ pub struct SearchQuery {
 /// Hits when `limit` is absent.
 const DEFAULT_HITS: u32 = 20;
 
-/// The kinds of a comma-separated list; empty (every kind) when absent or blank.
+/// The kinds of a comma-separated list (spaces and empty items allowed, as the
+/// parameter's pattern says); empty (every kind) when absent or blank.
 fn parse_kinds(text: Option<&str>) -> ApiResult<Vec<BrainKind>> {
     text.unwrap_or_default()
         .split(',')
-        .map(str::trim)
+        .map(|k| k.trim_matches(' '))
         .filter(|k| !k.is_empty())
         .map(|k| {
             BrainKind::parse(k).ok_or_else(|| {

@@ -82,10 +82,11 @@ pub async fn set_route(
     };
     if let Some(step) = req.steps.iter().find(|s| !usable(&s.provider)) {
         let which = if gateway_route { "gateway-wide " } else { "" };
-        return Err(ApiError::bad_request(format!(
-            "no {which}provider named '{}'",
-            step.provider
-        )));
+        // Well formed, but naming nothing usable: a conflict with what exists.
+        return Err(ApiError::new(
+            mosaic_api::ErrorCode::Conflict,
+            format!("no {which}provider named '{}'", step.provider),
+        ));
     }
     Ok(Json(
         state

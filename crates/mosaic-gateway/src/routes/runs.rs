@@ -143,6 +143,8 @@ pub async fn get_session_state(
 pub struct EventsQuery {
     /// Resume after this event number (as the `Last-Event-ID` header does; the header
     /// wins when both are given).
+    #[serde(default, deserialize_with = "mosaic_api::runs::event_number")]
+    #[param(value_type = Option<u64>)]
     pub after: Option<u64>,
 }
 
@@ -153,7 +155,7 @@ pub struct EventsQuery {
 /// and its state again. A comment line is sent every 15 s when nothing else is.
 #[utoipa::path(get, path = "/api/v1/sessions/{id}/events", tag = "runs", operation_id = "session_events",
     params(("id" = String, Path, description = "Session id"), EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "The number of the last event received")),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, description = "The number of the last event received")),
     responses((status = 200, description = "An SSE stream of `SessionEvent`s", body = SessionEvent,
             content_type = "text/event-stream"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -164,16 +166,16 @@ pub async fn session_events(
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let after = match headers.get("last-event-id") {
-        Some(v) => {
-            let text = v.to_str().unwrap_or_default().trim();
-            Some(
-                text.parse::<u64>()
-                    .map_err(|_| ApiError::bad_request("Last-Event-ID must be an event number"))?,
-            )
-        }
-        None => q.after,
-    };
+    let after =
+        match headers.get("last-event-id") {
+            Some(v) => {
+                let text = v.to_str().unwrap_or_default().trim();
+                Some(mosaic_api::runs::parse_event_number(text).ok_or_else(|| {
+                    ApiError::bad_request("Last-Event-ID must be an event number")
+                })?)
+            }
+            None => q.after,
+        };
     let bus = state.runtime.bus(&auth.principal, &id).await?;
     // Taken before subscribing: a revocation from here on ends the stream.
     let watch = state.revocations.watch(&auth);

@@ -190,7 +190,7 @@ async fn a_failed_operation_leaves_nothing_half_written() {
             Some(json!({"disabled": true, "display_name": "half"})),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::CONFLICT);
     let (_, me) = gw
         .call(Method::GET, "/api/v1/auth/me", Some(&root), None)
         .await;

@@ -545,11 +545,6 @@ async fn bad_input_and_unknown_ids_get_the_contract_error_shapes() {
         ),
         (
             Method::POST,
-            "/api/v1/tasks",
-            Some(json!({"title": "x", "project_id": "nope"})),
-        ),
-        (
-            Method::POST,
             "/api/v1/projects",
             Some(json!({"name": "x", "status": "someday"})),
         ),
@@ -567,6 +562,10 @@ async fn bad_input_and_unknown_ids_get_the_contract_error_shapes() {
         let code = error(&gw, &alice, method, path, body, bad).await;
         assert_eq!(code, "bad_request", "{path}");
     }
+    let body = Some(json!({"title": "x", "project_id": "nope"}));
+    let conflict = StatusCode::CONFLICT;
+    let code = error(&gw, &alice, Method::POST, "/api/v1/tasks", body, conflict).await;
+    assert_eq!(code, "conflict", "a project that does not exist");
     let task = create(&gw, &alice, "/api/v1/tasks", json!({"title": "x"})).await;
     let code = error(
         &gw,

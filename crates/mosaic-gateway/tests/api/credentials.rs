@@ -225,7 +225,7 @@ async fn users_change_their_password_with_the_current_one() {
             ),
         )
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = gw
         .call(
             Method::PUT,

@@ -478,3 +478,17 @@ pub async fn tasks(gw: &TestGateway, token: &str) -> Vec<Value> {
     assert_eq!(status, StatusCode::OK, "{body}");
     body["items"].as_array().unwrap().clone()
 }
+
+/// The OpenAPI document the gateway serves, as JSON.
+pub fn document() -> Value {
+    let (_, doc) = mosaic_gateway::openapi::api();
+    serde_json::to_value(&doc).unwrap()
+}
+
+/// A documented path with every `{parameter}` filled in with `x`.
+pub fn filled_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}

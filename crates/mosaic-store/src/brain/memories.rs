@@ -98,7 +98,7 @@ async fn check_own(
         .await?
     {
         Some(_) => Ok(()),
-        None => Err(StoreError::Invalid(format!("no {what} {id} of yours"))),
+        None => Err(StoreError::Conflict(format!("no {what} {id} of yours"))),
     }
 }
 

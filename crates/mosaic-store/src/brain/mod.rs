@@ -108,7 +108,8 @@ pub(crate) async fn check_reference(
         .await?;
     match row {
         Some(row) if owner_from_row(&row)? == *owner => Ok(()),
-        _ => Err(StoreError::Invalid(format!(
+        // Well formed, but naming nothing it may refer to: a conflict with what exists.
+        _ => Err(StoreError::Conflict(format!(
             "no {what} {id} with the same owner"
         ))),
     }

@@ -77,7 +77,7 @@ async fn check_assignee(tx: &mut Tx<'_>, owner: &Owner, user_id: &str) -> Result
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Invalid(format!(
+        Err(StoreError::Conflict(format!(
             "user {user_id} cannot be assigned a task of this owner"
         )))
     }
@@ -119,9 +119,9 @@ async fn check_parent(
     match found {
         None => Ok(()),
         Some(row) if task == Some(row.try_get::<String, _>("id")?.as_str()) => Err(
-            StoreError::Invalid("a task cannot be its own ancestor".into()),
+            StoreError::Conflict("a task cannot be its own ancestor".into()),
         ),
-        Some(_) => Err(StoreError::Invalid("tasks nest too deeply".into())),
+        Some(_) => Err(StoreError::Conflict("tasks nest too deeply".into())),
     }
 }
 

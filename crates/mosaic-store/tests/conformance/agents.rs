@@ -101,7 +101,7 @@ async fn the_default_agent_keeps_its_name_and_cannot_be_deleted(db: TestDb) {
     let default = db.store.agent_by_name(&alice, "default").await.unwrap();
     assert_eq!(
         err_kind(db.store.delete_agent(&alice, &default.id).await),
-        Kind::Invalid
+        Kind::Conflict
     );
     let rename = AgentChanges {
         name: Some("other".into()),
@@ -109,7 +109,7 @@ async fn the_default_agent_keeps_its_name_and_cannot_be_deleted(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.update_agent(&alice, &default.id, rename).await),
-        Kind::Invalid
+        Kind::Conflict
     );
     let reprompt = AgentChanges {
         system_prompt: Some("You are terse.".into()),

@@ -807,7 +807,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
         .await
         .unwrap();
 
-    let invalid = Kind::Invalid;
+    let conflict = Kind::Conflict;
     // Someone else's project, task or workspace.
     let in_bobs = CreateTaskRequest {
         project_id: Some(bob_project.id.clone()),
@@ -815,7 +815,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.create_task(&alice, &in_bobs).await),
-        invalid
+        conflict
     );
     let under_bobs = CreateTaskRequest {
         parent_task_id: Some(bob_task.id.clone()),
@@ -823,7 +823,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.create_task(&alice, &under_bobs).await),
-        invalid
+        conflict
     );
     let in_bobs_ws = CreateProjectRequest {
         workspace_id: Some(bob_ws.id.clone()),
@@ -831,7 +831,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.create_project(&alice, &in_bobs_ws).await),
-        invalid
+        conflict
     );
     let note_in_bobs = CreateNoteRequest {
         project_id: Some(bob_project.id.clone()),
@@ -839,7 +839,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.create_note(&alice, &note_in_bobs).await),
-        invalid
+        conflict
     );
     // Visible, but another owner: a team task in Alice's personal project, a personal
     // project in the team's workspace.
@@ -850,7 +850,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.create_task(&alice, &team_task_in_personal).await),
-        invalid
+        conflict
     );
     let personal_in_team_ws = CreateProjectRequest {
         workspace_id: Some(team_ws.id.clone()),
@@ -858,7 +858,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.create_project(&alice, &personal_in_team_ws).await),
-        invalid
+        conflict
     );
     let alice_task = db.store.create_task(&alice, &task("a")).await.unwrap();
     assert_eq!(
@@ -874,7 +874,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
                 )
                 .await
         ),
-        invalid
+        conflict
     );
     // Assignees: the owner, or a member of the owning team.
     let to_bob = CreateTaskRequest {
@@ -883,7 +883,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.create_task(&alice, &to_bob).await),
-        invalid
+        conflict
     );
     let team_to_bob = CreateTaskRequest {
         team_id: Some(team.id.clone()),
@@ -897,7 +897,7 @@ async fn references_must_be_visible_and_have_the_same_owner(db: TestDb) {
     };
     assert_eq!(
         err_kind(db.store.create_task(&alice, &team_to_carol).await),
-        invalid
+        conflict
     );
     // Nothing was written by the refused requests.
     assert_eq!(
@@ -932,7 +932,7 @@ async fn a_task_cannot_become_its_own_ancestor(db: TestDb) {
     for parent in [&a.id, &b.id, &c.id] {
         assert_eq!(
             err_kind(db.store.update_task(&alice, &a.id, &reparent(parent)).await),
-            Kind::Invalid,
+            Kind::Conflict,
             "a under {parent}"
         );
     }

@@ -549,7 +549,7 @@ async fn memory_sizes_importance_and_references_are_checked(db: TestDb) {
     ] {
         assert_eq!(
             err_kind(db.store.create_memory(&alice, &bad).await),
-            Kind::Invalid
+            Kind::Conflict
         );
     }
     let mine = db.store.create_memory(&alice, &memory("ok")).await.unwrap();
@@ -566,7 +566,7 @@ async fn memory_sizes_importance_and_references_are_checked(db: TestDb) {
                 )
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
 }
 

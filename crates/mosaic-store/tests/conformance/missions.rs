@@ -530,7 +530,7 @@ async fn mission_references_must_be_visible_and_have_the_same_owner(db: TestDb) 
                 .create_task(&bob, &linked_task("Sneak", &alices.id))
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
     assert_eq!(
         err_kind(
@@ -545,7 +545,7 @@ async fn mission_references_must_be_visible_and_have_the_same_owner(db: TestDb) 
                 )
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
     // A personal task cannot count towards a team mission, even for a member.
     let team = db.store.create_team(&alice, "crew").await.unwrap();
@@ -567,7 +567,7 @@ async fn mission_references_must_be_visible_and_have_the_same_owner(db: TestDb) 
                 .create_task(&alice, &linked_task("Mine", &team_mission.id))
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
     // A mission's project must be the same owner's too.
     let bobs_project = db
@@ -594,7 +594,7 @@ async fn mission_references_must_be_visible_and_have_the_same_owner(db: TestDb) 
                 )
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
     assert_eq!(
         err_kind(
@@ -609,7 +609,7 @@ async fn mission_references_must_be_visible_and_have_the_same_owner(db: TestDb) 
                 )
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
 }
 

@@ -114,7 +114,7 @@ async fn entries_append_under_the_active_leaf_and_an_edit_branches(db: TestDb) {
                 .set_active_leaf(&alice, &s.id, "no-such-entry")
                 .await
         ),
-        Kind::Invalid
+        Kind::NotFound
     );
     assert_eq!(
         err_kind(
@@ -122,7 +122,7 @@ async fn entries_append_under_the_active_leaf_and_an_edit_branches(db: TestDb) {
                 .append_entry(&alice, &s.id, Parent::Entry("no-such-entry"), user("x"))
                 .await
         ),
-        Kind::Invalid
+        Kind::NotFound
     );
 }
 

@@ -230,7 +230,7 @@ async fn owners_add_members_change_their_roles_and_remove_them(db: TestDb) {
                 .put_team_member(&alice, &team.id, "nobody", TeamRole::Member)
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
 
     db.store
@@ -372,7 +372,7 @@ async fn a_team_keeps_its_last_owner(db: TestDb) {
                 .put_team_member(&alice, &team.id, "alice", TeamRole::Admin)
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
     assert_eq!(
         err_kind(
@@ -380,7 +380,7 @@ async fn a_team_keeps_its_last_owner(db: TestDb) {
                 .remove_team_member(&alice, &team.id, &alice_user.id)
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
 
     // With a second owner, the first may step down or leave; then the second is the last.
@@ -404,7 +404,7 @@ async fn a_team_keeps_its_last_owner(db: TestDb) {
                 .put_team_member(&bob, &team.id, "bob", TeamRole::Member)
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
     assert_eq!(
         err_kind(
@@ -412,7 +412,7 @@ async fn a_team_keeps_its_last_owner(db: TestDb) {
                 .remove_team_member(&bob, &team.id, &bob_user.id)
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
     let members = db.store.list_team_members(&bob, &team.id).await.unwrap();
     assert_eq!(
@@ -463,6 +463,6 @@ async fn outsiders_learn_nothing_about_usernames_through_a_team(db: TestDb) {
                 .put_team_member(&alice, &team.id, "nobody-by-this-name", TeamRole::Member)
                 .await
         ),
-        Kind::Invalid
+        Kind::Conflict
     );
 }

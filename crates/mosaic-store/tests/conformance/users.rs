@@ -289,15 +289,15 @@ async fn the_last_active_admin_cannot_be_demoted_disabled_or_deleted(db: TestDb)
 
     assert_eq!(
         err_kind(db.store.update_user(&admin, &root.id, demote()).await),
-        Kind::Invalid
+        Kind::Conflict
     );
     assert_eq!(
         err_kind(db.store.update_user(&admin, &root.id, disable()).await),
-        Kind::Invalid
+        Kind::Conflict
     );
     assert_eq!(
         err_kind(db.store.delete_user(&admin, &root.id).await),
-        Kind::Invalid
+        Kind::Forbidden
     );
 
     // A disabled admin is no admin: it does not make the last active one expendable.
@@ -312,7 +312,7 @@ async fn the_last_active_admin_cannot_be_demoted_disabled_or_deleted(db: TestDb)
         .unwrap();
     assert_eq!(
         err_kind(db.store.update_user(&admin, &root.id, demote()).await),
-        Kind::Invalid
+        Kind::Conflict
     );
 
     // With two active admins, one may step down; then the other is the last.
@@ -336,18 +336,18 @@ async fn the_last_active_admin_cannot_be_demoted_disabled_or_deleted(db: TestDb)
     let second_p = principal(&second);
     assert_eq!(
         err_kind(db.store.update_user(&second_p, &second.id, demote()).await),
-        Kind::Invalid
+        Kind::Conflict
     );
     assert_eq!(
         err_kind(db.store.update_user(&second_p, &second.id, disable()).await),
-        Kind::Invalid
+        Kind::Conflict
     );
     // Even a principal that still claims admin rights (root's, from before it stepped
     // down) cannot delete the last active admin.
     let stale: Principal = admin;
     assert_eq!(
         err_kind(db.store.delete_user(&stale, &second.id).await),
-        Kind::Invalid
+        Kind::Conflict
     );
     let still = db.store.get_user(&second_p, &second.id).await.unwrap();
     assert_eq!(

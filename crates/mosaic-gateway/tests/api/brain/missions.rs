@@ -298,10 +298,10 @@ async fn a_teams_mission_is_shared_with_members_and_deleted_only_by_its_managers
         Method::POST,
         "/api/v1/tasks",
         Some(json!({"title": "Mine", "mission_id": id(&mission)})),
-        StatusCode::BAD_REQUEST,
+        StatusCode::CONFLICT,
     )
     .await;
-    assert_eq!(code, "bad_request");
+    assert_eq!(code, "conflict");
     let got = ok(&gw, &bob, Method::GET, &path, None).await;
     assert_eq!(got["progress"], json!({"tasks_total": 1, "tasks_done": 1}));
     // ... and he does not delete it.
@@ -365,11 +365,6 @@ async fn bad_mission_input_and_unknown_ids_get_the_contract_error_shapes() {
         (
             Method::POST,
             "/api/v1/missions",
-            Some(json!({"goal": "x", "project_id": "nope"})),
-        ),
-        (
-            Method::POST,
-            "/api/v1/missions",
             Some(json!({"goal": "x", "milestones": [{"title": ""}]})),
         ),
         (
@@ -382,14 +377,21 @@ async fn bad_mission_input_and_unknown_ids_get_the_contract_error_shapes() {
             "/api/v1/missions",
             Some(json!({"goal": "x", "success_criteria": "c".repeat(10_001)})),
         ),
-        (
-            Method::POST,
-            "/api/v1/tasks",
-            Some(json!({"title": "x", "mission_id": "nope"})),
-        ),
     ] {
         let code = error(&gw, &alice, method, path, body, bad).await;
         assert_eq!(code, "bad_request", "{path}");
+    }
+    // Well formed, but naming nothing of the same owner: a conflict with what exists.
+    for (path, body) in [
+        (
+            "/api/v1/missions",
+            json!({"goal": "x", "project_id": "nope"}),
+        ),
+        ("/api/v1/tasks", json!({"title": "x", "mission_id": "nope"})),
+    ] {
+        let conflict = StatusCode::CONFLICT;
+        let code = error(&gw, &alice, Method::POST, path, Some(body), conflict).await;
+        assert_eq!(code, "conflict", "{path}");
     }
     let path = "/api/v1/missions/0190f0f0-0000-7000-8000-000000000000";
     for (method, body) in [
