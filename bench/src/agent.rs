@@ -108,30 +108,60 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
+/// A gateway on a scratch data directory with the scripted model as its default
+/// agent's route, and the runtime that drives it (shared with `mosaic-bench soak`).
+pub(crate) struct Harness {
+    pub runtime: tokio::runtime::Runtime,
+    pub upstream: Upstream,
+    pub server: crate::server::Server,
+    pub api: api::Api,
+    /// The gateway's data directory and HOME: keep it until the gateway stopped.
+    pub scratch: tempfile::TempDir,
+}
+
+impl Harness {
+    pub fn start(binary: &std::path::Path) -> Result<Harness> {
+        let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        let home = scratch.path().join("home");
+        std::fs::create_dir_all(&home)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let upstream = runtime.block_on(Upstream::start())?;
+        let launcher = Launcher {
+            binary: binary.to_path_buf(),
+            home,
+        };
+        let server = launcher.start(&scratch.path().join("mosaic"))?;
+        let bootstrap_token = server.bootstrap_token()?;
+        let api = runtime
+            .block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(60),
+                    api::prepare(&server.url(), &bootstrap_token, &upstream),
+                )
+                .await
+            })
+            .context("preparing the gateway took over 60 s")??;
+        Ok(Harness {
+            runtime,
+            upstream,
+            server,
+            api,
+            scratch,
+        })
+    }
+}
+
 pub fn run() -> Result<()> {
     let args = parse_args()?;
-    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-    let home = scratch.path().join("home");
-    std::fs::create_dir_all(&home)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let upstream = runtime.block_on(Upstream::start())?;
-    let launcher = Launcher {
-        binary: args.binary.clone(),
-        home,
-    };
-    let server = launcher.start(&scratch.path().join("mosaic"))?;
-    let bootstrap_token = server.bootstrap_token()?;
-    let api = runtime
-        .block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                api::prepare(&server.url(), &bootstrap_token, &upstream),
-            )
-            .await
-        })
-        .context("preparing the gateway took over 60 s")??;
+    let Harness {
+        runtime,
+        upstream,
+        server,
+        api,
+        scratch: _scratch,
+    } = Harness::start(&args.binary)?;
     let load_before = crate::llm::proc::load_average();
 
     eprintln!(

@@ -16,8 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
 
 use crate::agent::api::{self, Api};
-use crate::agent::upstream::Upstream;
-use crate::server::Launcher;
+use crate::agent::Harness;
 
 const USAGE: &str = "\
 usage: mosaic-bench soak [MOSAIC_BINARY] [options]
@@ -82,23 +81,14 @@ fn parse_args() -> Result<Args> {
 
 pub fn run() -> Result<()> {
     let args = parse_args()?;
-    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-    let home = scratch.path().join("home");
-    std::fs::create_dir_all(&home)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let upstream = runtime.block_on(Upstream::start())?;
+    let Harness {
+        runtime,
+        upstream,
+        server,
+        api,
+        scratch: _scratch,
+    } = Harness::start(&args.binary)?;
     upstream.set_chunks(args.chunks);
-    let launcher = Launcher {
-        binary: args.binary.clone(),
-        home,
-    };
-    let server = launcher.start(&scratch.path().join("mosaic"))?;
-    let token = server.bootstrap_token()?;
-    let api = runtime
-        .block_on(api::prepare(&server.url(), &token, &upstream))
-        .context("preparing the gateway")?;
     let total = Duration::from_secs(args.minutes * 60);
     let warmup = (total / 6).min(Duration::from_secs(600));
     eprintln!(
@@ -193,7 +183,7 @@ fn report(
     println!();
     println!(
         "soak: {cycles} sessions in {} min; resident {:.1} MiB after {:.0} s of warm-up, \
-         {:.1} MiB at the end ({growth:+.1} MiB, {verdict} within {} MiB), peak {:.1} MiB",
+         {:.1} MiB at the end ({growth:+.1} MiB: {verdict}, tolerance {} MiB), peak {:.1} MiB",
         args.minutes,
         mib(after_warmup),
         warmup.as_secs_f64(),

@@ -28,35 +28,14 @@ fn model() -> ChatModel {
     })
 }
 
-/// Point `token`'s default agent at the scripted model, with the two task tools allowed.
+/// Point `token`'s default agent at the scripted model, with the task tools allowed.
 async fn arm_default_agent(gw: &TestGateway, token: &str) {
-    let (status, agents) = gw
-        .call(Method::GET, "/api/v1/agents", Some(token), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{agents}");
-    let default = agents["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "default")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let patch = json!({"route": "mock/test-model", "tools": [
+    let tools = json!({"tools": [
         {"name": "create_task", "policy": "allowed"},
         {"name": "update_task", "policy": "allowed"},
         {"name": "list_tasks", "policy": "allowed"},
     ]});
-    let (status, body) = gw
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/agents/{default}"),
-            Some(token),
-            Some(patch),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    crate::support::route_default_agent(gw, token, "mock/test-model", tools).await;
 }
 
 /// The (output, is_error) of the one tool result among `entries`.

@@ -100,40 +100,9 @@ async fn principal(gw: &TestGateway, token: &str) -> Principal {
     Principal::user(me["user"]["id"].as_str().unwrap(), false)
 }
 
-/// The id of `token`'s default agent.
-async fn default_agent(gw: &TestGateway, token: &str) -> String {
-    let (status, agents) = gw
-        .call(Method::GET, "/api/v1/agents", Some(token), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{agents}");
-    agents["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "default")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// Patch `token`'s default agent: the scripted model's route, plus `more`.
 async fn arm_default_agent(gw: &TestGateway, token: &str, more: Value) -> String {
-    let id = default_agent(gw, token).await;
-    let mut patch = json!({"route": "mock/test-model"});
-    for (key, value) in more.as_object().unwrap() {
-        patch[key] = value.clone();
-    }
-    let (status, body) = gw
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/agents/{id}"),
-            Some(token),
-            Some(patch),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    id
+    crate::support::route_default_agent(gw, token, "mock/test-model", more).await
 }
 
 /// The (parsed output, is_error) of the last tool result among `entries`.

@@ -388,12 +388,13 @@ pub async fn gateway_provider(gw: &TestGateway, admin: &str, name: &str, base_ur
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
-/// Point `token`'s default agent at `route` (with any other agent fields in `extra`).
-pub async fn route_default_agent(gw: &TestGateway, token: &str, route: &str, extra: Value) {
-    let (_, agents) = gw
+/// The id of `token`'s default agent.
+pub async fn default_agent_id(gw: &TestGateway, token: &str) -> String {
+    let (status, agents) = gw
         .call(Method::GET, "/api/v1/agents", Some(token), None)
         .await;
-    let default = agents["items"]
+    assert_eq!(status, StatusCode::OK, "{agents}");
+    agents["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -401,7 +402,18 @@ pub async fn route_default_agent(gw: &TestGateway, token: &str, route: &str, ext
         .unwrap()["id"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+/// Point `token`'s default agent at `route` (with any other agent fields in `extra`);
+/// the agent's id.
+pub async fn route_default_agent(
+    gw: &TestGateway,
+    token: &str,
+    route: &str,
+    extra: Value,
+) -> String {
+    let id = default_agent_id(gw, token).await;
     let mut patch = json!({"route": route});
     for (k, v) in extra.as_object().unwrap() {
         patch[k] = v.clone();
@@ -409,12 +421,13 @@ pub async fn route_default_agent(gw: &TestGateway, token: &str, route: &str, ext
     let (status, body) = gw
         .call(
             Method::PATCH,
-            &format!("/api/v1/agents/{default}"),
+            &format!("/api/v1/agents/{id}"),
             Some(token),
             Some(patch),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    id
 }
 
 /// A new session of `token`'s.
