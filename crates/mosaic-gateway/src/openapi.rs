@@ -4,14 +4,15 @@
 //! test fails when it is stale. What holds for every operation alike is added in
 //! [`rules`], after the routes are collected.
 
+pub mod lazy;
 mod rules;
 mod shapes;
 
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+
+use lazy::{routes, ApiRouter};
 
 use crate::routes::{
     agents, auth, brain, health, memories, model_routes, openai_compat, prefs, providers, runs,
@@ -63,9 +64,23 @@ impl Modify for Security {
     }
 }
 
+/// The API routes, to serve (their document is not built).
+pub fn router() -> Router<AppState> {
+    collect().split_for_parts().0
+}
+
 /// The API routes and their document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, described) = collect().split_for_parts();
+    let mut doc = described.document(ApiDoc::openapi());
+    shapes::apply(&mut doc);
+    rules::apply(&mut doc);
+    (router, doc)
+}
+
+/// Every route with its description.
+fn collect() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(auth::bootstrap_status, auth::bootstrap))
@@ -175,10 +190,6 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runs::session_events))
         .routes(routes!(openai_compat::chat_completions))
         .routes(routes!(openai_compat::openai_models))
-        .split_for_parts();
-    shapes::apply(&mut doc);
-    rules::apply(&mut doc);
-    (router, doc)
 }
 
 /// The OpenAPI document as pretty JSON, as checked in.
