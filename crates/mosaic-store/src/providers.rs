@@ -154,6 +154,7 @@ impl Store {
         inserted?;
         let info = select_visible(&mut tx, p, &id).await?.info;
         tx.commit().await?;
+        self.inner().hot.models.bump();
         Ok(info)
     }
 
@@ -173,6 +174,13 @@ impl Store {
     #[tracing::instrument(name = "store.providers_for_calls", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn providers_for_calls(&self, p: &Principal) -> Result<Vec<ProviderForCall>> {
+        let now = now_ms();
+        let hot = &self.inner().hot;
+        let generation = hot.models.current();
+        let key = (p.user_id().to_string(), p.is_admin());
+        if let Some(found) = hot.providers.get(&key, generation, now) {
+            return Ok(found);
+        }
         let mut tx = self.begin(Acting::As(p), false).await?;
         let sql = tx
             .sql(&format!(
@@ -182,7 +190,9 @@ impl Store {
             .into_owned();
         let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
         tx.commit().await?;
-        rows.iter().map(from_row).collect()
+        let found = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        hot.providers.put(key, generation, now, None, found.clone());
+        Ok(found)
     }
 
     #[tracing::instrument(name = "store.get_provider", skip_all,
@@ -235,6 +245,7 @@ impl Store {
         .await?;
         let info = select_visible(&mut tx, p, id).await?.info;
         tx.commit().await?;
+        self.inner().hot.models.bump();
         Ok(info)
     }
 
@@ -246,6 +257,8 @@ impl Store {
         check_manageable(p, current.info.scope, "provider")?;
         let sql = tx.sql("DELETE FROM providers WHERE id = $1").into_owned();
         tx.execute(sqlx::query(&sql).bind(id)).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.inner().hot.models.bump();
+        Ok(())
     }
 }
