@@ -235,7 +235,7 @@ async fn lexical_sqlite(
     limit: u32,
 ) -> Result<Vec<Lexical>> {
     let t = table(kind);
-    let visible = VISIBLE.replace('$', "?");
+    let visible = tx.sql(VISIBLE).into_owned();
     // The oldest match still ranked: the RANK_CAP-th newest visible one, if there are
     // that many (FTS5 walks its matches newest first and stops there).
     let floor_sql = format!(

@@ -532,14 +532,15 @@ impl Store {
             if ids.is_empty() {
                 continue;
             }
-            let marks: Vec<String> = (0..ids.len()).map(|i| format!("?{}", i + 4)).collect();
-            let sql = format!(
-                "SELECT id, embedding FROM {} WHERE {} AND embedding_model = ?2 \
-                 AND embedding_dims = ?3 AND id IN ({})",
-                table(*kind),
-                VISIBLE.replace('$', "?"),
-                marks.join(", ")
-            );
+            let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
+            let sql = tx
+                .sql(&format!(
+                    "SELECT id, embedding FROM {} WHERE {VISIBLE} AND embedding_model = $2 \
+                     AND embedding_dims = $3 AND id IN ({})",
+                    table(*kind),
+                    marks.join(", ")
+                ))
+                .into_owned();
             let mut query = sqlx::query(&sql)
                 .bind(p.user_id())
                 .bind(&q.model)
