@@ -12,6 +12,7 @@
 //! task's parent and mission must be visible to the principal and have the item's
 //! owner, and a task's assignee is the owning user or a member of the owning team.
 
+mod kinds;
 mod list;
 mod memories;
 mod missions;

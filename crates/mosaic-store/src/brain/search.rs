@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use mosaic_api::{BrainKind, ScoreParts, SearchHit};
 use sqlx::Row;
 
-use super::vectors::{row_kind, table, text_columns, union_per_kind, ALL_KINDS};
+use super::kinds::{row_kind, table, text_columns, union_per_kind, ALL_KINDS};
 use super::{text_query, QueryVector, VISIBLE};
 use crate::db::{Acting, Backend, Tx};
 use crate::{Principal, Result, Store};

@@ -1,4 +1,4 @@
-//! Routes: set and replaced by name, checked, a user's own winning over the gateway's,
+//! Model routing: routes set and replaced by name, checked, a user's own winning over the gateway's,
 //! and invisible to other users.
 
 use mosaic_api::{ConfigScope, RouteInfo, RouteStep};

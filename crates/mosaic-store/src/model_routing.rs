@@ -1,4 +1,4 @@
-//! Routes: named, ordered lists of `provider/model` steps. Gateway-wide routes are
+//! Model routing: named, ordered lists of `provider/model` steps (routes). Gateway-wide routes are
 //! everyone's defaults; a user's route of the same name wins for that user.
 
 use mosaic_api::{ConfigScope, RouteInfo, RouteStep};

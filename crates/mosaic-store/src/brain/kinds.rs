@@ -1,0 +1,54 @@
+//! The three searchable kinds (tasks, notes, memories) as SQL: their tables, their text
+//! columns, and statements that cover several kinds at once. Shared by word search,
+//! meaning search and the embedder.
+
+use mosaic_api::BrainKind;
+use sqlx::Row;
+
+use crate::Result;
+
+pub(crate) fn table(kind: BrainKind) -> &'static str {
+    match kind {
+        BrainKind::Task => "tasks",
+        BrainKind::Note => "notes",
+        BrainKind::Memory => "memories",
+    }
+}
+
+/// The `title` and `body` of a kind's rows, as SQL (a memory has only its text).
+pub(crate) fn text_columns(kind: BrainKind) -> &'static str {
+    match kind {
+        BrainKind::Memory => "text AS title, '' AS body",
+        _ => "title, body",
+    }
+}
+
+/// The condition "the text is still `$2`/`$3`".
+pub(crate) fn same_text(kind: BrainKind, first: u32) -> String {
+    match kind {
+        BrainKind::Memory => format!("text = ${first}"),
+        _ => format!("title = ${first} AND body = ${}", first + 1),
+    }
+}
+
+pub(crate) const ALL_KINDS: [BrainKind; 3] = [BrainKind::Task, BrainKind::Note, BrainKind::Memory];
+
+/// One statement over several kinds: `part(i, kind)` is the parenthesised query of
+/// the `i`-th kind, selecting `i AS k` (read back with [`row_kind`]).
+pub(crate) fn union_per_kind(
+    kinds: &[BrainKind],
+    part: impl Fn(usize, BrainKind) -> String,
+) -> String {
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| part(i, kind))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// The position in `kinds` of a row of a [`union_per_kind`] statement.
+pub(crate) fn row_kind(row: &sqlx::any::AnyRow, kinds: &[BrainKind]) -> Result<Option<usize>> {
+    let k: i32 = row.try_get("k")?;
+    Ok(usize::try_from(k).ok().filter(|&k| k < kinds.len()))
+}
