@@ -8,8 +8,10 @@ use sqlx::Row;
 
 use crate::db::Acting;
 use crate::page::ListQuery;
+use crate::principal::local_user;
 use crate::revocation::Revoked;
 use crate::users::{user_from_row, USER_COLUMNS};
+use crate::visibility::{visible, Table};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// A token to store; the caller made the secret and keeps only its hash here.
@@ -110,7 +112,7 @@ impl Store {
         tx.execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(name)
                 .bind(&new.token_hash)
                 .bind(&new.prefix)
@@ -135,12 +137,13 @@ impl Store {
     #[tracing::instrument(name = "store.list_api_tokens", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_api_tokens(&self, p: &Principal, page: &PageQuery) -> Result<Page<ApiToken>> {
+        let visible = visible(p, Table::ApiTokens, 3);
         let q = ListQuery {
             sql: format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 AND id > $2 \
-                 ORDER BY id LIMIT $3"
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {visible} AND id > $1 \
+                 ORDER BY id LIMIT $2"
             ),
-            owner: Some(p.user_id().to_string()),
+            binds: visible.binds,
             row: token_from_row,
             id: |t: &ApiToken| t.id.clone(),
         };
@@ -152,13 +155,14 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_api_token(&self, p: &Principal, id: &str) -> Result<ApiToken> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::ApiTokens, 2);
         let sql = tx
             .sql(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 AND id = $2"
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {visible} AND id = $1"
             ))
             .into_owned();
         let row = tx
-            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+            .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
@@ -170,12 +174,13 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn revoke_api_token(&self, p: &Principal, id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::ApiTokens, 2);
         let sql = tx
-            .sql("DELETE FROM api_tokens WHERE user_id = $1 AND id = $2")
+            .sql(&format!(
+                "DELETE FROM api_tokens WHERE {visible} AND id = $1"
+            ))
             .into_owned();
-        let n = tx
-            .execute(sqlx::query(&sql).bind(p.user_id()).bind(id))
-            .await?;
+        let n = tx.execute(visible.bind(sqlx::query(&sql).bind(id))).await?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -243,7 +248,7 @@ impl Store {
         tx.execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(&new.token_hash)
                 .bind(&new.csrf_token)
                 .bind(now_ms())
@@ -293,10 +298,13 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_web_session(&self, p: &Principal, session_id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::WebSessions, 2);
         let sql = tx
-            .sql("DELETE FROM web_sessions WHERE user_id = $1 AND id = $2")
+            .sql(&format!(
+                "DELETE FROM web_sessions WHERE {visible} AND id = $1"
+            ))
             .into_owned();
-        tx.execute(sqlx::query(&sql).bind(p.user_id()).bind(session_id))
+        tx.execute(visible.bind(sqlx::query(&sql).bind(session_id)))
             .await?;
         tx.commit().await?;
         self.revoked(Revoked::WebSession {

@@ -322,7 +322,7 @@ impl Store {
         };
         if tx.backend == Backend::Postgres {
             let uid = match who {
-                Acting::As(p) => p.user_id(),
+                Acting::As(p) => p.local_user().unwrap_or_default(),
                 Acting::System => "",
             };
             let role = tx.role;

@@ -26,6 +26,7 @@ mod sessions;
 mod teams;
 mod usage;
 mod users;
+mod visibility;
 mod workspaces;
 
 pub use agents::{default_agent, AgentChanges, NewAgent};

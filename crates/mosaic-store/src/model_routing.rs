@@ -6,7 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::{Acting, Tx};
-use crate::providers::{check_config_name, check_manageable, owner_for, VISIBLE};
+use crate::providers::{check_config_name, check_manageable, owner_for};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, owner_user_id, name, steps, created_at, updated_at";
@@ -58,13 +59,14 @@ fn check_steps(steps: &[RouteStep]) -> Result<()> {
 }
 
 async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<RouteInfo> {
+    let visible = tx.visible(p, Table::Routes, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {COLUMNS} FROM routes WHERE id = $2 AND {VISIBLE}"
+            "SELECT {COLUMNS} FROM routes WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
     from_row(&row)
@@ -138,13 +140,14 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_routes(&self, p: &Principal) -> Result<Vec<RouteInfo>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Routes, 1);
         let sql = tx
             .sql(&format!(
-                "SELECT {COLUMNS} FROM routes WHERE {VISIBLE} \
+                "SELECT {COLUMNS} FROM routes WHERE {visible} \
                  ORDER BY name, CASE WHEN owner_user_id IS NULL THEN 1 ELSE 0 END"
             ))
             .into_owned();
-        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
         rows.iter().map(from_row).collect()
     }

@@ -6,6 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::Acting;
+use crate::principal::local_user;
+use crate::visibility::Table;
 use crate::{format_time, now_ms, Principal, Result, Store, StoreError};
 
 fn pref_from_row(row: &AnyRow) -> Result<Preference> {
@@ -28,10 +30,13 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_preferences(&self, p: &Principal) -> Result<Vec<Preference>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Preferences, 1);
         let sql = tx
-            .sql("SELECT key, value, updated_at FROM preferences WHERE user_id = $1 ORDER BY key")
+            .sql(&format!(
+                "SELECT key, value, updated_at FROM preferences WHERE {visible} ORDER BY key"
+            ))
             .into_owned();
-        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
         rows.iter().map(pref_from_row).collect()
     }
@@ -42,11 +47,14 @@ impl Store {
     pub async fn get_preference(&self, p: &Principal, key: &str) -> Result<Preference> {
         known_key(key)?;
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Preferences, 2);
         let sql = tx
-            .sql("SELECT key, value, updated_at FROM preferences WHERE user_id = $1 AND key = $2")
+            .sql(&format!(
+                "SELECT key, value, updated_at FROM preferences WHERE {visible} AND key = $1"
+            ))
             .into_owned();
         let row = tx
-            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(key))
+            .fetch_optional(visible.bind(sqlx::query(&sql).bind(key)))
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
@@ -86,7 +94,7 @@ impl Store {
             .into_owned();
         tx.execute(
             sqlx::query(&sql)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(key)
                 .bind(value.to_string())
                 .bind(now),
@@ -106,11 +114,14 @@ impl Store {
     pub async fn delete_preference(&self, p: &Principal, key: &str) -> Result<()> {
         known_key(key)?;
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::Preferences, 2);
         let sql = tx
-            .sql("DELETE FROM preferences WHERE user_id = $1 AND key = $2")
+            .sql(&format!(
+                "DELETE FROM preferences WHERE {visible} AND key = $1"
+            ))
             .into_owned();
         let n = tx
-            .execute(sqlx::query(&sql).bind(p.user_id()).bind(key))
+            .execute(visible.bind(sqlx::query(&sql).bind(key)))
             .await?;
         if n == 0 {
             return Err(StoreError::NotFound);

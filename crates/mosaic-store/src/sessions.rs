@@ -11,6 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::{Acting, Tx};
+use crate::principal::local_user;
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const SESSION_COLUMNS: &str =
@@ -64,13 +66,14 @@ fn check_title(title: &str) -> Result<String> {
 }
 
 pub(crate) async fn select_session(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Session> {
+    let visible = tx.visible(p, Table::Sessions, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE owner_user_id = $1 AND id = $2"
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE {visible} AND id = $1"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
     session_from_row(&row)
@@ -241,7 +244,7 @@ impl Store {
         tx.execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(&agent_id)
                 .bind(&title)
                 .bind(now)
@@ -273,25 +276,27 @@ impl Store {
         let pattern = text.map(|t| like(&t.to_lowercase())).unwrap_or_default();
         let mut tx = self.begin(Acting::As(p), false).await?;
         let search = if text.is_some() {
-            "AND (title_search LIKE $5 ESCAPE '\\' \
-             OR id IN (SELECT session_id FROM session_entries WHERE search_text LIKE $5 ESCAPE '\\'))"
+            "AND (title_search LIKE $4 ESCAPE '\\' \
+             OR id IN (SELECT session_id FROM session_entries WHERE search_text LIKE $4 ESCAPE '\\'))"
         } else {
-            "AND $5 = ''"
+            "AND $4 = ''"
         };
+        let visible = tx.visible(p, Table::Sessions, 5);
         let sql = tx
             .sql(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE owner_user_id = $1 AND archived = $2 \
-                 AND ($3 = '' OR id < $3) {search} ORDER BY id DESC LIMIT $4"
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE {visible} AND archived = $1 \
+                 AND ($2 = '' OR id < $2) {search} ORDER BY id DESC LIMIT $3"
             ))
             .into_owned();
         let rows = tx
             .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(i64::from(q.archived.unwrap_or(false)))
-                    .bind(q.cursor.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1)
-                    .bind(pattern),
+                visible.bind(
+                    sqlx::query(&sql)
+                        .bind(i64::from(q.archived.unwrap_or(false)))
+                        .bind(q.cursor.clone().unwrap_or_default())
+                        .bind(i64::from(limit) + 1)
+                        .bind(pattern),
+                ),
             )
             .await?;
         tx.commit().await?;
@@ -565,7 +570,7 @@ impl Store {
         tx.execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(&agent_id)
                 .bind(&title)
                 .bind(header.active_leaf_id.clone())

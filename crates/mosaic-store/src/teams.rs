@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::page::ListQuery;
+use crate::principal::local_user;
 use crate::users::normalise_username;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
@@ -53,7 +54,7 @@ pub(crate) async fn role_in_team(
         .sql("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(team_id).bind(p.user_id()))
+        .fetch_optional(sqlx::query(&sql).bind(team_id).bind(local_user(p)?))
         .await?
         .ok_or(StoreError::NotFound)?;
     role_from(&row.try_get::<String, _>("role")?)
@@ -67,7 +68,7 @@ async fn select_team(tx: &mut Tx<'_>, p: &Principal, team_id: &str) -> Result<Te
         )
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(team_id))
+        .fetch_optional(sqlx::query(&sql).bind(local_user(p)?).bind(team_id))
         .await?
         .ok_or(StoreError::NotFound)?;
     team_from_row(&row)
@@ -100,7 +101,7 @@ impl Store {
             sqlx::query(&sql)
                 .bind(&id)
                 .bind(&name)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(now),
         )
         .await?;
@@ -108,7 +109,7 @@ impl Store {
         let sql = tx
             .sql("INSERT INTO team_members (team_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)")
             .into_owned();
-        tx.execute(sqlx::query(&sql).bind(&id).bind(p.user_id()).bind(now))
+        tx.execute(sqlx::query(&sql).bind(&id).bind(local_user(p)?).bind(now))
             .await?;
         tx.commit().await?;
         Ok(Team {
@@ -125,10 +126,10 @@ impl Store {
     pub async fn list_teams(&self, p: &Principal, page: &PageQuery) -> Result<Page<Team>> {
         let q = ListQuery {
             sql: "SELECT t.id, t.name, t.created_at, m.role FROM teams t \
-                  JOIN team_members m ON m.team_id = t.id AND m.user_id = $1 \
-                  WHERE t.id > $2 ORDER BY t.id LIMIT $3"
+                  JOIN team_members m ON m.team_id = t.id AND m.user_id = $3 \
+                  WHERE t.id > $1 ORDER BY t.id LIMIT $2"
                 .to_string(),
-            owner: Some(p.user_id().to_string()),
+            binds: vec![local_user(p)?.to_string()],
             row: team_from_row,
             id: |t: &Team| t.id.clone(),
         };
@@ -305,7 +306,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         let target_role = role_from(&target.try_get::<String, _>("role")?)?;
-        let leaving = user_id == p.user_id();
+        let leaving = p.local_user() == Some(user_id);
         if !leaving && !my_role.can_manage() {
             return Err(StoreError::Forbidden(
                 "only team owners and admins can remove members".into(),

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use crate::db::Acting;
 use crate::page::ListQuery;
+use crate::principal::local_user;
 use crate::revocation::Revoked;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
@@ -111,7 +112,7 @@ impl Store {
         require_admin(p)?;
         let q = ListQuery {
             sql: format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"),
-            owner: None,
+            binds: Vec::new(),
             row: user_from_row,
             id: |u: &User| u.id.clone(),
         };
@@ -122,7 +123,7 @@ impl Store {
     #[tracing::instrument(name = "store.get_user", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_user(&self, p: &Principal, id: &str) -> Result<User> {
-        if !p.is_admin() && p.user_id() != id {
+        if !p.is_admin() && p.local_user() != Some(id) {
             return Err(StoreError::NotFound);
         }
         let mut tx = self.begin(Acting::As(p), false).await?;
@@ -137,7 +138,7 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn update_user(&self, p: &Principal, id: &str, changes: UserChanges) -> Result<User> {
         if !p.is_admin() {
-            if p.user_id() != id {
+            if p.local_user() != Some(id) {
                 return Err(StoreError::NotFound);
             }
             if changes.disabled.is_some() || changes.is_admin.is_some() {
@@ -185,7 +186,7 @@ impl Store {
         } else if changes.password_hash.is_some() {
             Some(Revoked::Sessions {
                 user_id: id.to_string(),
-                tokens: p.user_id() != id,
+                tokens: p.local_user() != Some(id),
             })
         } else {
             None
@@ -197,7 +198,7 @@ impl Store {
                 .into_owned();
             tx.execute(sqlx::query(&sql).bind(id)).await?;
         }
-        if changes.password_hash.is_some() && p.user_id() != id {
+        if changes.password_hash.is_some() && p.local_user() != Some(id) {
             // An admin's reset assumes the account may be compromised: its API tokens go
             // too. (Changing your own password keeps the tokens you made on purpose.)
             let sql = tx
@@ -219,13 +220,13 @@ impl Store {
     pub async fn delete_user(&self, p: &Principal, id: &str) -> Result<()> {
         if !p.is_admin() {
             // Someone else's id is not even there; your own is there but not yours to delete.
-            return Err(if p.user_id() == id {
+            return Err(if p.local_user() == Some(id) {
                 StoreError::Forbidden("only an admin can delete users".into())
             } else {
                 StoreError::NotFound
             });
         }
-        if p.user_id() == id {
+        if p.local_user() == Some(id) {
             return Err(StoreError::Forbidden("you cannot delete yourself".into()));
         }
         let mut tx = self.begin(Acting::As(p), true).await?;
@@ -256,7 +257,7 @@ impl Store {
             .sql("SELECT password_hash FROM users WHERE id = $1")
             .into_owned();
         let row = tx
-            .fetch_optional(sqlx::query(&sql).bind(p.user_id()))
+            .fetch_optional(sqlx::query(&sql).bind(local_user(p)?))
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;

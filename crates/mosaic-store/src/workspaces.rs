@@ -7,15 +7,13 @@ use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::page::ListQuery;
+use crate::principal::local_user;
 use crate::teams::role_in_team;
+use crate::visibility::{visible, Table};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const WORKSPACE_COLUMNS: &str =
     "id, name, description, owner_user_id, owner_team_id, created_at, updated_at";
-
-/// Visible to the principal: their own, or their teams'.
-const VISIBLE: &str = "(owner_user_id = $1 OR owner_team_id IN \
-     (SELECT team_id FROM team_members WHERE user_id = $1))";
 
 fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
     let user: Option<String> = row.try_get("owner_user_id")?;
@@ -59,13 +57,14 @@ fn check_description(d: &str) -> Result<()> {
 }
 
 async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Workspace> {
+    let visible = tx.visible(p, Table::Workspaces, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $2 AND {VISIBLE}"
+            "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
     workspace_from_row(&row)
@@ -114,7 +113,7 @@ impl Store {
         let now = now_ms();
         let (user_owner, team_owner) = match team_id {
             Some(t) => (None, Some(t.to_string())),
-            None => (Some(p.user_id().to_string()), None),
+            None => (Some(local_user(p)?.to_string()), None),
         };
         let sql = tx
             .sql(
@@ -145,12 +144,13 @@ impl Store {
         p: &Principal,
         page: &PageQuery,
     ) -> Result<Page<Workspace>> {
+        let visible = visible(p, Table::Workspaces, 3);
         let q = ListQuery {
             sql: format!(
-                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE {VISIBLE} AND id > $2 \
-                 ORDER BY id LIMIT $3"
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE {visible} AND id > $1 \
+                 ORDER BY id LIMIT $2"
             ),
-            owner: Some(p.user_id().to_string()),
+            binds: visible.binds,
             row: workspace_from_row,
             id: |w: &Workspace| w.id.clone(),
         };

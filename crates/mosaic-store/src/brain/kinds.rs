@@ -5,6 +5,7 @@
 use mosaic_api::BrainKind;
 use sqlx::Row;
 
+use crate::visibility::{Table, Visible};
 use crate::Result;
 
 pub(crate) fn table(kind: BrainKind) -> &'static str {
@@ -51,4 +52,34 @@ pub(crate) fn union_per_kind(
 pub(crate) fn row_kind(row: &sqlx::any::AnyRow, kinds: &[BrainKind]) -> Result<Option<usize>> {
     let k: i32 = row.try_get("k")?;
     Ok(usize::try_from(k).ok().filter(|&k| k < kinds.len()))
+}
+
+/// The visibility conditions of several kinds' tables for one statement, numbered one
+/// after another from `$first`; `one(table, first)` makes one (bind them all, in order,
+/// with [`bind_all`]).
+pub(crate) fn visible_per_kind(
+    kinds: &[BrainKind],
+    first: u32,
+    one: impl Fn(Table, u32) -> Visible,
+) -> Vec<Visible> {
+    let mut next = first;
+    kinds
+        .iter()
+        .map(|&kind| {
+            let visible = one(Table::brain(kind), next);
+            next += visible.binds.len() as u32;
+            visible
+        })
+        .collect()
+}
+
+/// Bind the values of [`visible_per_kind`]'s conditions.
+pub(crate) fn bind_all<'q>(
+    visible: Vec<Visible>,
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for v in visible {
+        query = v.bind(query);
+    }
+    query
 }

@@ -12,9 +12,10 @@ use sqlx::Row;
 use super::list::BrainList;
 use super::{
     check_may_delete, decode_labels, encode_labels, index_text, new_owner, normalise_labels,
-    owner_columns, owner_from_row, VISIBLE,
+    owner_columns, owner_from_row,
 };
 use crate::db::{Acting, Tx};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const MEMORY_COLUMNS: &str = "id, text, kind, tags, importance, pinned, agent_id, \
@@ -47,14 +48,15 @@ fn memory_from_row(row: &AnyRow) -> Result<Memory> {
 }
 
 async fn select_memory(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Memory> {
+    let visible = tx.visible(p, Table::Memories, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {} FROM memories WHERE id = $2 AND {VISIBLE}",
+            "SELECT {} FROM memories WHERE id = $1 AND {visible}",
             select_columns()
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
     memory_from_row(&row)
@@ -84,17 +86,19 @@ fn check_importance(importance: Option<u8>) -> Result<Option<u8>> {
 async fn check_own(
     tx: &mut Tx<'_>,
     p: &Principal,
-    table: &str,
+    table: Table,
     what: &str,
     id: &str,
 ) -> Result<()> {
+    let visible = tx.visible(p, table, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT id FROM {table} WHERE id = $1 AND owner_user_id = $2"
+            "SELECT id FROM {} WHERE id = $1 AND {visible}",
+            table.name()
         ))
         .into_owned();
     match tx
-        .fetch_optional(sqlx::query(&sql).bind(id).bind(p.user_id()))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
     {
         Some(_) => Ok(()),
@@ -142,10 +146,10 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
         if let Some(agent) = &req.agent_id {
-            check_own(&mut tx, p, "agents", "agent", agent).await?;
+            check_own(&mut tx, p, Table::Agents, "agent", agent).await?;
         }
         if let Some(session) = &req.source_session_id {
-            check_own(&mut tx, p, "sessions", "session", session).await?;
+            check_own(&mut tx, p, Table::Sessions, "session", session).await?;
         }
         if req.pinned {
             check_pin_room(&mut tx, &owner, None).await?;
@@ -193,7 +197,7 @@ impl Store {
     #[tracing::instrument(name = "store.list_memories", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_memories(&self, p: &Principal, q: &MemoryQuery) -> Result<Page<Memory>> {
-        BrainList::new("memories", select_columns())
+        BrainList::new(Table::Memories, select_columns())
             .eq("kind", q.kind.map(MemoryKind::as_str))
             .label("tags", q.tag.as_deref())
             .eq_int("pinned", q.pinned.map(i64::from))
@@ -217,21 +221,17 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn pinned_memories(&self, p: &Principal, agent_id: &str) -> Result<Vec<Memory>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Memories, 3);
         let sql = tx
             .sql(&format!(
-                "SELECT {} FROM memories WHERE {VISIBLE} AND pinned = 1 \
-                 AND (agent_id IS NULL OR agent_id = $2) \
-                 ORDER BY importance DESC, updated_at DESC, id DESC LIMIT $3",
+                "SELECT {} FROM memories WHERE {visible} AND pinned = 1 \
+                 AND (agent_id IS NULL OR agent_id = $1) \
+                 ORDER BY importance DESC, updated_at DESC, id DESC LIMIT $2",
                 select_columns()
             ))
             .into_owned();
         let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(agent_id)
-                    .bind(MAX_PINNED as i64),
-            )
+            .fetch_all(visible.bind(sqlx::query(&sql).bind(agent_id).bind(MAX_PINNED as i64)))
             .await?;
         tx.commit().await?;
         rows.iter().map(memory_from_row).collect()
@@ -252,7 +252,7 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let old = select_memory(&mut tx, p, id).await?;
         if let Some(Some(agent)) = &req.agent_id {
-            check_own(&mut tx, p, "agents", "agent", agent).await?;
+            check_own(&mut tx, p, Table::Agents, "agent", agent).await?;
         }
         if req.pinned == Some(true) && !old.pinned {
             check_pin_room(&mut tx, &old.owner, Some(id)).await?;
@@ -296,14 +296,15 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::Memories, 3);
         let sql = tx
             .sql(&format!(
-                "UPDATE memories SET used_at = $3 WHERE id = $2 AND {VISIBLE}"
+                "UPDATE memories SET used_at = $2 WHERE id = $1 AND {visible}"
             ))
             .into_owned();
         let now = now_ms();
         for id in ids {
-            tx.execute(sqlx::query(&sql).bind(p.user_id()).bind(id).bind(now))
+            tx.execute(visible.clone().bind(sqlx::query(&sql).bind(id).bind(now)))
                 .await?;
         }
         tx.commit().await

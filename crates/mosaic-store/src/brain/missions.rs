@@ -11,10 +11,10 @@ use sqlx::Row;
 
 use super::{
     check_may_delete, check_reference, check_title, new_owner, owner_columns, owner_from_row,
-    VISIBLE,
 };
 use crate::db::{Acting, Tx};
 use crate::page::paginate;
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// The mission's columns plus its progress, counted over the visible linked tasks
@@ -25,13 +25,6 @@ const MISSION_SELECT: &str = "SELECT m.id, m.goal, m.success_criteria, m.milesto
      (SELECT COUNT(*) FROM tasks t WHERE t.mission_id = m.id AND t.status = 'done') \
        AS tasks_done \
      FROM missions m";
-
-/// `VISIBLE` for the `m` alias.
-fn visible_mission() -> String {
-    VISIBLE
-        .replace("(owner_user_id", "(m.owner_user_id")
-        .replace("OR owner_team_id", "OR m.owner_team_id")
-}
 
 fn mission_from_row(row: &AnyRow) -> Result<Mission> {
     let status: String = row.try_get("status")?;
@@ -59,14 +52,12 @@ fn mission_from_row(row: &AnyRow) -> Result<Mission> {
 }
 
 async fn select_mission(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Mission> {
+    let visible = tx.visible_as(p, Table::Missions, "m", 2);
     let sql = tx
-        .sql(&format!(
-            "{MISSION_SELECT} WHERE m.id = $2 AND {}",
-            visible_mission()
-        ))
+        .sql(&format!("{MISSION_SELECT} WHERE m.id = $1 AND {visible}"))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
     mission_from_row(&row)
@@ -108,7 +99,7 @@ async fn check_project(
     owner: &Owner,
 ) -> Result<()> {
     match project_id {
-        Some(id) => check_reference(tx, p, "projects", "project", id, owner).await,
+        Some(id) => check_reference(tx, p, Table::Projects, "project", id, owner).await,
         None => Ok(()),
     }
 }
@@ -170,22 +161,23 @@ impl Store {
     pub async fn list_missions(&self, p: &Principal, q: &MissionQuery) -> Result<Page<Mission>> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible_as(p, Table::Missions, "m", 5);
         let sql = tx
             .sql(&format!(
-                "{MISSION_SELECT} WHERE {} \
-                 AND ($2 = '' OR m.id < $2) AND ($3 = '' OR m.status = $3) \
-                 AND ($4 = '' OR m.project_id = $4) ORDER BY m.id DESC LIMIT $5",
-                visible_mission()
+                "{MISSION_SELECT} WHERE {visible} \
+                 AND ($1 = '' OR m.id < $1) AND ($2 = '' OR m.status = $2) \
+                 AND ($3 = '' OR m.project_id = $3) ORDER BY m.id DESC LIMIT $4"
             ))
             .into_owned();
         let rows = tx
             .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(q.cursor.clone().unwrap_or_default())
-                    .bind(q.status.map(MissionStatus::as_str).unwrap_or_default())
-                    .bind(q.project_id.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1),
+                visible.bind(
+                    sqlx::query(&sql)
+                        .bind(q.cursor.clone().unwrap_or_default())
+                        .bind(q.status.map(MissionStatus::as_str).unwrap_or_default())
+                        .bind(q.project_id.clone().unwrap_or_default())
+                        .bind(i64::from(limit) + 1),
+                ),
             )
             .await?;
         tx.commit().await?;

@@ -31,12 +31,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::{Backend, Tx};
+use crate::principal::local_user;
 use crate::teams::role_in_team;
+use crate::visibility::Table;
 use crate::{Principal, Result, StoreError};
-
-/// Visible to the principal (`$1`): their own rows, or their teams'.
-pub(crate) const VISIBLE: &str = "(owner_user_id = $1 OR owner_team_id IN \
-     (SELECT team_id FROM team_members WHERE user_id = $1))";
 
 pub(crate) fn owner_from_row(row: &AnyRow) -> Result<Owner> {
     let user: Option<String> = row.try_get("owner_user_id")?;
@@ -68,7 +66,7 @@ pub(crate) async fn new_owner(
             Ok(Owner::Team { id: team.into() })
         }
         None => Ok(Owner::User {
-            id: p.user_id().into(),
+            id: local_user(p)?.into(),
         }),
     }
 }
@@ -89,23 +87,25 @@ pub(crate) async fn check_may_delete(tx: &mut Tx<'_>, p: &Principal, owner: &Own
     }
 }
 
-/// Fails with `Invalid` unless `table` has a row `id` visible to the principal with
-/// this owner. (`table` is always one of ours, never input.)
+/// Fails with `Conflict` unless `table` has a row `id` visible to the principal with
+/// this owner.
 pub(crate) async fn check_reference(
     tx: &mut Tx<'_>,
     p: &Principal,
-    table: &str,
+    table: Table,
     what: &str,
     id: &str,
     owner: &Owner,
 ) -> Result<()> {
+    let visible = tx.visible(p, table, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT owner_user_id, owner_team_id FROM {table} WHERE id = $2 AND {VISIBLE}"
+            "SELECT owner_user_id, owner_team_id FROM {} WHERE id = $1 AND {visible}",
+            table.name()
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?;
     match row {
         Some(row) if owner_from_row(&row)? == *owner => Ok(()),

@@ -7,9 +7,10 @@ use sqlx::Row;
 use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
-    index_text, new_owner, normalise_labels, owner_columns, owner_from_row, VISIBLE,
+    index_text, new_owner, normalise_labels, owner_columns, owner_from_row,
 };
 use crate::db::{Acting, Tx};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const NOTE_COLUMNS: &str =
@@ -29,13 +30,14 @@ fn note_from_row(row: &AnyRow) -> Result<Note> {
 }
 
 async fn select_note(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Note> {
+    let visible = tx.visible(p, Table::Notes, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {NOTE_COLUMNS} FROM notes WHERE id = $2 AND {VISIBLE}"
+            "SELECT {NOTE_COLUMNS} FROM notes WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
     note_from_row(&row)
@@ -52,7 +54,7 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
         if let Some(project) = &req.project_id {
-            check_reference(&mut tx, p, "projects", "project", project, &owner).await?;
+            check_reference(&mut tx, p, Table::Projects, "project", project, &owner).await?;
         }
         let (user_owner, team_owner) = owner_columns(&owner);
         let id = new_id();
@@ -93,7 +95,7 @@ impl Store {
     #[tracing::instrument(name = "store.list_notes", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_notes(&self, p: &Principal, q: &NoteQuery) -> Result<Page<Note>> {
-        BrainList::new("notes", NOTE_COLUMNS)
+        BrainList::new(Table::Notes, NOTE_COLUMNS)
             .eq("project_id", q.project_id.as_deref())
             .label("tags", q.tag.as_deref())
             .words(self, q.q.as_deref())
@@ -124,7 +126,7 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let old = select_note(&mut tx, p, id).await?;
         if let Some(Some(project)) = &req.project_id {
-            check_reference(&mut tx, p, "projects", "project", project, &old.owner).await?;
+            check_reference(&mut tx, p, Table::Projects, "project", project, &old.owner).await?;
         }
         let (old_title, old_body) = (old.title.clone(), old.body.clone());
         let title = title.unwrap_or(old.title);

@@ -10,9 +10,10 @@ use sqlx::Row;
 use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, new_owner, owner_columns,
-    owner_from_row, VISIBLE,
+    owner_from_row,
 };
 use crate::db::{Acting, Tx};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const PROJECT_COLUMNS: &str = "id, name, description, status, owner_user_id, owner_team_id, \
@@ -34,13 +35,14 @@ fn project_from_row(row: &AnyRow) -> Result<Project> {
 }
 
 pub(crate) async fn select_project(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Project> {
+    let visible = tx.visible(p, Table::Projects, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $2 AND {VISIBLE}"
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
     project_from_row(&row)
@@ -53,7 +55,7 @@ async fn check_workspace(
     owner: &Owner,
 ) -> Result<()> {
     match workspace_id {
-        Some(ws) => check_reference(tx, p, "workspaces", "workspace", ws, owner).await,
+        Some(ws) => check_reference(tx, p, Table::Workspaces, "workspace", ws, owner).await,
         None => Ok(()),
     }
 }
@@ -109,7 +111,7 @@ impl Store {
     #[tracing::instrument(name = "store.list_projects", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_projects(&self, p: &Principal, q: &ProjectQuery) -> Result<Page<Project>> {
-        BrainList::new("projects", PROJECT_COLUMNS)
+        BrainList::new(Table::Projects, PROJECT_COLUMNS)
             .eq("status", q.status.map(ProjectStatus::as_str))
             .eq("workspace_id", q.workspace_id.as_deref())
             .eq("owner_team_id", q.team_id.as_deref())

@@ -12,9 +12,10 @@ use sqlx::Row;
 use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
-    index_text, new_owner, normalise_labels, owner_columns, owner_from_row, parse_time, VISIBLE,
+    index_text, new_owner, normalise_labels, owner_columns, owner_from_row, parse_time,
 };
 use crate::db::{Acting, Tx};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const TASK_COLUMNS: &str = "id, title, body, status, priority, due_at, assignee_user_id, \
@@ -49,13 +50,14 @@ fn task_from_row(row: &AnyRow) -> Result<Task> {
 }
 
 pub(crate) async fn select_task(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Task> {
+    let visible = tx.visible(p, Table::Tasks, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $2 AND {VISIBLE}"
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
     task_from_row(&row)
@@ -92,7 +94,7 @@ async fn check_parent(
     parent: &str,
     task: Option<&str>,
 ) -> Result<()> {
-    check_reference(tx, p, "tasks", "task", parent, owner).await?;
+    check_reference(tx, p, Table::Tasks, "task", parent, owner).await?;
     // Concurrent re-parentings of one owner's tasks take turns, so two of them cannot
     // each pass this check and together close a cycle.
     let (user, team) = owner_columns(owner);
@@ -139,13 +141,13 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
         if let Some(project) = &req.project_id {
-            check_reference(&mut tx, p, "projects", "project", project, &owner).await?;
+            check_reference(&mut tx, p, Table::Projects, "project", project, &owner).await?;
         }
         if let Some(parent) = &req.parent_task_id {
             check_parent(&mut tx, p, &owner, parent, None).await?;
         }
         if let Some(mission) = &req.mission_id {
-            check_reference(&mut tx, p, "missions", "mission", mission, &owner).await?;
+            check_reference(&mut tx, p, Table::Missions, "mission", mission, &owner).await?;
         }
         if let Some(assignee) = &req.assignee_user_id {
             check_assignee(&mut tx, &owner, assignee).await?;
@@ -198,7 +200,7 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_tasks(&self, p: &Principal, q: &TaskQuery) -> Result<Page<Task>> {
         let due_before = q.due_before.as_deref().map(parse_time).transpose()?;
-        BrainList::new("tasks", TASK_COLUMNS)
+        BrainList::new(Table::Tasks, TASK_COLUMNS)
             .eq("project_id", q.project_id.as_deref())
             .eq("status", q.status.map(TaskStatus::as_str))
             .eq("assignee_user_id", q.assignee.as_deref())
@@ -240,13 +242,13 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let old = select_task(&mut tx, p, id).await?;
         if let Some(Some(project)) = &req.project_id {
-            check_reference(&mut tx, p, "projects", "project", project, &old.owner).await?;
+            check_reference(&mut tx, p, Table::Projects, "project", project, &old.owner).await?;
         }
         if let Some(Some(parent)) = &req.parent_task_id {
             check_parent(&mut tx, p, &old.owner, parent, Some(id)).await?;
         }
         if let Some(Some(mission)) = &req.mission_id {
-            check_reference(&mut tx, p, "missions", "mission", mission, &old.owner).await?;
+            check_reference(&mut tx, p, Table::Missions, "mission", mission, &old.owner).await?;
         }
         if let Some(Some(assignee)) = &req.assignee_user_id {
             check_assignee(&mut tx, &old.owner, assignee).await?;

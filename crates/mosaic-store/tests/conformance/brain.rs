@@ -1265,14 +1265,14 @@ pub(crate) async fn row_level_security_guards_brain_rows(db: TestDb) {
     sqlx::query(insert)
         .bind("own")
         .bind(None::<String>)
-        .bind(bob.user_id())
+        .bind(bob.local_user().unwrap())
         .execute(&mut *tx)
         .await
         .unwrap();
     let refused = sqlx::query(insert)
         .bind("x")
         .bind(&project.id)
-        .bind(bob.user_id())
+        .bind(bob.local_user().unwrap())
         .execute(&mut *tx)
         .await;
     let refused = refused.expect_err("a task in another user's project");

@@ -930,7 +930,7 @@ pub(crate) async fn row_level_security_guards_memories(db: TestDb) {
     let refused = sqlx::query(insert)
         .bind("m1")
         .bind(&agent.id)
-        .bind(bob.user_id())
+        .bind(bob.local_user().unwrap())
         .execute(&mut *tx)
         .await
         .expect_err("a memory naming another user's agent");

@@ -151,7 +151,7 @@ async fn another_users_team_is_not_found(db: TestDb) {
     assert_eq!(
         err_kind(
             db.store
-                .remove_team_member(&bob, &team.id, alice.user_id())
+                .remove_team_member(&bob, &team.id, alice.local_user().unwrap())
                 .await
         ),
         Kind::NotFound
@@ -301,7 +301,7 @@ async fn plain_members_cannot_manage_the_team(db: TestDb) {
     assert_eq!(
         err_kind(
             db.store
-                .remove_team_member(&bob, &team.id, alice.user_id())
+                .remove_team_member(&bob, &team.id, alice.local_user().unwrap())
                 .await
         ),
         Kind::Forbidden
@@ -335,7 +335,7 @@ async fn plain_members_cannot_manage_the_team(db: TestDb) {
     assert_eq!(
         err_kind(
             db.store
-                .remove_team_member(&bob, &team.id, alice.user_id())
+                .remove_team_member(&bob, &team.id, alice.local_user().unwrap())
                 .await
         ),
         Kind::Forbidden

@@ -69,7 +69,7 @@ async fn seed_usage(db: &TestDb, user: &Principal, row: &UsageRow) {
                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     macro_rules! bind_row {
         ($q:expr) => {
-            $q.bind(user.user_id())
+            $q.bind(user.local_user().unwrap())
                 .bind(&row.day)
                 .bind(&row.provider)
                 .bind(&row.model)
@@ -93,7 +93,7 @@ async fn seed_usage(db: &TestDb, user: &Principal, row: &UsageRow) {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
             let mut tx = conn.begin().await.unwrap();
             sqlx::query("SELECT set_config('mosaic.uid', $1, true)")
-                .bind(user.user_id())
+                .bind(user.local_user().unwrap())
                 .execute(&mut *tx)
                 .await
                 .unwrap();

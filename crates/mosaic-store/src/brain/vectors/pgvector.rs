@@ -4,8 +4,7 @@
 use mosaic_api::BrainKind;
 use sqlx::Row;
 
-use super::super::kinds::{row_kind, table, union_per_kind, ALL_KINDS};
-use super::super::VISIBLE;
+use super::super::kinds::{bind_all, row_kind, table, union_per_kind, visible_per_kind, ALL_KINDS};
 use super::{Neighbour, QueryVector};
 use crate::db::{Acting, Tx};
 use crate::{Principal, Result, Store};
@@ -70,23 +69,19 @@ pub(super) async fn nearest(
     .await?;
     // One statement for every kind; `dims` and `n` are numbers, so formatting them in
     // is safe.
+    let visible = visible_per_kind(kinds, 3, |table, first| tx.visible(p, table, first));
     let sql = union_per_kind(kinds, |i, kind| {
+        let visible = &visible[i];
         format!(
             "(SELECT {i} AS k, id, (1 - (embedding::vector({dims}) <=> \
-               (SELECT $2::vector({dims}))))::float8 AS similarity \
-             FROM {} WHERE embedding_dims = {dims} AND embedding_model = $3 AND {VISIBLE} \
-             ORDER BY embedding::vector({dims}) <=> (SELECT $2::vector({dims})) LIMIT {n})",
+               (SELECT $1::vector({dims}))))::float8 AS similarity \
+             FROM {} WHERE embedding_dims = {dims} AND embedding_model = $2 AND {visible} \
+             ORDER BY embedding::vector({dims}) <=> (SELECT $1::vector({dims})) LIMIT {n})",
             table(kind)
         )
     });
-    let rows = tx
-        .fetch_all(
-            sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(to_pg(&q.values))
-                .bind(&q.model),
-        )
-        .await?;
+    let query = sqlx::query(&sql).bind(to_pg(&q.values)).bind(&q.model);
+    let rows = tx.fetch_all(bind_all(visible, query)).await?;
     let mut out = Vec::new();
     for row in rows {
         if let Some(k) = row_kind(&row, kinds)? {

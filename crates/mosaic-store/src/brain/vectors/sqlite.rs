@@ -10,9 +10,9 @@ use mosaic_api::BrainKind;
 use sqlx::Row;
 
 use super::super::kinds::{table, ALL_KINDS};
-use super::super::VISIBLE;
 use super::{cosine, norm, Neighbour, QueryVector};
 use crate::db::Tx;
+use crate::visibility::Table;
 use crate::{Principal, Result, Store, StoreError};
 
 pub(super) fn to_blob(v: &[f32]) -> Vec<u8> {
@@ -193,15 +193,20 @@ impl Store {
                 *slot = Some(load_index(tx, &q.model, q.values.len()).await?);
             }
         }
-        let rows = tx
-            .fetch_all(
-                sqlx::query("SELECT team_id FROM team_members WHERE user_id = ?1")
-                    .bind(p.user_id()),
-            )
-            .await?;
-        let mut keys = vec![format!("u:{}", p.user_id())];
-        for row in rows {
-            keys.push(format!("t:{}", row.try_get::<String, _>("team_id")?));
+        // The owners whose items the scan considers: the user and their teams. (A
+        // principal that is not a local user owns nothing: its candidates would
+        // come from a scan of what it was granted.)
+        let mut keys = Vec::new();
+        if let Some(me) = p.local_user() {
+            let rows = tx
+                .fetch_all(
+                    sqlx::query("SELECT team_id FROM team_members WHERE user_id = ?1").bind(me),
+                )
+                .await?;
+            keys.push(format!("u:{me}"));
+            for row in rows {
+                keys.push(format!("t:{}", row.try_get::<String, _>("team_id")?));
+            }
         }
         // Four times as many candidates as asked for, re-scored exactly below: the
         // quantised order is close to the exact one, not always equal. The scan is
@@ -237,23 +242,21 @@ impl Store {
             if ids.is_empty() {
                 continue;
             }
-            let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
+            let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+            let visible = tx.visible(p, Table::brain(*kind), ids.len() as u32 + 3);
             let sql = tx
                 .sql(&format!(
-                    "SELECT id, embedding FROM {} WHERE {VISIBLE} AND embedding_model = $2 \
-                     AND embedding_dims = $3 AND id IN ({})",
+                    "SELECT id, embedding FROM {} WHERE {visible} AND embedding_model = $1 \
+                     AND embedding_dims = $2 AND id IN ({})",
                     table(*kind),
                     marks.join(", ")
                 ))
                 .into_owned();
-            let mut query = sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(&q.model)
-                .bind(q.values.len() as i64);
+            let mut query = sqlx::query(&sql).bind(&q.model).bind(q.values.len() as i64);
             for id in ids {
                 query = query.bind(id);
             }
-            for row in tx.fetch_all(query).await? {
+            for row in tx.fetch_all(visible.bind(query)).await? {
                 let blob: Vec<u8> = row.try_get("embedding")?;
                 out.push(Neighbour {
                     kind: *kind,
