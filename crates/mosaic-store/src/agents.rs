@@ -3,11 +3,11 @@
 
 use mosaic_api::{Agent, AgentLimits, AgentTool, ToolPolicy, DEFAULT_AGENT};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::principal::local_user;
 use crate::providers::check_config_name;
+use crate::row::{json, Columns, FromRow};
 use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
@@ -77,22 +77,22 @@ pub fn default_agent() -> NewAgent {
     }
 }
 
-fn from_row(row: &AnyRow) -> Result<Agent> {
-    let tools: String = row.try_get("tools")?;
-    let limits: String = row.try_get("limits")?;
-    Ok(Agent {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        system_prompt: row.try_get("system_prompt")?,
-        route: row.try_get("route")?,
-        tools: serde_json::from_str(&tools)
-            .map_err(|e| StoreError::Invalid(format!("stored agent tools are not valid: {e}")))?,
-        limits: serde_json::from_str(&limits)
-            .map_err(|e| StoreError::Invalid(format!("stored agent limits are not valid: {e}")))?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Agent {
+    fn from_row(row: &AnyRow) -> Result<Agent> {
+        let tools: String = row.col("tools")?;
+        let limits: String = row.col("limits")?;
+        Ok(Agent {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            description: row.col("description")?,
+            system_prompt: row.col("system_prompt")?,
+            route: row.col("route")?,
+            tools: json("agent tools", &tools)?,
+            limits: json("agent limits", &limits)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 fn check_fields(
@@ -159,7 +159,7 @@ async fn select(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Agent> {
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    Agent::from_row(&row)
 }
 
 async fn insert(tx: &mut Tx<'_>, p: &Principal, new: NewAgent) -> Result<String> {
@@ -244,7 +244,7 @@ impl Store {
             .into_owned();
         let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(Agent::from_row).collect()
     }
 
     #[tracing::instrument(name = "store.get_agent", skip_all,

@@ -4,13 +4,13 @@
 
 use mosaic_api::{ApiToken, Page, PageQuery, Scope, User};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::Acting;
 use crate::page::ListQuery;
 use crate::principal::local_user;
 use crate::revocation::Revoked;
-use crate::users::{user_from_row, USER_COLUMNS};
+use crate::row::{Columns, FromRow};
+use crate::users::USER_COLUMNS;
 use crate::visibility::{visible, Table};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
@@ -65,20 +65,18 @@ fn scopes_from_text(text: &str) -> Vec<Scope> {
     text.split(',').filter_map(Scope::parse).collect()
 }
 
-fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
-    Ok(ApiToken {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        scopes: scopes_from_text(&row.try_get::<String, _>("scopes")?),
-        created_at: format_time(row.try_get("created_at")?),
-        expires_at: row
-            .try_get::<Option<i64>, _>("expires_at")?
-            .map(format_time),
-        last_used_at: row
-            .try_get::<Option<i64>, _>("last_used_at")?
-            .map(format_time),
-    })
+impl FromRow for ApiToken {
+    fn from_row(row: &AnyRow) -> Result<ApiToken> {
+        Ok(ApiToken {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            prefix: row.col("prefix")?,
+            scopes: scopes_from_text(&row.col::<String>("scopes")?),
+            created_at: format_time(row.col("created_at")?),
+            expires_at: row.col::<Option<i64>>("expires_at")?.map(format_time),
+            last_used_at: row.col::<Option<i64>>("last_used_at")?.map(format_time),
+        })
+    }
 }
 
 impl Store {
@@ -144,7 +142,7 @@ impl Store {
                  ORDER BY id LIMIT $2"
             ),
             binds: visible.binds,
-            row: token_from_row,
+            row: ApiToken::from_row,
             id: |t: &ApiToken| t.id.clone(),
         };
         self.list_page(p, page, q).await
@@ -166,7 +164,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        token_from_row(&row)
+        ApiToken::from_row(&row)
     }
 
     /// Revoke (delete) one of the caller's API tokens; it stops working at once.
@@ -216,11 +214,11 @@ impl Store {
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
         let auth = AuthenticatedToken {
-            token_id: row.try_get("token_id")?,
-            user: user_from_row(&row)?,
-            scopes: scopes_from_text(&row.try_get::<String, _>("token_scopes")?),
+            token_id: row.col("token_id")?,
+            user: User::from_row(&row)?,
+            scopes: scopes_from_text(&row.col::<String>("token_scopes")?),
         };
-        let last_used: Option<i64> = row.try_get("token_last_used")?;
+        let last_used: Option<i64> = row.col("token_last_used")?;
         if last_used.is_none_or(|t| now - t > LAST_USED_GRANULARITY_MS) {
             let mut tx = self.begin(Acting::System, true).await?;
             let sql = tx
@@ -285,9 +283,9 @@ impl Store {
         tx.commit().await?;
         row.map(|row| {
             Ok(WebSessionAuth {
-                session_id: row.try_get("session_id")?,
-                user: user_from_row(&row)?,
-                csrf_token: row.try_get("csrf_token")?,
+                session_id: row.col("session_id")?,
+                user: User::from_row(&row)?,
+                csrf_token: row.col("csrf_token")?,
             })
         })
         .transpose()

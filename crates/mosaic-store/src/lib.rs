@@ -21,6 +21,7 @@ mod prefs;
 mod principal;
 mod providers;
 mod revocation;
+mod row;
 mod runs;
 mod sessions;
 mod teams;

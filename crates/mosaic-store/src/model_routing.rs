@@ -3,31 +3,32 @@
 
 use mosaic_api::{ConfigScope, RouteInfo, RouteStep};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::providers::{check_config_name, check_manageable, owner_for};
+use crate::row::{json, Columns, FromRow};
 use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, owner_user_id, name, steps, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<RouteInfo> {
-    let steps: String = row.try_get("steps")?;
-    let owner: Option<String> = row.try_get("owner_user_id")?;
-    Ok(RouteInfo {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        scope: if owner.is_some() {
-            ConfigScope::User
-        } else {
-            ConfigScope::Gateway
-        },
-        steps: serde_json::from_str(&steps)
-            .map_err(|e| StoreError::Invalid(format!("stored route is not valid: {e}")))?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for RouteInfo {
+    fn from_row(row: &AnyRow) -> Result<RouteInfo> {
+        let steps: String = row.col("steps")?;
+        let owner: Option<String> = row.col("owner_user_id")?;
+        Ok(RouteInfo {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            scope: if owner.is_some() {
+                ConfigScope::User
+            } else {
+                ConfigScope::Gateway
+            },
+            steps: json("route", &steps)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 fn check_steps(steps: &[RouteStep]) -> Result<()> {
@@ -69,7 +70,7 @@ async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Rout
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    RouteInfo::from_row(&row)
 }
 
 impl Store {
@@ -103,7 +104,7 @@ impl Store {
             .await?;
         let id = match existing {
             Some(row) => {
-                let id: String = row.try_get("id")?;
+                let id: String = row.col("id")?;
                 let sql = tx
                     .sql("UPDATE routes SET steps = $2, updated_at = $3 WHERE id = $1")
                     .into_owned();
@@ -149,7 +150,7 @@ impl Store {
             .into_owned();
         let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(RouteInfo::from_row).collect()
     }
 
     #[tracing::instrument(name = "store.get_route", skip_all,

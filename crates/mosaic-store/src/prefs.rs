@@ -3,21 +3,22 @@
 
 use mosaic_api::{pref_spec, Preference};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::Acting;
 use crate::principal::local_user;
+use crate::row::{json, Columns, FromRow};
 use crate::visibility::Table;
 use crate::{format_time, now_ms, Principal, Result, Store, StoreError};
 
-fn pref_from_row(row: &AnyRow) -> Result<Preference> {
-    let raw: String = row.try_get("value")?;
-    Ok(Preference {
-        key: row.try_get("key")?,
-        value: serde_json::from_str(&raw)
-            .map_err(|e| StoreError::Invalid(format!("stored preference is not JSON: {e}")))?,
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Preference {
+    fn from_row(row: &AnyRow) -> Result<Preference> {
+        let raw: String = row.col("value")?;
+        Ok(Preference {
+            key: row.col("key")?,
+            value: json("preference", &raw)?,
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 fn known_key(key: &str) -> Result<&'static mosaic_api::PrefSpec> {
@@ -38,7 +39,7 @@ impl Store {
             .into_owned();
         let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
-        rows.iter().map(pref_from_row).collect()
+        rows.iter().map(Preference::from_row).collect()
     }
 
     /// One preference; `NotFound` when unknown or unset.
@@ -58,7 +59,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        pref_from_row(&row)
+        Preference::from_row(&row)
     }
 
     /// Set a preference, after checking the value against the key's type.

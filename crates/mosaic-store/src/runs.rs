@@ -8,10 +8,10 @@ use mosaic_api::{
     DEFAULT_LIMIT, MAX_LIMIT,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::principal::local_user;
+use crate::row::{parsed, Columns, FromRow};
 use crate::sessions::{append_in, check_entry, select_session};
 use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Parent, Principal, Result, Store, StoreError};
@@ -53,40 +53,41 @@ pub struct OrphanRun {
     pub run_id: String,
 }
 
-fn run_from_row(row: &AnyRow) -> Result<Run> {
-    let status: String = row.try_get("status")?;
-    let count = |name: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
-    Ok(Run {
-        id: row.try_get("id")?,
-        session_id: row.try_get("session_id")?,
-        status: RunStatus::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("stored run status '{status}'")))?,
-        stop_reason: row.try_get("stop_reason")?,
-        error: row.try_get("error")?,
-        model_calls: count("model_calls")? as u32,
-        usage: RunUsage {
-            input_tokens: count("input_tokens")?,
-            output_tokens: count("output_tokens")?,
-            cached_tokens: count("cached_tokens")?,
-        },
-        started_at: format_time(row.try_get("started_at")?),
-        finished_at: row
-            .try_get::<Option<i64>, _>("finished_at")?
-            .map(format_time),
-    })
+impl FromRow for Run {
+    fn from_row(row: &AnyRow) -> Result<Run> {
+        let status: String = row.col("status")?;
+        let count = |name: &str| -> Result<u64> { Ok(row.col::<i64>(name)?.max(0) as u64) };
+        Ok(Run {
+            id: row.col("id")?,
+            session_id: row.col("session_id")?,
+            status: parsed("run status", &status, RunStatus::parse)?,
+            stop_reason: row.col("stop_reason")?,
+            error: row.col("error")?,
+            model_calls: count("model_calls")? as u32,
+            usage: RunUsage {
+                input_tokens: count("input_tokens")?,
+                output_tokens: count("output_tokens")?,
+                cached_tokens: count("cached_tokens")?,
+            },
+            started_at: format_time(row.col("started_at")?),
+            finished_at: row.col::<Option<i64>>("finished_at")?.map(format_time),
+        })
+    }
 }
 
-fn queued_from_row(row: &AnyRow) -> Result<QueuedMessage> {
-    let delivery: String = row.try_get("delivery")?;
-    Ok(QueuedMessage {
-        id: row.try_get("id")?,
-        text: row.try_get("text")?,
-        delivery: match delivery.as_str() {
-            "steer" => Delivery::Steer,
-            _ => Delivery::FollowUp,
-        },
-        created_at: format_time(row.try_get("created_at")?),
-    })
+impl FromRow for QueuedMessage {
+    fn from_row(row: &AnyRow) -> Result<QueuedMessage> {
+        let delivery: String = row.col("delivery")?;
+        Ok(QueuedMessage {
+            id: row.col("id")?,
+            text: row.col("text")?,
+            delivery: match delivery.as_str() {
+                "steer" => Delivery::Steer,
+                _ => Delivery::FollowUp,
+            },
+            created_at: format_time(row.col("created_at")?),
+        })
+    }
 }
 
 fn delivery_str(d: Delivery) -> &'static str {
@@ -107,7 +108,7 @@ async fn select_run(tx: &mut Tx<'_>, p: &Principal, run_id: &str) -> Result<Run>
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(run_id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    run_from_row(&row)
+    Run::from_row(&row)
 }
 
 /// A new `running` row; `Conflict` while another runs in the session.
@@ -332,7 +333,7 @@ impl Store {
             )
             .await?;
         tx.commit().await?;
-        let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(Run::from_row).collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|r| r.id.clone())
@@ -355,11 +356,11 @@ impl Store {
             .map(|row| {
                 Ok(OrphanRun {
                     principal: Principal::user(
-                        row.try_get::<String, _>("owner_user_id")?,
-                        row.try_get::<i64, _>("is_admin")? != 0,
+                        row.col::<String>("owner_user_id")?,
+                        row.col::<i64>("is_admin")? != 0,
                     ),
-                    session_id: row.try_get("session_id")?,
-                    run_id: row.try_get("id")?,
+                    session_id: row.col("session_id")?,
+                    run_id: row.col("id")?,
                 })
             })
             .collect()
@@ -382,18 +383,18 @@ impl Store {
             .fetch_optional(visible.bind(sqlx::query(&sql).bind(run_id)))
             .await?
             .ok_or(StoreError::NotFound)?;
-        let status: String = row.try_get("status")?;
+        let status: String = row.col("status")?;
         if status != "running" {
             let run = select_run(&mut tx, p, run_id).await?;
             tx.commit().await?;
             return Ok((run, None));
         }
-        let session_id: String = row.try_get("session_id")?;
+        let session_id: String = row.col("session_id")?;
         let partial = PartialAnswer {
-            text: row.try_get("partial_text")?,
-            thinking: row.try_get("partial_thinking")?,
-            parent_id: row.try_get("partial_parent_id")?,
-            model: row.try_get("partial_model")?,
+            text: row.col("partial_text")?,
+            thinking: row.col("partial_thinking")?,
+            parent_id: row.col("partial_parent_id")?,
+            model: row.col("partial_model")?,
         };
         let mut entry = None;
         if !partial.text.is_empty() || !partial.thinking.is_empty() {
@@ -450,7 +451,7 @@ impl Store {
             .fetch_optional(visible.bind(sqlx::query(&sql).bind(session_id).bind(block as i64)))
             .await?
             .ok_or(StoreError::NotFound)?;
-        let high: i64 = row.try_get("event_seq")?;
+        let high: i64 = row.col("event_seq")?;
         tx.commit().await?;
         Ok(high as u64 - block + 1)
     }
@@ -493,7 +494,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        queued_from_row(&row)
+        QueuedMessage::from_row(&row)
     }
 
     /// A session's waiting messages, oldest first.
@@ -517,7 +518,7 @@ impl Store {
             .fetch_all(visible.bind(sqlx::query(&sql).bind(session_id)))
             .await?;
         tx.commit().await?;
-        rows.iter().map(queued_from_row).collect()
+        rows.iter().map(QueuedMessage::from_row).collect()
     }
 
     /// Turn a waiting message into a user entry after the active leaf, in one
@@ -543,7 +544,7 @@ impl Store {
             .fetch_optional(visible.bind(sqlx::query(&sql).bind(session_id).bind(message_id)))
             .await?
             .ok_or(StoreError::NotFound)?;
-        let text: String = row.try_get("text")?;
+        let text: String = row.col("text")?;
         let sql = tx
             .sql("DELETE FROM queued_messages WHERE id = $1")
             .into_owned();
@@ -576,10 +577,10 @@ impl Store {
             .map(|row| {
                 Ok((
                     Principal::user(
-                        row.try_get::<String, _>("owner_user_id")?,
-                        row.try_get::<i64, _>("is_admin")? != 0,
+                        row.col::<String>("owner_user_id")?,
+                        row.col::<i64>("is_admin")? != 0,
                     ),
-                    row.try_get("session_id")?,
+                    row.col("session_id")?,
                 ))
             })
             .collect()

@@ -4,34 +4,38 @@
 
 use mosaic_api::{Page, PageQuery, Team, TeamMember, TeamRole};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::page::ListQuery;
 use crate::principal::local_user;
+use crate::row::{parsed, Columns, FromRow};
 use crate::users::normalise_username;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 fn role_from(text: &str) -> Result<TeamRole> {
-    TeamRole::parse(text).ok_or_else(|| StoreError::Invalid(format!("unknown team role '{text}'")))
+    parsed("team role", text, TeamRole::parse)
 }
 
-fn team_from_row(row: &AnyRow) -> Result<Team> {
-    Ok(Team {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        role: role_from(&row.try_get::<String, _>("role")?)?,
-        created_at: format_time(row.try_get("created_at")?),
-    })
+impl FromRow for Team {
+    fn from_row(row: &AnyRow) -> Result<Team> {
+        Ok(Team {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            role: role_from(&row.col::<String>("role")?)?,
+            created_at: format_time(row.col("created_at")?),
+        })
+    }
 }
 
-fn member_from_row(row: &AnyRow) -> Result<TeamMember> {
-    Ok(TeamMember {
-        user_id: row.try_get("user_id")?,
-        username: row.try_get("username")?,
-        role: role_from(&row.try_get::<String, _>("role")?)?,
-        added_at: format_time(row.try_get("added_at")?),
-    })
+impl FromRow for TeamMember {
+    fn from_row(row: &AnyRow) -> Result<TeamMember> {
+        Ok(TeamMember {
+            user_id: row.col("user_id")?,
+            username: row.col("username")?,
+            role: role_from(&row.col::<String>("role")?)?,
+            added_at: format_time(row.col("added_at")?),
+        })
+    }
 }
 
 fn check_team_name(name: &str) -> Result<String> {
@@ -57,7 +61,7 @@ pub(crate) async fn role_in_team(
         .fetch_optional(sqlx::query(&sql).bind(team_id).bind(local_user(p)?))
         .await?
         .ok_or(StoreError::NotFound)?;
-    role_from(&row.try_get::<String, _>("role")?)
+    role_from(&row.col::<String>("role")?)
 }
 
 async fn select_team(tx: &mut Tx<'_>, p: &Principal, team_id: &str) -> Result<Team> {
@@ -71,7 +75,7 @@ async fn select_team(tx: &mut Tx<'_>, p: &Principal, team_id: &str) -> Result<Te
         .fetch_optional(sqlx::query(&sql).bind(local_user(p)?).bind(team_id))
         .await?
         .ok_or(StoreError::NotFound)?;
-    team_from_row(&row)
+    Team::from_row(&row)
 }
 
 async fn count_owners(tx: &mut Tx<'_>, team_id: &str) -> Result<i64> {
@@ -82,7 +86,7 @@ async fn count_owners(tx: &mut Tx<'_>, team_id: &str) -> Result<i64> {
         .fetch_optional(sqlx::query(&sql).bind(team_id))
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(row.try_get("n")?)
+    row.col("n")
 }
 
 impl Store {
@@ -130,7 +134,7 @@ impl Store {
                   WHERE t.id > $1 ORDER BY t.id LIMIT $2"
                 .to_string(),
             binds: vec![local_user(p)?.to_string()],
-            row: team_from_row,
+            row: Team::from_row,
             id: |t: &Team| t.id.clone(),
         };
         self.list_page(p, page, q).await
@@ -196,7 +200,7 @@ impl Store {
             .into_owned();
         let rows = tx.fetch_all(sqlx::query(&sql).bind(team_id)).await?;
         tx.commit().await?;
-        rows.iter().map(member_from_row).collect()
+        rows.iter().map(TeamMember::from_row).collect()
     }
 
     /// Add a user to a team, or change their role there.
@@ -229,7 +233,7 @@ impl Store {
         let row = tx.fetch_optional(sqlx::query(&sql).bind(&username)).await?;
         tx.end_system().await?;
         let user_id: String = match row {
-            Some(r) => r.try_get("id")?,
+            Some(r) => r.col("id")?,
             None => return Err(StoreError::Conflict(format!("no user named '{username}'"))),
         };
         let sql = tx
@@ -238,7 +242,7 @@ impl Store {
         let existing = tx
             .fetch_optional(sqlx::query(&sql).bind(team_id).bind(&user_id))
             .await?
-            .map(|r| r.try_get::<String, _>("role"))
+            .map(|r| r.col::<String>("role"))
             .transpose()?
             .map(|r| role_from(&r))
             .transpose()?;
@@ -282,7 +286,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        member_from_row(&row)
+        TeamMember::from_row(&row)
     }
 
     /// Remove a member (team owners and admins; anyone may leave). Owners are removed
@@ -305,7 +309,7 @@ impl Store {
             .fetch_optional(sqlx::query(&sql).bind(team_id).bind(user_id))
             .await?
             .ok_or(StoreError::NotFound)?;
-        let target_role = role_from(&target.try_get::<String, _>("role")?)?;
+        let target_role = role_from(&target.col::<String>("role")?)?;
         let leaving = p.local_user() == Some(user_id);
         if !leaving && !my_role.can_manage() {
             return Err(StoreError::Forbidden(

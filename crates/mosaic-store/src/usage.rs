@@ -1,10 +1,10 @@
 //! Token usage per user, per `provider/model`, per day (UTC).
 
 use mosaic_api::UsageRow;
-use sqlx::Row;
 
 use crate::db::Acting;
 use crate::principal::local_user;
+use crate::row::Columns;
 use crate::visibility::Table;
 use crate::{Principal, Result, Store, StoreError};
 
@@ -95,13 +95,13 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(UsageRow {
-                    day: r.try_get("day")?,
-                    provider: r.try_get("provider")?,
-                    model: r.try_get("model")?,
-                    requests: r.try_get::<i64, _>("requests")? as u64,
-                    input_tokens: r.try_get::<i64, _>("input_tokens")? as u64,
-                    output_tokens: r.try_get::<i64, _>("output_tokens")? as u64,
-                    cached_tokens: r.try_get::<i64, _>("cached_tokens")? as u64,
+                    day: r.col("day")?,
+                    provider: r.col("provider")?,
+                    model: r.col("model")?,
+                    requests: r.col::<i64>("requests")? as u64,
+                    input_tokens: r.col::<i64>("input_tokens")? as u64,
+                    output_tokens: r.col::<i64>("output_tokens")? as u64,
+                    cached_tokens: r.col::<i64>("cached_tokens")? as u64,
                 })
             })
             .collect()

@@ -3,12 +3,12 @@
 
 use mosaic_api::{Page, PageQuery, User};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::Acting;
 use crate::page::ListQuery;
 use crate::principal::local_user;
 use crate::revocation::Revoked;
+use crate::row::{Columns, FromRow};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// A user to create; the password is already hashed by the caller.
@@ -42,16 +42,18 @@ pub(crate) const ADMINS_LOCK: &str = "admins";
 pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, is_admin, disabled, created_at, updated_at";
 
-pub(crate) fn user_from_row(row: &AnyRow) -> Result<User> {
-    Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        display_name: row.try_get("display_name")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for User {
+    fn from_row(row: &AnyRow) -> Result<User> {
+        Ok(User {
+            id: row.col("id")?,
+            username: row.col("username")?,
+            display_name: row.col("display_name")?,
+            is_admin: row.col::<i64>("is_admin")? != 0,
+            disabled: row.col::<i64>("disabled")? != 0,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 /// Usernames are lower case ASCII letters, digits, `.`, `_` and `-`, 1 to 64 long,
@@ -113,7 +115,7 @@ impl Store {
         let q = ListQuery {
             sql: format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"),
             binds: Vec::new(),
-            row: user_from_row,
+            row: User::from_row,
             id: |u: &User| u.id.clone(),
         };
         self.list_page(p, page, q).await
@@ -261,7 +263,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        Ok(row.try_get("password_hash")?)
+        row.col("password_hash")
     }
 
     /// Login: the user and password hash for a username (the gateway asks, before
@@ -282,8 +284,8 @@ impl Store {
         tx.commit().await?;
         row.map(|r| {
             Ok(LoginRecord {
-                user: user_from_row(&r)?,
-                password_hash: r.try_get("password_hash")?,
+                user: User::from_row(&r)?,
+                password_hash: r.col("password_hash")?,
             })
         })
         .transpose()
@@ -312,7 +314,7 @@ async fn hand_over_teams(tx: &mut crate::db::Tx<'_>, user_id: &str) -> Result<()
         .into_owned();
     let teams = tx.fetch_all(sqlx::query(&sql).bind(user_id)).await?;
     for row in teams {
-        let team_id: String = row.try_get("team_id")?;
+        let team_id: String = row.col("team_id")?;
         let sql = tx
             .sql(
                 "SELECT user_id FROM team_members WHERE team_id = $1 AND user_id <> $2 \
@@ -324,7 +326,7 @@ async fn hand_over_teams(tx: &mut crate::db::Tx<'_>, user_id: &str) -> Result<()
             .await?;
         match successor {
             Some(s) => {
-                let successor: String = s.try_get("user_id")?;
+                let successor: String = s.col("user_id")?;
                 let sql = tx
                     .sql("UPDATE team_members SET role = 'owner' WHERE team_id = $1 AND user_id = $2")
                     .into_owned();
@@ -395,7 +397,7 @@ pub(crate) async fn select_user(tx: &mut crate::db::Tx<'_>, id: &str) -> Result<
         .fetch_optional(sqlx::query(&sql).bind(id))
         .await?
         .ok_or(StoreError::NotFound)?;
-    user_from_row(&row)
+    User::from_row(&row)
 }
 
 pub(crate) async fn count_active_admins(tx: &mut crate::db::Tx<'_>) -> Result<i64> {
@@ -405,7 +407,7 @@ pub(crate) async fn count_active_admins(tx: &mut crate::db::Tx<'_>) -> Result<i6
         ))
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(row.try_get("n")?)
+    row.col("n")
 }
 
 #[cfg(test)]

@@ -269,10 +269,10 @@ mod tests {
 
     use mosaic_api::{CreateNoteRequest, CreateProjectRequest, CreateTaskRequest};
     use pretty_assertions::assert_eq;
-    use sqlx::Row;
 
     use super::*;
     use crate::db::Acting;
+    use crate::row::Columns;
     use crate::{BootstrapSource, NewUser, Store, StoreOptions};
 
     /// A stand-in for the remote principal the federation issue adds: it owns nothing
@@ -373,7 +373,7 @@ mod tests {
             .await
             .unwrap();
         rows.iter()
-            .map(|row| row.try_get::<String, _>("id").unwrap())
+            .map(|row| row.col::<String>("id").unwrap())
             .collect()
     }
 

@@ -3,11 +3,11 @@
 
 use mosaic_api::{Owner, Page, PageQuery, TeamRole, Workspace};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::page::ListQuery;
 use crate::principal::local_user;
+use crate::row::{Columns, FromRow};
 use crate::teams::role_in_team;
 use crate::visibility::{visible, Table};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
@@ -15,26 +15,17 @@ use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 const WORKSPACE_COLUMNS: &str =
     "id, name, description, owner_user_id, owner_team_id, created_at, updated_at";
 
-fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
-    let user: Option<String> = row.try_get("owner_user_id")?;
-    let team: Option<String> = row.try_get("owner_team_id")?;
-    let owner = match (user, team) {
-        (Some(id), None) => Owner::User { id },
-        (None, Some(id)) => Owner::Team { id },
-        _ => {
-            return Err(StoreError::Invalid(
-                "workspace without a single owner".into(),
-            ))
-        }
-    };
-    Ok(Workspace {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        owner,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Workspace {
+    fn from_row(row: &AnyRow) -> Result<Workspace> {
+        Ok(Workspace {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            description: row.col("description")?,
+            owner: Owner::from_row(row)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 fn check_name(name: &str) -> Result<String> {
@@ -67,7 +58,7 @@ async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Work
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    workspace_from_row(&row)
+    Workspace::from_row(&row)
 }
 
 /// Visible, and the caller may change it.
@@ -151,7 +142,7 @@ impl Store {
                  ORDER BY id LIMIT $2"
             ),
             binds: visible.binds,
-            row: workspace_from_row,
+            row: Workspace::from_row,
             id: |w: &Workspace| w.id.clone(),
         };
         self.list_page(p, page, q).await

@@ -3,8 +3,8 @@
 //! meaning search and the embedder.
 
 use mosaic_api::BrainKind;
-use sqlx::Row;
 
+use crate::row::Columns;
 use crate::visibility::{Table, Visible};
 use crate::Result;
 
@@ -50,7 +50,7 @@ pub(crate) fn union_per_kind(
 
 /// The position in `kinds` of a row of a [`union_per_kind`] statement.
 pub(crate) fn row_kind(row: &sqlx::any::AnyRow, kinds: &[BrainKind]) -> Result<Option<usize>> {
-    let k: i32 = row.try_get("k")?;
+    let k: i32 = row.col("k")?;
     Ok(usize::try_from(k).ok().filter(|&k| k < kinds.len()))
 }
 

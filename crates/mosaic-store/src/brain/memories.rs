@@ -7,14 +7,14 @@ use mosaic_api::{
     DEFAULT_IMPORTANCE, MAX_MEMORY_CHARS, MAX_PINNED,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::list::BrainList;
 use super::{
     check_may_delete, decode_labels, encode_labels, index_text, new_owner, normalise_labels,
-    owner_columns, owner_from_row,
+    owner_columns,
 };
 use crate::db::{Acting, Tx};
+use crate::row::{parsed, Columns, FromRow};
 use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
@@ -26,25 +26,25 @@ fn select_columns() -> String {
     format!("{MEMORY_COLUMNS}, CASE WHEN embedding IS NULL THEN 0 ELSE 1 END AS embedded")
 }
 
-fn memory_from_row(row: &AnyRow) -> Result<Memory> {
-    let kind: String = row.try_get("kind")?;
-    Ok(Memory {
-        id: row.try_get("id")?,
-        text: row.try_get("text")?,
-        kind: MemoryKind::parse(&kind)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown memory kind '{kind}'")))?,
-        tags: decode_labels(&row.try_get::<String, _>("tags")?),
-        importance: u8::try_from(row.try_get::<i64, _>("importance")?)
-            .unwrap_or(DEFAULT_IMPORTANCE),
-        pinned: row.try_get::<i64, _>("pinned")? != 0,
-        agent_id: row.try_get("agent_id")?,
-        source_session_id: row.try_get("source_session_id")?,
-        owner: owner_from_row(row)?,
-        embedded: row.try_get::<i64, _>("embedded")? != 0,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-        used_at: row.try_get::<Option<i64>, _>("used_at")?.map(format_time),
-    })
+impl FromRow for Memory {
+    fn from_row(row: &AnyRow) -> Result<Memory> {
+        let kind: String = row.col("kind")?;
+        Ok(Memory {
+            id: row.col("id")?,
+            text: row.col("text")?,
+            kind: parsed("memory kind", &kind, MemoryKind::parse)?,
+            tags: decode_labels(&row.col::<String>("tags")?),
+            importance: u8::try_from(row.col::<i64>("importance")?).unwrap_or(DEFAULT_IMPORTANCE),
+            pinned: row.col::<i64>("pinned")? != 0,
+            agent_id: row.col("agent_id")?,
+            source_session_id: row.col("source_session_id")?,
+            owner: Owner::from_row(row)?,
+            embedded: row.col::<i64>("embedded")? != 0,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+            used_at: row.col::<Option<i64>>("used_at")?.map(format_time),
+        })
+    }
 }
 
 async fn select_memory(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Memory> {
@@ -59,7 +59,7 @@ async fn select_memory(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Memor
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    memory_from_row(&row)
+    Memory::from_row(&row)
 }
 
 /// Trimmed, 1 to [`MAX_MEMORY_CHARS`] characters.
@@ -124,7 +124,7 @@ async fn check_pin_room(tx: &mut Tx<'_>, owner: &Owner, except: Option<&str>) ->
         )
         .await?;
     let pinned = match row {
-        Some(row) => row.try_get::<i64, _>("n")?,
+        Some(row) => row.col::<i64>("n")?,
         None => 0,
     };
     if pinned >= MAX_PINNED as i64 {
@@ -208,7 +208,7 @@ impl Store {
                 p,
                 q.cursor.as_deref(),
                 q.limit,
-                memory_from_row,
+                Memory::from_row,
                 |m| m.id.clone(),
             )
             .await
@@ -234,7 +234,7 @@ impl Store {
             .fetch_all(visible.bind(sqlx::query(&sql).bind(agent_id).bind(MAX_PINNED as i64)))
             .await?;
         tx.commit().await?;
-        rows.iter().map(memory_from_row).collect()
+        rows.iter().map(Memory::from_row).collect()
     }
 
     /// Change a memory; members of an owning team may.

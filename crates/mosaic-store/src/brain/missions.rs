@@ -7,13 +7,11 @@ use mosaic_api::{
     Page, UpdateMissionRequest, DEFAULT_LIMIT, MAX_CRITERIA_BYTES, MAX_LIMIT, MAX_MILESTONES,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
-use super::{
-    check_may_delete, check_reference, check_title, new_owner, owner_columns, owner_from_row,
-};
+use super::{check_may_delete, check_reference, check_title, new_owner, owner_columns};
 use crate::db::{Acting, Tx};
 use crate::page::paginate;
+use crate::row::{json, parsed, Columns, FromRow};
 use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
@@ -26,29 +24,28 @@ const MISSION_SELECT: &str = "SELECT m.id, m.goal, m.success_criteria, m.milesto
        AS tasks_done \
      FROM missions m";
 
-fn mission_from_row(row: &AnyRow) -> Result<Mission> {
-    let status: String = row.try_get("status")?;
-    let milestones: String = row.try_get("milestones")?;
-    let count = |name: &str| -> Result<u64> {
-        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
-    };
-    Ok(Mission {
-        id: row.try_get("id")?,
-        goal: row.try_get("goal")?,
-        success_criteria: row.try_get("success_criteria")?,
-        milestones: serde_json::from_str(&milestones)
-            .map_err(|e| StoreError::Invalid(format!("stored milestones are not JSON: {e}")))?,
-        project_id: row.try_get("project_id")?,
-        owner: owner_from_row(row)?,
-        status: MissionStatus::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown mission status '{status}'")))?,
-        progress: MissionProgress {
-            tasks_total: count("tasks_total")?,
-            tasks_done: count("tasks_done")?,
-        },
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Mission {
+    fn from_row(row: &AnyRow) -> Result<Mission> {
+        let status: String = row.col("status")?;
+        let milestones: String = row.col("milestones")?;
+        let count =
+            |name: &str| -> Result<u64> { Ok(u64::try_from(row.col::<i64>(name)?).unwrap_or(0)) };
+        Ok(Mission {
+            id: row.col("id")?,
+            goal: row.col("goal")?,
+            success_criteria: row.col("success_criteria")?,
+            milestones: json("milestones", &milestones)?,
+            project_id: row.col("project_id")?,
+            owner: Owner::from_row(row)?,
+            status: parsed("mission status", &status, MissionStatus::parse)?,
+            progress: MissionProgress {
+                tasks_total: count("tasks_total")?,
+                tasks_done: count("tasks_done")?,
+            },
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 async fn select_mission(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Mission> {
@@ -60,7 +57,7 @@ async fn select_mission(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Miss
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    mission_from_row(&row)
+    Mission::from_row(&row)
 }
 
 fn check_criteria(text: &str) -> Result<()> {
@@ -183,7 +180,7 @@ impl Store {
         tx.commit().await?;
         let items = rows
             .iter()
-            .map(mission_from_row)
+            .map(Mission::from_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(paginate(items, limit, |m: &Mission| m.id.clone()))
     }

@@ -27,24 +27,13 @@ pub(crate) use vectors::VectorIndex;
 pub use vectors::{PendingText, QueryVector, MAX_EMBED_CHARS};
 
 use mosaic_api::{Owner, MAX_BODY_BYTES, MAX_LABELS, MAX_LABEL_CHARS, MAX_TITLE_CHARS};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Backend, Tx};
 use crate::principal::local_user;
+use crate::row::FromRow;
 use crate::teams::role_in_team;
 use crate::visibility::Table;
 use crate::{Principal, Result, StoreError};
-
-pub(crate) fn owner_from_row(row: &AnyRow) -> Result<Owner> {
-    let user: Option<String> = row.try_get("owner_user_id")?;
-    let team: Option<String> = row.try_get("owner_team_id")?;
-    match (user, team) {
-        (Some(id), None) => Ok(Owner::User { id }),
-        (None, Some(id)) => Ok(Owner::Team { id }),
-        _ => Err(StoreError::Invalid("item without a single owner".into())),
-    }
-}
 
 /// The `(owner_user_id, owner_team_id)` columns of an owner.
 pub(crate) fn owner_columns(owner: &Owner) -> (Option<String>, Option<String>) {
@@ -108,7 +97,7 @@ pub(crate) async fn check_reference(
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?;
     match row {
-        Some(row) if owner_from_row(&row)? == *owner => Ok(()),
+        Some(row) if Owner::from_row(&row)? == *owner => Ok(()),
         // Well formed, but naming nothing it may refer to: a conflict with what exists.
         _ => Err(StoreError::Conflict(format!(
             "no {what} {id} with the same owner"

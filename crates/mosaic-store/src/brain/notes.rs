@@ -1,32 +1,34 @@
 //! Notes: markdown documents with tags, optionally in a project.
 
-use mosaic_api::{BrainKind, CreateNoteRequest, Note, NoteQuery, Page, UpdateNoteRequest};
+use mosaic_api::{BrainKind, CreateNoteRequest, Note, NoteQuery, Owner, Page, UpdateNoteRequest};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
-    index_text, new_owner, normalise_labels, owner_columns, owner_from_row,
+    index_text, new_owner, normalise_labels, owner_columns,
 };
 use crate::db::{Acting, Tx};
+use crate::row::{Columns, FromRow};
 use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const NOTE_COLUMNS: &str =
     "id, title, body, tags, project_id, owner_user_id, owner_team_id, created_at, updated_at";
 
-fn note_from_row(row: &AnyRow) -> Result<Note> {
-    Ok(Note {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        body: row.try_get("body")?,
-        tags: decode_labels(&row.try_get::<String, _>("tags")?),
-        project_id: row.try_get("project_id")?,
-        owner: owner_from_row(row)?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Note {
+    fn from_row(row: &AnyRow) -> Result<Note> {
+        Ok(Note {
+            id: row.col("id")?,
+            title: row.col("title")?,
+            body: row.col("body")?,
+            tags: decode_labels(&row.col::<String>("tags")?),
+            project_id: row.col("project_id")?,
+            owner: Owner::from_row(row)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 async fn select_note(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Note> {
@@ -40,7 +42,7 @@ async fn select_note(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Note> {
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    note_from_row(&row)
+    Note::from_row(&row)
 }
 
 impl Store {
@@ -99,7 +101,7 @@ impl Store {
             .eq("project_id", q.project_id.as_deref())
             .label("tags", q.tag.as_deref())
             .words(self, q.q.as_deref())
-            .page(self, p, q.cursor.as_deref(), q.limit, note_from_row, |n| {
+            .page(self, p, q.cursor.as_deref(), q.limit, Note::from_row, |n| {
                 n.id.clone()
             })
             .await

@@ -5,33 +5,31 @@ use mosaic_api::{
     CreateProjectRequest, Owner, Page, Project, ProjectQuery, ProjectStatus, UpdateProjectRequest,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::list::BrainList;
-use super::{
-    check_body, check_may_delete, check_reference, check_title, new_owner, owner_columns,
-    owner_from_row,
-};
+use super::{check_body, check_may_delete, check_reference, check_title, new_owner, owner_columns};
 use crate::db::{Acting, Tx};
+use crate::row::{parsed, Columns, FromRow};
 use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const PROJECT_COLUMNS: &str = "id, name, description, status, owner_user_id, owner_team_id, \
      workspace_id, created_at, updated_at";
 
-fn project_from_row(row: &AnyRow) -> Result<Project> {
-    let status: String = row.try_get("status")?;
-    Ok(Project {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        status: ProjectStatus::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown project status '{status}'")))?,
-        owner: owner_from_row(row)?,
-        workspace_id: row.try_get("workspace_id")?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Project {
+    fn from_row(row: &AnyRow) -> Result<Project> {
+        let status: String = row.col("status")?;
+        Ok(Project {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            description: row.col("description")?,
+            status: parsed("project status", &status, ProjectStatus::parse)?,
+            owner: Owner::from_row(row)?,
+            workspace_id: row.col("workspace_id")?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 pub(crate) async fn select_project(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Project> {
@@ -45,7 +43,7 @@ pub(crate) async fn select_project(tx: &mut Tx<'_>, p: &Principal, id: &str) -> 
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    project_from_row(&row)
+    Project::from_row(&row)
 }
 
 async fn check_workspace(
@@ -120,7 +118,7 @@ impl Store {
                 p,
                 q.cursor.as_deref(),
                 q.limit,
-                project_from_row,
+                Project::from_row,
                 |p| p.id.clone(),
             )
             .await

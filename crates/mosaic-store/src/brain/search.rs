@@ -12,13 +12,13 @@
 use std::collections::HashMap;
 
 use mosaic_api::{BrainKind, ScoreParts, SearchHit};
-use sqlx::Row;
 
 use super::kinds::{
     bind_all, row_kind, table, text_columns, union_per_kind, visible_per_kind, ALL_KINDS,
 };
 use super::{text_query, QueryVector};
 use crate::db::{Acting, Backend, Tx};
+use crate::row::{Columns, FromRow};
 use crate::visibility::Table;
 use crate::{Principal, Result, Store};
 
@@ -138,7 +138,7 @@ async fn ranked_ids(
     let mut ranked = vec![Vec::new(); kinds.len()];
     for row in rows {
         if let Some(k) = row_kind(&row, kinds)? {
-            ranked[k].push((row.try_get("id")?, row.try_get("score")?));
+            ranked[k].push((row.col("id")?, row.col("score")?));
         }
     }
     // UNION ALL keeps each part's rows together but not their order across parts.
@@ -186,10 +186,7 @@ async fn lexical_rows(
         .await?;
     let mut found: HashMap<String, (String, String)> = HashMap::new();
     for row in rows {
-        found.insert(
-            row.try_get("id")?,
-            (row.try_get("title")?, row.try_get("snippet")?),
-        );
+        found.insert(row.col("id")?, (row.col("title")?, row.col("snippet")?));
     }
     Ok(ranked
         .iter()
@@ -223,13 +220,15 @@ fn ids_param(backend: Backend, ids: &[&str]) -> String {
     }
 }
 
-fn lexical_from_row(row: &sqlx::any::AnyRow) -> Result<Lexical> {
-    Ok(Lexical {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        snippet: row.try_get("snippet")?,
-        score: row.try_get("score")?,
-    })
+impl FromRow for Lexical {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Lexical> {
+        Ok(Lexical {
+            id: row.col("id")?,
+            title: row.col("title")?,
+            snippet: row.col("snippet")?,
+            score: row.col("score")?,
+        })
+    }
 }
 
 /// SQLite: FTS5's bm25 (lower is better; a title word weighs 10, a body word 1), over
@@ -255,7 +254,7 @@ async fn lexical_sqlite(
         .fetch_optional(visible.bind(sqlx::query(&floor_sql).bind(query).bind(RANK_CAP - 1)))
         .await?
     {
-        Some(row) => row.try_get("seq")?,
+        Some(row) => row.col("seq")?,
         None => 0,
     };
     let (title, snippet, bm25) = match kind {
@@ -289,7 +288,7 @@ async fn lexical_sqlite(
             ),
         )
         .await?;
-    rows.iter().map(lexical_from_row).collect()
+    rows.iter().map(Lexical::from_row).collect()
 }
 
 /// A memory's text as a hit title: its first line, shortened.
@@ -333,15 +332,15 @@ async fn describe(
     let query = visible.bind(sqlx::query(&sql).bind(ids_param(tx.backend(), ids)));
     let mut out = HashMap::new();
     for row in tx.fetch_all(query).await? {
-        let title: String = row.try_get("title")?;
-        let body: String = row.try_get("body")?;
+        let title: String = row.col("title")?;
+        let body: String = row.col("body")?;
         let (title, snippet) = match kind {
             BrainKind::Memory => (memory_title(&title), excerpt(&title)),
             // A task without a body is its title.
             _ if body.trim().is_empty() => (title.clone(), title),
             _ => (title, excerpt(&body)),
         };
-        out.insert(row.try_get("id")?, (title, snippet));
+        out.insert(row.col("id")?, (title, snippet));
     }
     Ok(out)
 }

@@ -7,14 +7,14 @@ use mosaic_api::{
     UpdateTaskRequest,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
-    index_text, new_owner, normalise_labels, owner_columns, owner_from_row, parse_time,
+    index_text, new_owner, normalise_labels, owner_columns, parse_time,
 };
 use crate::db::{Acting, Tx};
+use crate::row::{parsed, Columns, FromRow};
 use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
@@ -25,28 +25,28 @@ const TASK_COLUMNS: &str = "id, title, body, status, priority, due_at, assignee_
 /// Deeper parent chains than this are refused (and bound the ancestor walk).
 const MAX_DEPTH: i64 = 1000;
 
-fn task_from_row(row: &AnyRow) -> Result<Task> {
-    let status: String = row.try_get("status")?;
-    let priority: String = row.try_get("priority")?;
-    Ok(Task {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        body: row.try_get("body")?,
-        status: TaskStatus::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown task status '{status}'")))?,
-        priority: TaskPriority::parse(&priority)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown priority '{priority}'")))?,
-        due_at: row.try_get::<Option<i64>, _>("due_at")?.map(format_time),
-        assignee_user_id: row.try_get("assignee_user_id")?,
-        labels: decode_labels(&row.try_get::<String, _>("labels")?),
-        project_id: row.try_get("project_id")?,
-        parent_task_id: row.try_get("parent_task_id")?,
-        mission_id: row.try_get("mission_id")?,
-        owner: owner_from_row(row)?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-        done_at: row.try_get::<Option<i64>, _>("done_at")?.map(format_time),
-    })
+impl FromRow for Task {
+    fn from_row(row: &AnyRow) -> Result<Task> {
+        let status: String = row.col("status")?;
+        let priority: String = row.col("priority")?;
+        Ok(Task {
+            id: row.col("id")?,
+            title: row.col("title")?,
+            body: row.col("body")?,
+            status: parsed("task status", &status, TaskStatus::parse)?,
+            priority: parsed("priority", &priority, TaskPriority::parse)?,
+            due_at: row.col::<Option<i64>>("due_at")?.map(format_time),
+            assignee_user_id: row.col("assignee_user_id")?,
+            labels: decode_labels(&row.col::<String>("labels")?),
+            project_id: row.col("project_id")?,
+            parent_task_id: row.col("parent_task_id")?,
+            mission_id: row.col("mission_id")?,
+            owner: Owner::from_row(row)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+            done_at: row.col::<Option<i64>>("done_at")?.map(format_time),
+        })
+    }
 }
 
 pub(crate) async fn select_task(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Task> {
@@ -60,7 +60,7 @@ pub(crate) async fn select_task(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Res
         .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    task_from_row(&row)
+    Task::from_row(&row)
 }
 
 /// The assignee must be the owning user or a member of the owning team.
@@ -120,9 +120,9 @@ async fn check_parent(
         .await?;
     match found {
         None => Ok(()),
-        Some(row) if task == Some(row.try_get::<String, _>("id")?.as_str()) => Err(
-            StoreError::Conflict("a task cannot be its own ancestor".into()),
-        ),
+        Some(row) if task == Some(row.col::<String>("id")?.as_str()) => Err(StoreError::Conflict(
+            "a task cannot be its own ancestor".into(),
+        )),
         Some(_) => Err(StoreError::Conflict("tasks nest too deeply".into())),
     }
 }
@@ -209,7 +209,7 @@ impl Store {
             .eq("mission_id", q.mission_id.as_deref())
             .before("due_at", due_before)
             .words(self, q.q.as_deref())
-            .page(self, p, q.cursor.as_deref(), q.limit, task_from_row, |t| {
+            .page(self, p, q.cursor.as_deref(), q.limit, Task::from_row, |t| {
                 t.id.clone()
             })
             .await

@@ -18,6 +18,7 @@ mod support;
 mod agents;
 mod bootstrap;
 mod brain;
+mod corrupt;
 mod credentials;
 mod memories;
 mod missions;

@@ -147,6 +147,7 @@ pub enum Kind {
     Forbidden,
     Conflict,
     Invalid,
+    Corrupt,
 }
 
 /// Unwrap the error of a result that must have failed, and name its kind.
@@ -158,6 +159,7 @@ pub fn err_kind<T: std::fmt::Debug>(result: Result<T, StoreError>) -> Kind {
         Err(StoreError::Forbidden(_)) => Kind::Forbidden,
         Err(StoreError::Conflict(_)) => Kind::Conflict,
         Err(StoreError::Invalid(_)) => Kind::Invalid,
+        Err(StoreError::Corrupt(_)) => Kind::Corrupt,
         Err(e) => panic!("expected a domain error, got {e:?}"),
     }
 }

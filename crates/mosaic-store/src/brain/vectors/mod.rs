@@ -23,10 +23,10 @@ mod sqlite;
 pub(crate) use sqlite::VectorIndex;
 
 use mosaic_api::BrainKind;
-use sqlx::Row;
 
 use super::kinds::{same_text, table, text_columns, ALL_KINDS};
 use crate::db::{Acting, Backend, Tx};
+use crate::row::Columns;
 use crate::{Principal, Result, Store};
 
 /// Longest text handed to the embedding model, in characters (models truncate to their
@@ -109,9 +109,9 @@ impl Store {
             for row in tx.fetch_all(sqlx::query(&sql).bind(left)).await? {
                 out.push(PendingText {
                     kind,
-                    id: row.try_get("id")?,
-                    title: row.try_get("title")?,
-                    body: row.try_get("body")?,
+                    id: row.col("id")?,
+                    title: row.col("title")?,
+                    body: row.col("body")?,
                 });
             }
         }
@@ -193,8 +193,8 @@ impl Store {
                 .await?
                 .map(|row| -> Result<String> {
                     Ok(sqlite::owner_key(
-                        row.try_get("owner_user_id")?,
-                        row.try_get("owner_team_id")?,
+                        row.col("owner_user_id")?,
+                        row.col("owner_team_id")?,
                     ))
                 })
                 .transpose()?

@@ -2,11 +2,11 @@
 //! (cosine distance) and the visibility predicate in the query.
 
 use mosaic_api::BrainKind;
-use sqlx::Row;
 
 use super::super::kinds::{bind_all, row_kind, table, union_per_kind, visible_per_kind, ALL_KINDS};
 use super::{Neighbour, QueryVector};
 use crate::db::{Acting, Tx};
+use crate::row::Columns;
 use crate::{Principal, Result, Store};
 
 /// pgvector's HNSW indexes hold vectors of at most this many dimensions.
@@ -87,8 +87,8 @@ pub(super) async fn nearest(
         if let Some(k) = row_kind(&row, kinds)? {
             out.push(Neighbour {
                 kind: kinds[k],
-                id: row.try_get("id")?,
-                similarity: row.try_get("similarity")?,
+                id: row.col("id")?,
+                similarity: row.col("similarity")?,
             });
         }
     }

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use mosaic_api::BrainKind;
-use sqlx::Row;
 
 use super::super::kinds::{table, ALL_KINDS};
 use super::{cosine, norm, Neighbour, QueryVector};
 use crate::db::Tx;
+use crate::row::Columns;
 use crate::visibility::Table;
 use crate::{Principal, Result, Store, StoreError};
 
@@ -205,7 +205,7 @@ impl Store {
                 .await?;
             keys.push(format!("u:{me}"));
             for row in rows {
-                keys.push(format!("t:{}", row.try_get::<String, _>("team_id")?));
+                keys.push(format!("t:{}", row.col::<String>("team_id")?));
             }
         }
         // Four times as many candidates as asked for, re-scored exactly below: the
@@ -257,10 +257,10 @@ impl Store {
                 query = query.bind(id);
             }
             for row in tx.fetch_all(visible.bind(query)).await? {
-                let blob: Vec<u8> = row.try_get("embedding")?;
+                let blob: Vec<u8> = row.col("embedding")?;
                 out.push(Neighbour {
                     kind: *kind,
-                    id: row.try_get("id")?,
+                    id: row.col("id")?,
                     similarity: cosine(&from_blob(&blob), &q.values),
                 });
             }
@@ -282,9 +282,9 @@ async fn load_index(tx: &mut Tx<'_>, model: &str, dims: usize) -> Result<VectorI
             .fetch_all(sqlx::query(&sql).bind(model).bind(dims as i64))
             .await?;
         for row in rows {
-            let blob: Vec<u8> = row.try_get("embedding")?;
-            let id: String = row.try_get("id")?;
-            let owner = owner_key(row.try_get("owner_user_id")?, row.try_get("owner_team_id")?);
+            let blob: Vec<u8> = row.col("embedding")?;
+            let id: String = row.col("id")?;
+            let owner = owner_key(row.col("owner_user_id")?, row.col("owner_team_id")?);
             index.insert(kind, &id, owner, &from_blob(&blob));
         }
     }
