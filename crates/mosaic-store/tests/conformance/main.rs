@@ -27,6 +27,7 @@ mod prefs;
 mod providers;
 mod rls;
 mod runs;
+mod schema;
 mod sessions;
 mod teams;
 mod usage;
