@@ -2,6 +2,7 @@
 //! team's are read and written by its members and deleted by its owners and admins;
 //! references stay within one owner; lexical search sees only what the caller may.
 
+use mosaic_test_support::engines;
 use std::collections::HashSet;
 
 use mosaic_api::{

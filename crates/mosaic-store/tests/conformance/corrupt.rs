@@ -4,6 +4,7 @@
 
 use mosaic_api::{CreateTaskRequest, EntryBody, TaskQuery};
 use mosaic_store::{Parent, Principal};
+use mosaic_test_support::engines;
 use sqlx::{Connection, Executor};
 
 use crate::support::{err_kind, Engine, Kind, TestDb};

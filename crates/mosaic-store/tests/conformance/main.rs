@@ -12,7 +12,6 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[macro_use]
 mod support;
 
 mod agents;

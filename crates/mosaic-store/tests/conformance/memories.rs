@@ -9,6 +9,7 @@ use mosaic_api::{
     DEFAULT_IMPORTANCE, MAX_MEMORY_CHARS, MAX_PINNED,
 };
 use mosaic_store::{default_agent, PendingText, Principal, QueryVector, Store};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};

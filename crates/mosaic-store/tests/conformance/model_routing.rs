@@ -2,6 +2,7 @@
 //! and invisible to other users.
 
 use mosaic_api::{ConfigScope, RouteInfo, RouteStep};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::providers::{step, tick};

@@ -6,6 +6,7 @@
 
 use mosaic_api::{ConfigScope, PageQuery, ProviderKind, RouteStep, Scope, TeamRole, WireApi};
 use mosaic_store::{now_ms, NewApiToken, NewProvider, NewWebSession, Principal};
+use mosaic_test_support::postgres_only;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};

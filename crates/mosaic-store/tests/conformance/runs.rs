@@ -3,6 +3,7 @@
 
 use mosaic_api::{Delivery, EntryBody, PageQuery, RunStatus, RunUsage};
 use mosaic_store::{Parent, PartialAnswer, RunEnd, RunProgress};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use pretty_assertions::assert_eq;
 use sqlx::{Connection, PgConnection, Row, SqliteConnection};
 
+use mosaic_test_support::OnEngine;
+
 use crate::support::{Engine, TestDb};
 
 /// One column as both engines can describe it.

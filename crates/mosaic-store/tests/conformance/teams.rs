@@ -2,6 +2,7 @@
 //! without an owner.
 
 use mosaic_api::{PageQuery, Team, TeamMember, TeamRole};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};

@@ -2,6 +2,7 @@
 
 use mosaic_api::UsageRow;
 use mosaic_store::{day_of, now_ms, Principal};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use sqlx::Connection;
 

@@ -3,6 +3,7 @@
 
 use mosaic_api::{PageQuery, Scope, TeamRole, User};
 use mosaic_store::{now_ms, NewApiToken, NewWebSession, Principal, UserChanges};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
