@@ -321,6 +321,8 @@ impl Store {
             _writer: guard,
         };
         if tx.backend == Backend::Postgres {
+            // A principal that is not a local user has no uid: row-level security then
+            // shows it nothing until policies for its kind exist.
             let uid = match who {
                 Acting::As(p) => p.local_user().unwrap_or_default(),
                 Acting::System => "",

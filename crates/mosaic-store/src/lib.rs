@@ -6,7 +6,8 @@
 //! One implementation serves both engines through sqlx's `Any` driver: SQLite (the
 //! embedded default, WAL) and PostgreSQL (where row-level security, set up by the
 //! migrations, is a second wall behind the scoping done here). SQL is written once with
-//! `$n` placeholders and translated for SQLite.
+//! `$n` placeholders and translated for SQLite. What a principal may see is decided in
+//! one place (`visibility.rs`); rows are read back through `row.rs`.
 
 mod agents;
 mod bootstrap;
