@@ -8,12 +8,9 @@ use crate::row::Columns;
 use crate::visibility::{Table, Visible};
 use crate::Result;
 
+/// The name of a kind's table.
 pub(crate) fn table(kind: BrainKind) -> &'static str {
-    match kind {
-        BrainKind::Task => "tasks",
-        BrainKind::Note => "notes",
-        BrainKind::Memory => "memories",
-    }
+    Table::brain(kind).name()
 }
 
 /// The `title` and `body` of a kind's rows, as SQL (a memory has only its text).
