@@ -116,9 +116,9 @@ pub(crate) struct HotReads {
     /// By cookie hash.
     pub(crate) web_sessions: ReadCache<String, crate::WebSessionAuth>,
     /// By acting principal.
-    pub(crate) providers: ReadCache<(String, bool), Vec<crate::ProviderForCall>>,
+    pub(crate) providers: ReadCache<crate::Principal, Vec<crate::ProviderForCall>>,
     /// By acting principal and route name.
-    pub(crate) routes: ReadCache<(String, bool, String), mosaic_api::RouteInfo>,
+    pub(crate) routes: ReadCache<(crate::Principal, String), mosaic_api::RouteInfo>,
 }
 
 #[cfg(test)]
