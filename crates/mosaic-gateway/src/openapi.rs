@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::routes::{
-    agents, auth, brain, health, memories, model_routes, openai_compat, prefs, providers, runs,
+    agents, auth, brain, health, memories, openai_compat, prefs, providers, routing, runs,
     sessions, teams, tokens, users, workspaces,
 };
 use crate::AppState;
@@ -114,11 +114,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             providers::delete_provider
         ))
         .routes(routes!(providers::test_provider))
-        .routes(routes!(model_routes::list_models))
-        .routes(routes!(model_routes::model_health))
-        .routes(routes!(model_routes::list_routes, model_routes::set_route))
-        .routes(routes!(model_routes::get_route, model_routes::delete_route))
-        .routes(routes!(model_routes::get_usage))
+        .routes(routes!(routing::list_models))
+        .routes(routes!(routing::model_health))
+        .routes(routes!(routing::list_routes, routing::set_route))
+        .routes(routes!(routing::get_route, routing::delete_route))
+        .routes(routes!(routing::get_usage))
         .routes(routes!(agents::list_agents, agents::create_agent))
         .routes(routes!(
             agents::get_agent,

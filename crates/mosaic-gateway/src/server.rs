@@ -37,7 +37,7 @@ pub enum ServeError {
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Secrets(#[from] crate::secretbox::SecretBoxError),
+    Secrets(#[from] crate::encryption::SecretBoxError),
     #[error(transparent)]
     Locked(#[from] crate::datalock::LockError),
     #[error("cannot build the outbound HTTP client: {0}")]
@@ -151,7 +151,7 @@ impl Server {
         if let Some(token) = crate::routes::auth::issue_bootstrap_token(&store, startup).await? {
             announce_bootstrap(&token, local_addr);
         }
-        let secrets = crate::secretbox::SecretBox::open(&config.secret_key_file()?)?;
+        let secrets = crate::encryption::SecretBox::open(&config.secret_key_file()?)?;
         let state = AppState::new(store.clone(), config, secrets)?;
         let runtime = state.runtime.clone();
         crate::routes::health::check_integrity(&state);

@@ -12,13 +12,13 @@ use mosaic_api::{
 use mosaic_store::{NewApiToken, NewUser, NewWebSession, Principal, StoreError, UserChanges};
 
 use crate::auth::{Auth, Credential};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
-use crate::routes::{client_ip, no_content};
-use crate::secrets::{
+use crate::credentials::{
     check_password_policy, hash_password, random_token, token_hash, verify_password,
     API_TOKEN_PREFIX, BOOTSTRAP_PREFIX, SESSION_PREFIX,
 };
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::routes::{client_ip, no_content};
 use crate::AppState;
 
 fn rate_limited(retry_after: Duration) -> Response {

@@ -11,10 +11,10 @@ use mosaic_api::{
 use mosaic_store::NewApiToken;
 
 use crate::auth::Auth;
+use crate::credentials::{random_token, token_hash, API_TOKEN_PREFIX};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
-use crate::secrets::{random_token, token_hash, API_TOKEN_PREFIX};
 use crate::AppState;
 
 const DEFAULT_TTL: Duration = Duration::from_secs(90 * 86_400);

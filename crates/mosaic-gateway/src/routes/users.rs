@@ -8,10 +8,10 @@ use mosaic_api::{CreateUserRequest, ErrorBody, Page, PageQuery, UpdateUserReques
 use mosaic_store::{NewUser, UserChanges};
 
 use crate::auth::Auth;
+use crate::credentials::{check_password_policy, hash_password};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
-use crate::secrets::{check_password_policy, hash_password};
 use crate::AppState;
 
 /// Admin: list users.

@@ -1,4 +1,5 @@
-//! Models, routes, their health, and token usage.
+//! Model routing: the models providers offer, routes over them, their health, and token
+//! usage.
 
 use axum::extract::State;
 use axum::response::Response;
