@@ -79,35 +79,31 @@ pub async fn issue_bootstrap_offline(config: &Config) -> Result<Option<String>, 
 pub fn app(state: AppState) -> Router {
     let (api, _doc) = crate::openapi::api();
     let body_limit = state.config.body_limit_bytes;
-    // Outside the API document: a scrape target, not an operation of the contract.
-    api.route(
-        "/metrics",
-        axum::routing::get(crate::routes::metrics::metrics),
-    )
-    .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
-    .method_not_allowed_fallback(|| async {
-        ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            "method not allowed on this route",
-        )
-    })
-    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::limits::request_limits,
-    ))
-    .layer(CatchPanicLayer::custom(
-        |_panic: Box<dyn std::any::Any + Send>| {
-            tracing::error!("a request handler panicked");
-            (StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal()).into_response()
-        },
-    ))
-    // Outermost, after the fallbacks: 404s, 405s and panics are traced and counted too.
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::telemetry::http::trace_request,
-    ))
-    .with_state(state)
+    api.merge(crate::routes::metrics::router())
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::request_limits,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked");
+                (StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal()).into_response()
+            },
+        ))
+        // Outermost, after the fallbacks: 404s, 405s and panics are traced and counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::http::trace_request,
+        ))
+        .with_state(state)
 }
 
 /// How long a session nobody follows and nothing runs in keeps its live events in

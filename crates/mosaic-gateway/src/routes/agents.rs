@@ -5,12 +5,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{Agent, AgentList, CreateAgentRequest, ErrorBody, UpdateAgentRequest};
 use mosaic_store::{AgentChanges, NewAgent};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of agents.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_agents, create_agent))
+        .routes(routes!(get_agent, update_agent, delete_agent))
+}
 
 /// Your agents (the `default` one always among them).
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", operation_id = "list_agents",

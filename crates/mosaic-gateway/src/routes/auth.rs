@@ -10,6 +10,8 @@ use mosaic_api::{
     LoginRequest, LoginResponse, Scope, WhoAmI, CSRF_COOKIE, SESSION_COOKIE,
 };
 use mosaic_store::{NewApiToken, NewUser, NewWebSession, Principal, StoreError, UserChanges};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Auth, Credential};
 use crate::credentials::{
@@ -20,6 +22,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::routes::{client_ip, no_content};
 use crate::AppState;
+
+/// The routes of logging in and out, the bootstrap of the first admin, who am I, password
+/// changes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(bootstrap_status, bootstrap))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(whoami))
+        .routes(routes!(change_password))
+}
 
 fn rate_limited(retry_after: Duration) -> Response {
     let secs = retry_after.as_secs().max(1);

@@ -14,12 +14,28 @@ use mosaic_api::{
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of projects, tasks, missions, notes, and the search over the brain.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, update_project, delete_project))
+        .routes(routes!(list_tasks, create_task))
+        .routes(routes!(get_task, update_task, delete_task))
+        .routes(routes!(list_missions, create_mission))
+        .routes(routes!(get_mission, update_mission, delete_mission))
+        .routes(routes!(list_notes, create_note))
+        .routes(routes!(get_note, update_note, delete_note))
+        .routes(routes!(search_brain))
+}
 
 /// Projects you can see, newest first.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "brain", operation_id = "list_projects",

@@ -4,9 +4,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::extract::Json;
 use crate::AppState;
+
+/// The routes of liveness and readiness.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {

@@ -7,12 +7,21 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{CreateMemoryRequest, ErrorBody, Memory, MemoryQuery, Page, UpdateMemoryRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of memories.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_memories, create_memory))
+        .routes(routes!(get_memory, update_memory, delete_memory))
+}
 
 /// Memories you can see, newest first.
 #[utoipa::path(get, path = "/api/v1/memories", tag = "brain", operation_id = "list_memories",

@@ -16,6 +16,8 @@ use mosaic_api::ErrorBody;
 use mosaic_llm::{ChatRequest, Message, Role, StopReason, StreamEvent, ToolCall, ToolSpec, Usage};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -23,6 +25,13 @@ use crate::extract::Json;
 use crate::models::Call;
 use crate::revocation::Watch;
 use crate::AppState;
+
+/// The routes of the OpenAI-compatible endpoints.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chat_completions))
+        .routes(routes!(openai_models))
+}
 
 fn text_of(content: &Value) -> ApiResult<String> {
     match content {

@@ -3,12 +3,21 @@
 use axum::extract::State;
 use axum::response::Response;
 use mosaic_api::{ErrorBody, Preference, PreferenceList, SetPreferenceRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of preferences.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_preferences))
+        .routes(routes!(get_preference, set_preference, delete_preference))
+}
 
 /// Every preference you have set.
 #[utoipa::path(get, path = "/api/v1/preferences", tag = "preferences", operation_id = "list_preferences",

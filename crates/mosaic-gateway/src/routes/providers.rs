@@ -12,6 +12,8 @@ use mosaic_api::{
 };
 use mosaic_llm::{ChatRequest, Message};
 use mosaic_store::{NewProvider, ProviderChanges};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -23,6 +25,14 @@ use crate::AppState;
 use mosaic_agent::egress;
 
 pub use mosaic_agent::egress::is_internal;
+
+/// The routes of model providers.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_providers, create_provider))
+        .routes(routes!(get_provider, update_provider, delete_provider))
+        .routes(routes!(test_provider))
+}
 
 /// Check a base URL: http(s), and — for a user's own provider, unless they are an admin —
 /// not resolving to an address the gateway's policy for users' providers refuses. The

@@ -7,12 +7,24 @@ use mosaic_api::{
     ConfigScope, ErrorBody, HealthList, ModelInfo, ModelList, RouteInfo, RouteList,
     SetRouteRequest, UsageQuery, UsageReport,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of models, routes over them, their health, and token usage.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_models))
+        .routes(routes!(model_health))
+        .routes(routes!(list_routes, set_route))
+        .routes(routes!(get_route, delete_route))
+        .routes(routes!(get_usage))
+}
 
 /// Every model of every provider you can use, as `provider/model`.
 #[utoipa::path(get, path = "/api/v1/models", tag = "models", operation_id = "list_models",

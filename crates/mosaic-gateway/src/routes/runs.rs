@@ -20,6 +20,8 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -27,6 +29,17 @@ use crate::extract::{Json, Path, Query};
 use crate::revocation::Watch;
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of runs: messages, interrupts, approvals, session state and live events.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_message))
+        .routes(routes!(start_run, list_runs))
+        .routes(routes!(interrupt_run))
+        .routes(routes!(answer_approval))
+        .routes(routes!(get_session_state))
+        .routes(routes!(session_events))
+}
 
 /// A comment line sent when nothing else was, so proxies keep the stream open.
 const KEEPALIVE: Duration = Duration::from_secs(15);

@@ -10,12 +10,26 @@ use mosaic_api::{
     BranchList, BranchQuery, CreateSessionRequest, EntryList, ErrorBody, ErrorCode, Page, Session,
     SessionQuery, SetLeafRequest, UpdateSessionRequest,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of sessions: their entry trees, branches, export and import.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sessions, create_session))
+        .routes(routes!(import_session))
+        .routes(routes!(get_session, update_session, delete_session))
+        .routes(routes!(list_session_entries))
+        .routes(routes!(list_session_branches))
+        .routes(routes!(set_session_leaf))
+        .routes(routes!(export_session))
+}
 
 /// The media type of a session export.
 pub const JSONL: &str = "application/x-ndjson";

@@ -7,12 +7,23 @@ use mosaic_api::{
     AddMemberRequest, CreateTeamRequest, ErrorBody, Page, PageQuery, Team, TeamMember,
     TeamMemberList, UpdateTeamRequest,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of teams and their members.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(get_team, update_team, delete_team))
+        .routes(routes!(list_members, add_member))
+        .routes(routes!(remove_member))
+}
 
 /// Your teams.
 #[utoipa::path(get, path = "/api/v1/teams", tag = "teams", operation_id = "list_teams",

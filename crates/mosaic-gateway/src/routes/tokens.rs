@@ -9,6 +9,8 @@ use mosaic_api::{
     ApiToken, CreateTokenRequest, CreateTokenResponse, ErrorBody, Page, PageQuery, Scope,
 };
 use mosaic_store::NewApiToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::credentials::{random_token, token_hash, API_TOKEN_PREFIX};
@@ -16,6 +18,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of API tokens.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(get_token, revoke_token))
+}
 
 const DEFAULT_TTL: Duration = Duration::from_secs(90 * 86_400);
 const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);

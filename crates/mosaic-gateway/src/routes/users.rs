@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{CreateUserRequest, ErrorBody, Page, PageQuery, UpdateUserRequest, User};
 use mosaic_store::{NewUser, UserChanges};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::credentials::{check_password_policy, hash_password};
@@ -13,6 +15,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of the accounts of this gateway.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+}
 
 /// Admin: list users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",

@@ -6,12 +6,21 @@ use axum::response::{IntoResponse, Response};
 use mosaic_api::{
     CreateWorkspaceRequest, ErrorBody, Page, PageQuery, UpdateWorkspaceRequest, Workspace,
 };
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of workspaces of users and teams.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_workspaces, create_workspace))
+        .routes(routes!(get_workspace, update_workspace, delete_workspace))
+}
 
 /// Workspaces you can see.
 #[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces", operation_id = "list_workspaces",
