@@ -3,6 +3,7 @@
 //! OpenAPI document, from which the router itself is built), error shaping and the
 //! server's life cycle.
 
+pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod credentials;

@@ -70,7 +70,7 @@ pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
 pub async fn issue_bootstrap_offline(config: &Config) -> Result<Option<String>, ServeError> {
     let store = open_store(config).await?;
     let offline = mosaic_store::BootstrapSource::Offline;
-    let token = crate::routes::auth::issue_bootstrap_token(&store, offline).await?;
+    let token = crate::accounts::issue_bootstrap_token(&store, offline).await?;
     store.close().await;
     Ok(token)
 }
@@ -175,7 +175,7 @@ impl Server {
             tracing::warn!(error = %e, "could not purge expired sessions");
         }
         let startup = mosaic_store::BootstrapSource::Startup;
-        if let Some(token) = crate::routes::auth::issue_bootstrap_token(&store, startup).await? {
+        if let Some(token) = crate::accounts::issue_bootstrap_token(&store, startup).await? {
             announce_bootstrap(&token, local_addr);
         }
         let secrets = crate::encryption::SecretBox::open(&config.secret_key_file()?)?;

@@ -108,7 +108,7 @@ impl TestGateway {
 
     /// A fresh bootstrap token (replacing the one printed at start).
     pub async fn bootstrap_token(&self) -> String {
-        mosaic_gateway::routes::auth::issue_bootstrap_token(
+        mosaic_gateway::accounts::issue_bootstrap_token(
             self.store(),
             mosaic_store::BootstrapSource::Startup,
         )

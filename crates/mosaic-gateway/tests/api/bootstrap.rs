@@ -35,7 +35,7 @@ async fn bootstrap_token_works_once_and_then_bootstrap_is_closed() {
         .await;
     assert_eq!(status, json!({"needs_bootstrap": false}));
     // No new token can be issued once an admin exists.
-    assert!(mosaic_gateway::routes::auth::issue_bootstrap_token(
+    assert!(mosaic_gateway::accounts::issue_bootstrap_token(
         gw.store(),
         mosaic_store::BootstrapSource::Startup
     )
