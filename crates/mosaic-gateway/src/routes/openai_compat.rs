@@ -398,7 +398,7 @@ impl Guard {
     responses((status = 200, description = "An OpenAI model list", body = Value), (status = 401, body = ErrorBody)))]
 pub async fn openai_models(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
     let routes = state.store.list_routes(&auth.principal).await?;
-    let models = super::routing::models_of(&state, &auth).await?;
+    let models = crate::catalog::models_of(&state, &auth.principal).await?;
     let mut seen = std::collections::HashSet::new();
     let data: Vec<Value> = routes
         .iter()
