@@ -20,10 +20,11 @@ async fn a_second_listener_serves_beside_the_api_and_both_stop_gracefully() {
         data_dir: Some(dir.path().to_path_buf()),
         ..Config::default()
     };
-    // The second listener answers slowly, naming the gateway's database engine: it is
-    // built from the same state as the API.
+    // The second listener answers when the test lets it, naming the gateway's database
+    // engine: it is built from the same state as the API.
     let entered = Arc::new(Notify::new());
-    let in_handler = entered.clone();
+    let release = Arc::new(Notify::new());
+    let (in_handler, released) = (entered.clone(), release.clone());
     let second = ListenerSpec {
         name: "second",
         addr: "127.0.0.1:0".parse().unwrap(),
@@ -38,7 +39,7 @@ async fn a_second_listener_serves_beside_the_api_and_both_stop_gracefully() {
                     "/slow",
                     axum::routing::get(move |State(state): State<AppState>| async move {
                         in_handler.notify_one();
-                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        released.notified().await;
                         state.store.backend().as_str().to_string()
                     }),
                 )
@@ -67,7 +68,8 @@ async fn a_second_listener_serves_beside_the_api_and_both_stop_gracefully() {
         .unwrap();
     assert_eq!(absent.status(), StatusCode::NOT_FOUND);
 
-    // Stop while the second listener is answering: the answer still arrives whole.
+    // Stop while the second listener is answering: the stop waits for the answer, which
+    // arrives whole.
     let slow = tokio::spawn({
         let http = http.clone();
         async move {
@@ -80,9 +82,17 @@ async fn a_second_listener_serves_beside_the_api_and_both_stop_gracefully() {
         }
     });
     entered.notified().await;
-    tokio::time::timeout(Duration::from_secs(10), server.stop(Duration::from_secs(5)))
+    let stop = tokio::spawn(server.stop(Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stop.is_finished(),
+        "the stop waits for the answer in flight"
+    );
+    release.notify_one();
+    tokio::time::timeout(Duration::from_secs(10), stop)
         .await
         .expect("the gateway stops within its grace")
+        .unwrap()
         .unwrap();
     assert_eq!(slow.await.unwrap(), (StatusCode::OK, "sqlite".to_string()));
 
