@@ -480,7 +480,7 @@ impl Runtime {
         let approvals = Arc::new(StdMutex::new(Vec::new()));
         lane.active = Some(Active {
             run_id: run.id.clone(),
-            owner: p.user_id().to_string(),
+            owner: p.local_user().unwrap_or_default().to_string(),
             cancel: cancel.clone(),
             approvals: approvals.clone(),
         });

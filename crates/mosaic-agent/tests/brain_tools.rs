@@ -381,11 +381,14 @@ async fn team_items_are_shared_with_members_only() {
         .ok(
             &b.bob,
             "update_task",
-            json!({"id": task_id, "status": "doing", "assignee_user_id": b.bob.user_id()}),
+            json!({"id": task_id, "status": "doing", "assignee_user_id": b.bob.local_user().unwrap()}),
         )
         .await;
     assert_eq!(changed["status"], "doing");
-    assert_eq!(changed["assignee_user_id"], json!(b.bob.user_id()));
+    assert_eq!(
+        changed["assignee_user_id"],
+        json!(b.bob.local_user().unwrap())
+    );
     let note = b
         .ok(
             &b.bob,

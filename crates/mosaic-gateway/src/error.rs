@@ -58,7 +58,7 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden(m) => ApiError::forbidden(m),
             StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
             StoreError::Invalid(m) => ApiError::bad_request(m),
-            e @ (StoreError::Db(_) | StoreError::Migration { .. }) => {
+            e @ (StoreError::Corrupt(_) | StoreError::Db(_) | StoreError::Migration { .. }) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::internal()
             }
@@ -82,3 +82,22 @@ impl IntoResponse for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_stored_row_is_an_internal_error_not_a_bad_request() {
+        let e = ApiError::from(StoreError::Corrupt("unknown task status 'exploded'".into()));
+        assert_eq!(e, ApiError::internal());
+        assert_eq!(
+            e.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Invalid("title must be 1-300 characters".into())).code,
+            ErrorCode::BadRequest
+        );
+    }
+}

@@ -3,10 +3,12 @@
 
 use mosaic_api::{Agent, AgentLimits, AgentTool, ToolPolicy, DEFAULT_AGENT};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
+use crate::principal::local_user;
 use crate::providers::check_config_name;
+use crate::row::{json, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// An agent to create.
@@ -75,22 +77,22 @@ pub fn default_agent() -> NewAgent {
     }
 }
 
-fn from_row(row: &AnyRow) -> Result<Agent> {
-    let tools: String = row.try_get("tools")?;
-    let limits: String = row.try_get("limits")?;
-    Ok(Agent {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        system_prompt: row.try_get("system_prompt")?,
-        route: row.try_get("route")?,
-        tools: serde_json::from_str(&tools)
-            .map_err(|e| StoreError::Invalid(format!("stored agent tools are not valid: {e}")))?,
-        limits: serde_json::from_str(&limits)
-            .map_err(|e| StoreError::Invalid(format!("stored agent limits are not valid: {e}")))?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Agent {
+    fn from_row(row: &AnyRow) -> Result<Agent> {
+        let tools: String = row.col("tools")?;
+        let limits: String = row.col("limits")?;
+        Ok(Agent {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            description: row.col("description")?,
+            system_prompt: row.col("system_prompt")?,
+            route: row.col("route")?,
+            tools: json("agent tools", &tools)?,
+            limits: json("agent limits", &limits)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 fn check_fields(
@@ -147,16 +149,17 @@ fn limits_json(limits: &AgentLimits) -> Result<String> {
 }
 
 async fn select(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Agent> {
+    let visible = tx.visible(p, Table::Agents, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {COLUMNS} FROM agents WHERE owner_user_id = $1 AND id = $2"
+            "SELECT {COLUMNS} FROM agents WHERE {visible} AND id = $1"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    Agent::from_row(&row)
 }
 
 async fn insert(tx: &mut Tx<'_>, p: &Principal, new: NewAgent) -> Result<String> {
@@ -172,7 +175,7 @@ async fn insert(tx: &mut Tx<'_>, p: &Principal, new: NewAgent) -> Result<String>
         .execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(&name)
                 .bind(new.description.trim())
                 .bind(&new.system_prompt)
@@ -209,12 +212,16 @@ impl Store {
     pub async fn ensure_default_agent(&self, p: &Principal) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         // Two first requests at once must not both try to make it.
-        tx.lock(&format!("default-agent:{}", p.user_id())).await?;
+        tx.lock(&format!("default-agent:{}", local_user(p)?))
+            .await?;
+        let visible = tx.visible(p, Table::Agents, 2);
         let sql = tx
-            .sql("SELECT id FROM agents WHERE owner_user_id = $1 AND name = $2")
+            .sql(&format!(
+                "SELECT id FROM agents WHERE {visible} AND name = $1"
+            ))
             .into_owned();
         let exists = tx
-            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(DEFAULT_AGENT))
+            .fetch_optional(visible.bind(sqlx::query(&sql).bind(DEFAULT_AGENT)))
             .await?
             .is_some();
         if !exists {
@@ -229,14 +236,15 @@ impl Store {
     pub async fn list_agents(&self, p: &Principal) -> Result<Vec<Agent>> {
         self.ensure_default_agent(p).await?;
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Agents, 1);
         let sql = tx
             .sql(&format!(
-                "SELECT {COLUMNS} FROM agents WHERE owner_user_id = $1 ORDER BY name"
+                "SELECT {COLUMNS} FROM agents WHERE {visible} ORDER BY name"
             ))
             .into_owned();
-        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(Agent::from_row).collect()
     }
 
     #[tracing::instrument(name = "store.get_agent", skip_all,

@@ -4,12 +4,14 @@
 
 use mosaic_api::{ApiToken, Page, PageQuery, Scope, User};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::Acting;
 use crate::page::ListQuery;
+use crate::principal::local_user;
 use crate::revocation::Revoked;
-use crate::users::{user_from_row, USER_COLUMNS};
+use crate::row::{Columns, FromRow};
+use crate::users::USER_COLUMNS;
+use crate::visibility::{visible, Table};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// A token to store; the caller made the secret and keeps only its hash here.
@@ -63,20 +65,18 @@ fn scopes_from_text(text: &str) -> Vec<Scope> {
     text.split(',').filter_map(Scope::parse).collect()
 }
 
-fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
-    Ok(ApiToken {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        scopes: scopes_from_text(&row.try_get::<String, _>("scopes")?),
-        created_at: format_time(row.try_get("created_at")?),
-        expires_at: row
-            .try_get::<Option<i64>, _>("expires_at")?
-            .map(format_time),
-        last_used_at: row
-            .try_get::<Option<i64>, _>("last_used_at")?
-            .map(format_time),
-    })
+impl FromRow for ApiToken {
+    fn from_row(row: &AnyRow) -> Result<ApiToken> {
+        Ok(ApiToken {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            prefix: row.col("prefix")?,
+            scopes: scopes_from_text(&row.col::<String>("scopes")?),
+            created_at: format_time(row.col("created_at")?),
+            expires_at: row.col::<Option<i64>>("expires_at")?.map(format_time),
+            last_used_at: row.col::<Option<i64>>("last_used_at")?.map(format_time),
+        })
+    }
 }
 
 impl Store {
@@ -110,7 +110,7 @@ impl Store {
         tx.execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(name)
                 .bind(&new.token_hash)
                 .bind(&new.prefix)
@@ -135,13 +135,14 @@ impl Store {
     #[tracing::instrument(name = "store.list_api_tokens", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_api_tokens(&self, p: &Principal, page: &PageQuery) -> Result<Page<ApiToken>> {
+        let visible = visible(p, Table::ApiTokens, 3);
         let q = ListQuery {
             sql: format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 AND id > $2 \
-                 ORDER BY id LIMIT $3"
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {visible} AND id > $1 \
+                 ORDER BY id LIMIT $2"
             ),
-            owner: Some(p.user_id().to_string()),
-            row: token_from_row,
+            binds: visible.binds,
+            row: ApiToken::from_row,
             id: |t: &ApiToken| t.id.clone(),
         };
         self.list_page(p, page, q).await
@@ -152,17 +153,18 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_api_token(&self, p: &Principal, id: &str) -> Result<ApiToken> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::ApiTokens, 2);
         let sql = tx
             .sql(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 AND id = $2"
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {visible} AND id = $1"
             ))
             .into_owned();
         let row = tx
-            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+            .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        token_from_row(&row)
+        ApiToken::from_row(&row)
     }
 
     /// Revoke (delete) one of the caller's API tokens; it stops working at once.
@@ -170,12 +172,13 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn revoke_api_token(&self, p: &Principal, id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::ApiTokens, 2);
         let sql = tx
-            .sql("DELETE FROM api_tokens WHERE user_id = $1 AND id = $2")
+            .sql(&format!(
+                "DELETE FROM api_tokens WHERE {visible} AND id = $1"
+            ))
             .into_owned();
-        let n = tx
-            .execute(sqlx::query(&sql).bind(p.user_id()).bind(id))
-            .await?;
+        let n = tx.execute(visible.bind(sqlx::query(&sql).bind(id))).await?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -211,11 +214,11 @@ impl Store {
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
         let auth = AuthenticatedToken {
-            token_id: row.try_get("token_id")?,
-            user: user_from_row(&row)?,
-            scopes: scopes_from_text(&row.try_get::<String, _>("token_scopes")?),
+            token_id: row.col("token_id")?,
+            user: User::from_row(&row)?,
+            scopes: scopes_from_text(&row.col::<String>("token_scopes")?),
         };
-        let last_used: Option<i64> = row.try_get("token_last_used")?;
+        let last_used: Option<i64> = row.col("token_last_used")?;
         if last_used.is_none_or(|t| now - t > LAST_USED_GRANULARITY_MS) {
             let mut tx = self.begin(Acting::System, true).await?;
             let sql = tx
@@ -243,7 +246,7 @@ impl Store {
         tx.execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(&new.token_hash)
                 .bind(&new.csrf_token)
                 .bind(now_ms())
@@ -280,9 +283,9 @@ impl Store {
         tx.commit().await?;
         row.map(|row| {
             Ok(WebSessionAuth {
-                session_id: row.try_get("session_id")?,
-                user: user_from_row(&row)?,
-                csrf_token: row.try_get("csrf_token")?,
+                session_id: row.col("session_id")?,
+                user: User::from_row(&row)?,
+                csrf_token: row.col("csrf_token")?,
             })
         })
         .transpose()
@@ -293,10 +296,13 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn delete_web_session(&self, p: &Principal, session_id: &str) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::WebSessions, 2);
         let sql = tx
-            .sql("DELETE FROM web_sessions WHERE user_id = $1 AND id = $2")
+            .sql(&format!(
+                "DELETE FROM web_sessions WHERE {visible} AND id = $1"
+            ))
             .into_owned();
-        tx.execute(sqlx::query(&sql).bind(p.user_id()).bind(session_id))
+        tx.execute(visible.bind(sqlx::query(&sql).bind(session_id)))
             .await?;
         tx.commit().await?;
         self.revoked(Revoked::WebSession {

@@ -321,8 +321,10 @@ impl Store {
             _writer: guard,
         };
         if tx.backend == Backend::Postgres {
+            // A principal that is not a local user has no uid: row-level security then
+            // shows it nothing until policies for its kind exist.
             let uid = match who {
-                Acting::As(p) => p.user_id(),
+                Acting::As(p) => p.local_user().unwrap_or_default(),
                 Acting::System => "",
             };
             let role = tx.role;
@@ -393,10 +395,7 @@ impl Tx<'_> {
 
     /// Statement text for this engine: `$n` placeholders become `?n` on SQLite.
     pub fn sql<'s>(&self, sql: &'s str) -> Cow<'s, str> {
-        match self.backend {
-            Backend::Postgres => Cow::Borrowed(sql),
-            Backend::Sqlite => Cow::Owned(sql.replace('$', "?")),
-        }
+        sql_for(self.backend, sql)
     }
 
     async fn apply_teams(&mut self) -> Result<()> {
@@ -486,6 +485,32 @@ impl Tx<'_> {
     }
 }
 
+/// Statement text for an engine: on SQLite each `$` followed by a digit (a `$n`
+/// placeholder) outside a quoted string literal becomes `?`; every other `$` (a JSON
+/// path, text inside quotes) stays.
+pub(crate) fn sql_for(backend: Backend, sql: &str) -> Cow<'_, str> {
+    match backend {
+        Backend::Postgres => Cow::Borrowed(sql),
+        Backend::Sqlite => {
+            let mut out = String::with_capacity(sql.len());
+            let mut chars = sql.chars().peekable();
+            // A doubled quote inside a literal toggles twice: still inside.
+            let mut in_literal = false;
+            while let Some(c) = chars.next() {
+                if c == '\'' {
+                    in_literal = !in_literal;
+                }
+                if c == '$' && !in_literal && chars.peek().is_some_and(char::is_ascii_digit) {
+                    out.push('?');
+                } else {
+                    out.push(c);
+                }
+            }
+            Cow::Owned(out)
+        }
+    }
+}
+
 /// Hide the passwords of a database URL: in its user info and in `password` or
 /// `sslpassword` query parameters.
 pub fn redact_url(url: &str) -> String {
@@ -531,6 +556,16 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_dollar_digit_placeholders_are_rewritten_for_sqlite() {
+        let sql = "SELECT json_extract(x, '$.a'), '$' || $1, 'it''s US$5' FROM t WHERE a = $2 AND b = $10$";
+        assert_eq!(
+            sql_for(Backend::Sqlite, sql),
+            "SELECT json_extract(x, '$.a'), '$' || ?1, 'it''s US$5' FROM t WHERE a = ?2 AND b = ?10$"
+        );
+        assert_eq!(sql_for(Backend::Postgres, sql), sql);
+    }
 
     #[test]
     fn database_url_passwords_are_redacted() {

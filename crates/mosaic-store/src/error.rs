@@ -15,6 +15,10 @@ pub enum StoreError {
     /// The request makes no sense for the data as it is.
     #[error("{0}")]
     Invalid(String),
+    /// A stored row cannot be read back (unknown enum text, bad JSON, an item without
+    /// a single owner…): the data is damaged, not the request.
+    #[error("a stored row cannot be read: {0}")]
+    Corrupt(String),
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),

@@ -6,7 +6,8 @@
 //! One implementation serves both engines through sqlx's `Any` driver: SQLite (the
 //! embedded default, WAL) and PostgreSQL (where row-level security, set up by the
 //! migrations, is a second wall behind the scoping done here). SQL is written once with
-//! `$n` placeholders and translated for SQLite.
+//! `$n` placeholders and translated for SQLite. What a principal may see is decided in
+//! one place (`visibility.rs`); rows are read back through `row.rs`.
 
 mod agents;
 mod bootstrap;
@@ -15,17 +16,19 @@ mod credentials;
 mod db;
 mod error;
 mod migrate;
+mod model_routing;
 mod page;
 mod prefs;
 mod principal;
 mod providers;
 mod revocation;
-mod routes;
+mod row;
 mod runs;
 mod sessions;
 mod teams;
 mod usage;
 mod users;
+mod visibility;
 mod workspaces;
 
 pub use agents::{default_agent, AgentChanges, NewAgent};

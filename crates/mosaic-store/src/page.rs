@@ -20,10 +20,10 @@ pub(crate) fn paginate<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> Str
 
 /// What one list query needs: its SQL and how to read a row.
 pub(crate) struct ListQuery<T> {
-    /// With `owner`: `$1` is the owner, `$2` the cursor, `$3` the limit; without: `$1`
-    /// the cursor, `$2` the limit. Rows come back ordered by `id`.
+    /// `$1` is the cursor, `$2` the limit, `$3`… the values of `binds` (a visibility
+    /// condition's, say). Rows come back ordered by `id`.
     pub sql: String,
-    pub owner: Option<String>,
+    pub binds: Vec<String>,
     pub row: fn(&AnyRow) -> Result<T>,
     pub id: fn(&T) -> String,
 }
@@ -40,13 +40,11 @@ impl Store {
         let cursor = page.cursor.clone().unwrap_or_default();
         let mut tx = self.begin(Acting::As(p), false).await?;
         let sql = tx.sql(&q.sql).into_owned();
-        let query = match &q.owner {
-            Some(owner) => sqlx::query(&sql).bind(owner.as_str()),
-            None => sqlx::query(&sql),
-        };
-        let rows = tx
-            .fetch_all(query.bind(cursor).bind(i64::from(limit) + 1))
-            .await?;
+        let mut query = sqlx::query(&sql).bind(cursor).bind(i64::from(limit) + 1);
+        for value in q.binds {
+            query = query.bind(value);
+        }
+        let rows = tx.fetch_all(query).await?;
         tx.commit().await?;
         let items = rows.iter().map(q.row).collect::<Result<Vec<_>>>()?;
         Ok(paginate(items, limit, q.id))

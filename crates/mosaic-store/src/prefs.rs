@@ -3,19 +3,22 @@
 
 use mosaic_api::{pref_spec, Preference};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::Acting;
+use crate::principal::local_user;
+use crate::row::{json, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, now_ms, Principal, Result, Store, StoreError};
 
-fn pref_from_row(row: &AnyRow) -> Result<Preference> {
-    let raw: String = row.try_get("value")?;
-    Ok(Preference {
-        key: row.try_get("key")?,
-        value: serde_json::from_str(&raw)
-            .map_err(|e| StoreError::Invalid(format!("stored preference is not JSON: {e}")))?,
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Preference {
+    fn from_row(row: &AnyRow) -> Result<Preference> {
+        let raw: String = row.col("value")?;
+        Ok(Preference {
+            key: row.col("key")?,
+            value: json("preference", &raw)?,
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 fn known_key(key: &str) -> Result<&'static mosaic_api::PrefSpec> {
@@ -28,12 +31,15 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_preferences(&self, p: &Principal) -> Result<Vec<Preference>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Preferences, 1);
         let sql = tx
-            .sql("SELECT key, value, updated_at FROM preferences WHERE user_id = $1 ORDER BY key")
+            .sql(&format!(
+                "SELECT key, value, updated_at FROM preferences WHERE {visible} ORDER BY key"
+            ))
             .into_owned();
-        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
-        rows.iter().map(pref_from_row).collect()
+        rows.iter().map(Preference::from_row).collect()
     }
 
     /// One preference; `NotFound` when unknown or unset.
@@ -42,15 +48,18 @@ impl Store {
     pub async fn get_preference(&self, p: &Principal, key: &str) -> Result<Preference> {
         known_key(key)?;
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Preferences, 2);
         let sql = tx
-            .sql("SELECT key, value, updated_at FROM preferences WHERE user_id = $1 AND key = $2")
+            .sql(&format!(
+                "SELECT key, value, updated_at FROM preferences WHERE {visible} AND key = $1"
+            ))
             .into_owned();
         let row = tx
-            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(key))
+            .fetch_optional(visible.bind(sqlx::query(&sql).bind(key)))
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        pref_from_row(&row)
+        Preference::from_row(&row)
     }
 
     /// Set a preference, after checking the value against the key's type.
@@ -86,7 +95,7 @@ impl Store {
             .into_owned();
         tx.execute(
             sqlx::query(&sql)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(key)
                 .bind(value.to_string())
                 .bind(now),
@@ -106,11 +115,14 @@ impl Store {
     pub async fn delete_preference(&self, p: &Principal, key: &str) -> Result<()> {
         known_key(key)?;
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::Preferences, 2);
         let sql = tx
-            .sql("DELETE FROM preferences WHERE user_id = $1 AND key = $2")
+            .sql(&format!(
+                "DELETE FROM preferences WHERE {visible} AND key = $1"
+            ))
             .into_owned();
         let n = tx
-            .execute(sqlx::query(&sql).bind(p.user_id()).bind(key))
+            .execute(visible.bind(sqlx::query(&sql).bind(key)))
             .await?;
         if n == 0 {
             return Err(StoreError::NotFound);

@@ -1,31 +1,14 @@
-//! Who is acting. Every store operation takes one.
+//! The acting principal as the store needs it: [`Principal`] itself lives in
+//! `mosaic-api` (re-exported from this crate), so every crate can name it without the
+//! store.
 
-/// The acting party of a store operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// A local user, authenticated by the gateway.
-    User { user_id: String, is_admin: bool },
-}
+pub use mosaic_api::Principal;
 
-impl Principal {
-    pub fn user(user_id: impl Into<String>, is_admin: bool) -> Self {
-        Principal::User {
-            user_id: user_id.into(),
-            is_admin,
-        }
-    }
+use crate::{Result, StoreError};
 
-    /// The local user this principal acts as.
-    pub fn user_id(&self) -> &str {
-        match self {
-            Principal::User { user_id, .. } => user_id,
-        }
-    }
-
-    /// Whether the principal holds gateway-wide admin rights.
-    pub fn is_admin(&self) -> bool {
-        match self {
-            Principal::User { is_admin, .. } => *is_admin,
-        }
-    }
+/// The local user `p` is, for what only a local user does or has (their sessions,
+/// tokens, preferences, personal items); `Forbidden` for any other principal.
+pub(crate) fn local_user(p: &Principal) -> Result<&str> {
+    p.local_user()
+        .ok_or_else(|| StoreError::Forbidden("only a local user may do this".into()))
 }

@@ -4,9 +4,11 @@
 
 use mosaic_api::{ConfigScope, ProviderInfo, ProviderKind, WireApi};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
+use crate::principal::local_user;
+use crate::row::{parsed, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// A provider to store.
@@ -38,34 +40,31 @@ pub struct ProviderForCall {
 const COLUMNS: &str =
     "id, owner_user_id, name, kind, wire, base_url, api_key_enc, created_at, updated_at";
 
-/// Rows the principal can use: the gateway's and their own.
-pub(crate) const VISIBLE: &str = "(owner_user_id IS NULL OR owner_user_id = $1)";
-
-fn from_row(row: &AnyRow) -> Result<ProviderForCall> {
-    let kind: String = row.try_get("kind")?;
-    let wire: String = row.try_get("wire")?;
-    let owner: Option<String> = row.try_get("owner_user_id")?;
-    let api_key_enc: Option<String> = row.try_get("api_key_enc")?;
-    Ok(ProviderForCall {
-        info: ProviderInfo {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            kind: ProviderKind::parse(&kind)
-                .ok_or_else(|| StoreError::Invalid(format!("unknown provider kind '{kind}'")))?,
-            wire: WireApi::parse(&wire)
-                .ok_or_else(|| StoreError::Invalid(format!("unknown wire API '{wire}'")))?,
-            base_url: row.try_get("base_url")?,
-            scope: if owner.is_some() {
-                ConfigScope::User
-            } else {
-                ConfigScope::Gateway
+impl FromRow for ProviderForCall {
+    fn from_row(row: &AnyRow) -> Result<ProviderForCall> {
+        let kind: String = row.col("kind")?;
+        let wire: String = row.col("wire")?;
+        let owner: Option<String> = row.col("owner_user_id")?;
+        let api_key_enc: Option<String> = row.col("api_key_enc")?;
+        Ok(ProviderForCall {
+            info: ProviderInfo {
+                id: row.col("id")?,
+                name: row.col("name")?,
+                kind: parsed("provider kind", &kind, ProviderKind::parse)?,
+                wire: parsed("wire API", &wire, WireApi::parse)?,
+                base_url: row.col("base_url")?,
+                scope: if owner.is_some() {
+                    ConfigScope::User
+                } else {
+                    ConfigScope::Gateway
+                },
+                has_api_key: api_key_enc.is_some(),
+                created_at: format_time(row.col("created_at")?),
+                updated_at: format_time(row.col("updated_at")?),
             },
-            has_api_key: api_key_enc.is_some(),
-            created_at: format_time(row.try_get("created_at")?),
-            updated_at: format_time(row.try_get("updated_at")?),
-        },
-        api_key_enc,
-    })
+            api_key_enc,
+        })
+    }
 }
 
 /// Names of providers and routes: what `provider/model` and route lists refer to.
@@ -87,7 +86,7 @@ pub(crate) fn check_config_name(what: &str, name: &str) -> Result<String> {
 /// The owner column for a scope; gateway scope needs an admin.
 pub(crate) fn owner_for(p: &Principal, scope: ConfigScope, what: &str) -> Result<Option<String>> {
     match scope {
-        ConfigScope::User => Ok(Some(p.user_id().to_string())),
+        ConfigScope::User => Ok(Some(local_user(p)?.to_string())),
         ConfigScope::Gateway if p.is_admin() => Ok(None),
         ConfigScope::Gateway => Err(StoreError::Forbidden(format!(
             "only admins manage gateway-wide {what}s"
@@ -96,16 +95,17 @@ pub(crate) fn owner_for(p: &Principal, scope: ConfigScope, what: &str) -> Result
 }
 
 async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<ProviderForCall> {
+    let visible = tx.visible(p, Table::Providers, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {COLUMNS} FROM providers WHERE id = $2 AND {VISIBLE}"
+            "SELECT {COLUMNS} FROM providers WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    ProviderForCall::from_row(&row)
 }
 
 /// Visible and the principal may change it (their own; the gateway's if admin).
@@ -174,15 +174,16 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn providers_for_calls(&self, p: &Principal) -> Result<Vec<ProviderForCall>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Providers, 1);
         let sql = tx
             .sql(&format!(
-                "SELECT {COLUMNS} FROM providers WHERE {VISIBLE} \
+                "SELECT {COLUMNS} FROM providers WHERE {visible} \
                  ORDER BY CASE WHEN owner_user_id IS NULL THEN 0 ELSE 1 END, name"
             ))
             .into_owned();
-        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(ProviderForCall::from_row).collect()
     }
 
     #[tracing::instrument(name = "store.get_provider", skip_all,

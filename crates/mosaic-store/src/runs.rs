@@ -8,10 +8,12 @@ use mosaic_api::{
     DEFAULT_LIMIT, MAX_LIMIT,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
+use crate::principal::local_user;
+use crate::row::{parsed, Columns, FromRow};
 use crate::sessions::{append_in, check_entry, select_session};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Parent, Principal, Result, Store, StoreError};
 
 const RUN_COLUMNS: &str = "id, session_id, status, stop_reason, error, model_calls, \
@@ -51,40 +53,41 @@ pub struct OrphanRun {
     pub run_id: String,
 }
 
-fn run_from_row(row: &AnyRow) -> Result<Run> {
-    let status: String = row.try_get("status")?;
-    let count = |name: &str| -> Result<u64> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
-    Ok(Run {
-        id: row.try_get("id")?,
-        session_id: row.try_get("session_id")?,
-        status: RunStatus::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("stored run status '{status}'")))?,
-        stop_reason: row.try_get("stop_reason")?,
-        error: row.try_get("error")?,
-        model_calls: count("model_calls")? as u32,
-        usage: RunUsage {
-            input_tokens: count("input_tokens")?,
-            output_tokens: count("output_tokens")?,
-            cached_tokens: count("cached_tokens")?,
-        },
-        started_at: format_time(row.try_get("started_at")?),
-        finished_at: row
-            .try_get::<Option<i64>, _>("finished_at")?
-            .map(format_time),
-    })
+impl FromRow for Run {
+    fn from_row(row: &AnyRow) -> Result<Run> {
+        let status: String = row.col("status")?;
+        let count = |name: &str| -> Result<u64> { Ok(row.col::<i64>(name)?.max(0) as u64) };
+        Ok(Run {
+            id: row.col("id")?,
+            session_id: row.col("session_id")?,
+            status: parsed("run status", &status, RunStatus::parse)?,
+            stop_reason: row.col("stop_reason")?,
+            error: row.col("error")?,
+            model_calls: count("model_calls")? as u32,
+            usage: RunUsage {
+                input_tokens: count("input_tokens")?,
+                output_tokens: count("output_tokens")?,
+                cached_tokens: count("cached_tokens")?,
+            },
+            started_at: format_time(row.col("started_at")?),
+            finished_at: row.col::<Option<i64>>("finished_at")?.map(format_time),
+        })
+    }
 }
 
-fn queued_from_row(row: &AnyRow) -> Result<QueuedMessage> {
-    let delivery: String = row.try_get("delivery")?;
-    Ok(QueuedMessage {
-        id: row.try_get("id")?,
-        text: row.try_get("text")?,
-        delivery: match delivery.as_str() {
-            "steer" => Delivery::Steer,
-            _ => Delivery::FollowUp,
-        },
-        created_at: format_time(row.try_get("created_at")?),
-    })
+impl FromRow for QueuedMessage {
+    fn from_row(row: &AnyRow) -> Result<QueuedMessage> {
+        let delivery: String = row.col("delivery")?;
+        Ok(QueuedMessage {
+            id: row.col("id")?,
+            text: row.col("text")?,
+            delivery: match delivery.as_str() {
+                "steer" => Delivery::Steer,
+                _ => Delivery::FollowUp,
+            },
+            created_at: format_time(row.col("created_at")?),
+        })
+    }
 }
 
 fn delivery_str(d: Delivery) -> &'static str {
@@ -95,16 +98,17 @@ fn delivery_str(d: Delivery) -> &'static str {
 }
 
 async fn select_run(tx: &mut Tx<'_>, p: &Principal, run_id: &str) -> Result<Run> {
+    let visible = tx.visible(p, Table::Runs, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE owner_user_id = $1 AND id = $2"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE {visible} AND id = $1"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(run_id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(run_id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    run_from_row(&row)
+    Run::from_row(&row)
 }
 
 /// A new `running` row; `Conflict` while another runs in the session.
@@ -124,7 +128,7 @@ async fn insert_run(tx: &mut Tx<'_>, p: &Principal, session_id: &str) -> Result<
             sqlx::query(&sql)
                 .bind(&id)
                 .bind(session_id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(now_ms()),
         )
         .await;
@@ -145,23 +149,25 @@ async fn save_progress(
     run_id: &str,
     progress: &RunProgress,
 ) -> Result<()> {
+    let visible = tx.visible(p, Table::Runs, 6);
     let sql = tx
-        .sql(
-            "UPDATE runs SET model_calls = $3, input_tokens = $4, output_tokens = $5, \
-             cached_tokens = $6, partial_text = '', partial_thinking = '', \
+        .sql(&format!(
+            "UPDATE runs SET model_calls = $2, input_tokens = $3, output_tokens = $4, \
+             cached_tokens = $5, partial_text = '', partial_thinking = '', \
              partial_parent_id = NULL, partial_model = NULL \
-             WHERE owner_user_id = $1 AND id = $2",
-        )
+             WHERE {visible} AND id = $1",
+        ))
         .into_owned();
     let n = tx
         .execute(
-            sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(run_id)
-                .bind(i64::from(progress.model_calls))
-                .bind(progress.usage.input_tokens as i64)
-                .bind(progress.usage.output_tokens as i64)
-                .bind(progress.usage.cached_tokens as i64),
+            visible.bind(
+                sqlx::query(&sql)
+                    .bind(run_id)
+                    .bind(i64::from(progress.model_calls))
+                    .bind(progress.usage.input_tokens as i64)
+                    .bind(progress.usage.output_tokens as i64)
+                    .bind(progress.usage.cached_tokens as i64),
+            ),
         )
         .await?;
     if n == 0 {
@@ -231,21 +237,23 @@ impl Store {
         partial: &PartialAnswer,
     ) -> Result<()> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::Runs, 6);
         let sql = tx
-            .sql(
-                "UPDATE runs SET partial_text = $3, partial_thinking = $4, \
-                 partial_parent_id = $5, partial_model = $6 \
-                 WHERE owner_user_id = $1 AND id = $2 AND status = 'running'",
-            )
+            .sql(&format!(
+                "UPDATE runs SET partial_text = $2, partial_thinking = $3, \
+                 partial_parent_id = $4, partial_model = $5 \
+                 WHERE {visible} AND id = $1 AND status = 'running'",
+            ))
             .into_owned();
         tx.execute(
-            sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(run_id)
-                .bind(&partial.text)
-                .bind(&partial.thinking)
-                .bind(partial.parent_id.clone())
-                .bind(partial.model.clone()),
+            visible.bind(
+                sqlx::query(&sql)
+                    .bind(run_id)
+                    .bind(&partial.text)
+                    .bind(&partial.thinking)
+                    .bind(partial.parent_id.clone())
+                    .bind(partial.model.clone()),
+            ),
         )
         .await?;
         tx.commit().await
@@ -263,20 +271,22 @@ impl Store {
     ) -> Result<Run> {
         let mut tx = self.begin(Acting::As(p), true).await?;
         save_progress(&mut tx, p, run_id, progress).await?;
+        let visible = tx.visible(p, Table::Runs, 6);
         let sql = tx
-            .sql(
-                "UPDATE runs SET status = $3, stop_reason = $4, error = $5, finished_at = $6 \
-                 WHERE owner_user_id = $1 AND id = $2",
-            )
+            .sql(&format!(
+                "UPDATE runs SET status = $2, stop_reason = $3, error = $4, finished_at = $5 \
+                 WHERE {visible} AND id = $1",
+            ))
             .into_owned();
         tx.execute(
-            sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(run_id)
-                .bind(end.status.as_str())
-                .bind(end.stop_reason.clone())
-                .bind(end.error.clone())
-                .bind(now_ms()),
+            visible.bind(
+                sqlx::query(&sql)
+                    .bind(run_id)
+                    .bind(end.status.as_str())
+                    .bind(end.stop_reason.clone())
+                    .bind(end.error.clone())
+                    .bind(now_ms()),
+            ),
         )
         .await?;
         let run = select_run(&mut tx, p, run_id).await?;
@@ -305,23 +315,25 @@ impl Store {
         let limit = page.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let mut tx = self.begin(Acting::As(p), false).await?;
         select_session(&mut tx, p, session_id).await?;
+        let visible = tx.visible(p, Table::Runs, 4);
         let sql = tx
             .sql(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE owner_user_id = $1 AND session_id = $2 \
-                 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4"
+                "SELECT {RUN_COLUMNS} FROM runs WHERE {visible} AND session_id = $1 \
+                 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
             ))
             .into_owned();
         let rows = tx
             .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(session_id)
-                    .bind(page.cursor.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1),
+                visible.bind(
+                    sqlx::query(&sql)
+                        .bind(session_id)
+                        .bind(page.cursor.clone().unwrap_or_default())
+                        .bind(i64::from(limit) + 1),
+                ),
             )
             .await?;
         tx.commit().await?;
-        let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(Run::from_row).collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|r| r.id.clone())
@@ -344,11 +356,11 @@ impl Store {
             .map(|row| {
                 Ok(OrphanRun {
                     principal: Principal::user(
-                        row.try_get::<String, _>("owner_user_id")?,
-                        row.try_get::<i64, _>("is_admin")? != 0,
+                        row.col::<String>("owner_user_id")?,
+                        row.col::<i64>("is_admin")? != 0,
                     ),
-                    session_id: row.try_get("session_id")?,
-                    run_id: row.try_get("id")?,
+                    session_id: row.col("session_id")?,
+                    run_id: row.col("id")?,
                 })
             })
             .collect()
@@ -360,28 +372,29 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn recover_run(&self, p: &Principal, run_id: &str) -> Result<(Run, Option<Entry>)> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::Runs, 2);
         let sql = tx
-            .sql(
+            .sql(&format!(
                 "SELECT session_id, partial_text, partial_thinking, partial_parent_id, \
-                 partial_model, status FROM runs WHERE owner_user_id = $1 AND id = $2",
-            )
+                 partial_model, status FROM runs WHERE {visible} AND id = $1",
+            ))
             .into_owned();
         let row = tx
-            .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(run_id))
+            .fetch_optional(visible.bind(sqlx::query(&sql).bind(run_id)))
             .await?
             .ok_or(StoreError::NotFound)?;
-        let status: String = row.try_get("status")?;
+        let status: String = row.col("status")?;
         if status != "running" {
             let run = select_run(&mut tx, p, run_id).await?;
             tx.commit().await?;
             return Ok((run, None));
         }
-        let session_id: String = row.try_get("session_id")?;
+        let session_id: String = row.col("session_id")?;
         let partial = PartialAnswer {
-            text: row.try_get("partial_text")?,
-            thinking: row.try_get("partial_thinking")?,
-            parent_id: row.try_get("partial_parent_id")?,
-            model: row.try_get("partial_model")?,
+            text: row.col("partial_text")?,
+            thinking: row.col("partial_thinking")?,
+            parent_id: row.col("partial_parent_id")?,
+            model: row.col("partial_model")?,
         };
         let mut entry = None;
         if !partial.text.is_empty() || !partial.thinking.is_empty() {
@@ -401,20 +414,16 @@ impl Store {
             };
             entry = Some(append_in(&mut tx, p, &session_id, at, body).await?);
         }
+        let visible = tx.visible(p, Table::Runs, 3);
         let sql = tx
-            .sql(
+            .sql(&format!(
                 "UPDATE runs SET status = 'interrupted', stop_reason = 'gateway_stopped', \
                  partial_text = '', partial_thinking = '', partial_parent_id = NULL, \
-                 partial_model = NULL, finished_at = $3 WHERE owner_user_id = $1 AND id = $2",
-            )
+                 partial_model = NULL, finished_at = $2 WHERE {visible} AND id = $1",
+            ))
             .into_owned();
-        tx.execute(
-            sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(run_id)
-                .bind(now_ms()),
-        )
-        .await?;
+        tx.execute(visible.bind(sqlx::query(&sql).bind(run_id).bind(now_ms())))
+            .await?;
         let run = select_run(&mut tx, p, run_id).await?;
         tx.commit().await?;
         Ok((run, entry))
@@ -431,22 +440,18 @@ impl Store {
         block: u64,
     ) -> Result<u64> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::Runs, 3);
         let sql = tx
-            .sql(
-                "UPDATE sessions SET event_seq = event_seq + $3 \
-                 WHERE owner_user_id = $1 AND id = $2 RETURNING event_seq",
-            )
+            .sql(&format!(
+                "UPDATE sessions SET event_seq = event_seq + $2 \
+                 WHERE {visible} AND id = $1 RETURNING event_seq",
+            ))
             .into_owned();
         let row = tx
-            .fetch_optional(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(session_id)
-                    .bind(block as i64),
-            )
+            .fetch_optional(visible.bind(sqlx::query(&sql).bind(session_id).bind(block as i64)))
             .await?
             .ok_or(StoreError::NotFound)?;
-        let high: i64 = row.try_get("event_seq")?;
+        let high: i64 = row.col("event_seq")?;
         tx.commit().await?;
         Ok(high as u64 - block + 1)
     }
@@ -475,7 +480,7 @@ impl Store {
             sqlx::query(&sql)
                 .bind(&id)
                 .bind(session_id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(delivery_str(delivery))
                 .bind(text)
                 .bind(now_ms()),
@@ -489,7 +494,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        queued_from_row(&row)
+        QueuedMessage::from_row(&row)
     }
 
     /// A session's waiting messages, oldest first.
@@ -502,17 +507,18 @@ impl Store {
     ) -> Result<Vec<QueuedMessage>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
         select_session(&mut tx, p, session_id).await?;
+        let visible = tx.visible(p, Table::QueuedMessages, 2);
         let sql = tx
-            .sql(
+            .sql(&format!(
                 "SELECT id, text, delivery, created_at FROM queued_messages \
-                 WHERE owner_user_id = $1 AND session_id = $2 ORDER BY id",
-            )
+                 WHERE {visible} AND session_id = $1 ORDER BY id",
+            ))
             .into_owned();
         let rows = tx
-            .fetch_all(sqlx::query(&sql).bind(p.user_id()).bind(session_id))
+            .fetch_all(visible.bind(sqlx::query(&sql).bind(session_id)))
             .await?;
         tx.commit().await?;
-        rows.iter().map(queued_from_row).collect()
+        rows.iter().map(QueuedMessage::from_row).collect()
     }
 
     /// Turn a waiting message into a user entry after the active leaf, in one
@@ -527,22 +533,18 @@ impl Store {
         run: Option<(&str, &RunProgress)>,
     ) -> Result<Entry> {
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::QueuedMessages, 3);
         let sql = tx
-            .sql(
+            .sql(&format!(
                 "SELECT text FROM queued_messages \
-                 WHERE owner_user_id = $1 AND session_id = $2 AND id = $3",
-            )
+                 WHERE {visible} AND session_id = $1 AND id = $2",
+            ))
             .into_owned();
         let row = tx
-            .fetch_optional(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(session_id)
-                    .bind(message_id),
-            )
+            .fetch_optional(visible.bind(sqlx::query(&sql).bind(session_id).bind(message_id)))
             .await?
             .ok_or(StoreError::NotFound)?;
-        let text: String = row.try_get("text")?;
+        let text: String = row.col("text")?;
         let sql = tx
             .sql("DELETE FROM queued_messages WHERE id = $1")
             .into_owned();
@@ -575,10 +577,10 @@ impl Store {
             .map(|row| {
                 Ok((
                     Principal::user(
-                        row.try_get::<String, _>("owner_user_id")?,
-                        row.try_get::<i64, _>("is_admin")? != 0,
+                        row.col::<String>("owner_user_id")?,
+                        row.col::<i64>("is_admin")? != 0,
                     ),
-                    row.try_get("session_id")?,
+                    row.col("session_id")?,
                 ))
             })
             .collect()

@@ -8,9 +8,11 @@ use mosaic_api::{
     Branch, Entry, EntryBody, ExportHeader, Page, Session, SessionQuery, DEFAULT_LIMIT, MAX_LIMIT,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
+use crate::principal::local_user;
+use crate::row::{json, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const SESSION_COLUMNS: &str =
@@ -30,27 +32,30 @@ pub enum Parent<'a> {
 /// Largest session an import accepts, in entries.
 const MAX_IMPORT_ENTRIES: usize = 100_000;
 
-fn session_from_row(row: &AnyRow) -> Result<Session> {
-    Ok(Session {
-        id: row.try_get("id")?,
-        agent_id: row.try_get("agent_id")?,
-        title: row.try_get("title")?,
-        active_leaf_id: row.try_get("active_leaf_id")?,
-        archived: row.try_get::<i64, _>("archived")? != 0,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Session {
+    fn from_row(row: &AnyRow) -> Result<Session> {
+        Ok(Session {
+            id: row.col("id")?,
+            agent_id: row.col("agent_id")?,
+            title: row.col("title")?,
+            active_leaf_id: row.col("active_leaf_id")?,
+            archived: row.col::<i64>("archived")? != 0,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
-fn entry_from_row(row: &AnyRow) -> Result<Entry> {
-    let body: String = row.try_get("body")?;
-    Ok(Entry {
-        id: row.try_get("id")?,
-        parent_id: row.try_get("parent_id")?,
-        created_at: format_time(row.try_get("created_at")?),
-        body: serde_json::from_str(&body)
-            .map_err(|e| StoreError::Invalid(format!("stored entry is not valid: {e}")))?,
-    })
+impl FromRow for Entry {
+    fn from_row(row: &AnyRow) -> Result<Entry> {
+        let body: String = row.col("body")?;
+        Ok(Entry {
+            id: row.col("id")?,
+            parent_id: row.col("parent_id")?,
+            created_at: format_time(row.col("created_at")?),
+            body: json("entry", &body)?,
+        })
+    }
 }
 
 fn check_title(title: &str) -> Result<String> {
@@ -64,16 +69,17 @@ fn check_title(title: &str) -> Result<String> {
 }
 
 pub(crate) async fn select_session(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Session> {
+    let visible = tx.visible(p, Table::Sessions, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE owner_user_id = $1 AND id = $2"
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE {visible} AND id = $1"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    session_from_row(&row)
+    Session::from_row(&row)
 }
 
 /// Every entry of a session, in the order they were appended.
@@ -82,7 +88,7 @@ async fn all_entries(tx: &mut Tx<'_>, session_id: &str) -> Result<Vec<Entry>> {
         .sql("SELECT id, parent_id, body, created_at FROM session_entries WHERE session_id = $1 ORDER BY seq")
         .into_owned();
     let rows = tx.fetch_all(sqlx::query(&sql).bind(session_id)).await?;
-    rows.iter().map(entry_from_row).collect()
+    rows.iter().map(Entry::from_row).collect()
 }
 
 /// The path from a root to `leaf`, read by walking parent links in the database (only
@@ -109,7 +115,7 @@ async fn path_in(tx: &mut Tx<'_>, session_id: &str, leaf: &str) -> Result<Vec<En
                 .bind(MAX_IMPORT_ENTRIES as i64),
         )
         .await?;
-    rows.iter().map(entry_from_row).collect()
+    rows.iter().map(Entry::from_row).collect()
 }
 
 /// The path from a root to `leaf`, given every entry.
@@ -121,7 +127,7 @@ fn path_to(entries: &[Entry], leaf: &str) -> Result<Vec<Entry>> {
     while let Some(id) = at {
         let entry = by_id.get(id).ok_or(StoreError::NotFound)?;
         if !seen.insert(id) {
-            return Err(StoreError::Invalid("the entry tree has a cycle".into()));
+            return Err(StoreError::Corrupt("the entry tree has a cycle".into()));
         }
         path.push((*entry).clone());
         at = entry.parent_id.as_deref();
@@ -241,7 +247,7 @@ impl Store {
         tx.execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(&agent_id)
                 .bind(&title)
                 .bind(now)
@@ -273,31 +279,33 @@ impl Store {
         let pattern = text.map(|t| like(&t.to_lowercase())).unwrap_or_default();
         let mut tx = self.begin(Acting::As(p), false).await?;
         let search = if text.is_some() {
-            "AND (title_search LIKE $5 ESCAPE '\\' \
-             OR id IN (SELECT session_id FROM session_entries WHERE search_text LIKE $5 ESCAPE '\\'))"
+            "AND (title_search LIKE $4 ESCAPE '\\' \
+             OR id IN (SELECT session_id FROM session_entries WHERE search_text LIKE $4 ESCAPE '\\'))"
         } else {
-            "AND $5 = ''"
+            "AND $4 = ''"
         };
+        let visible = tx.visible(p, Table::Sessions, 5);
         let sql = tx
             .sql(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE owner_user_id = $1 AND archived = $2 \
-                 AND ($3 = '' OR id < $3) {search} ORDER BY id DESC LIMIT $4"
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE {visible} AND archived = $1 \
+                 AND ($2 = '' OR id < $2) {search} ORDER BY id DESC LIMIT $3"
             ))
             .into_owned();
         let rows = tx
             .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(i64::from(q.archived.unwrap_or(false)))
-                    .bind(q.cursor.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1)
-                    .bind(pattern),
+                visible.bind(
+                    sqlx::query(&sql)
+                        .bind(i64::from(q.archived.unwrap_or(false)))
+                        .bind(q.cursor.clone().unwrap_or_default())
+                        .bind(i64::from(limit) + 1)
+                        .bind(pattern),
+                ),
             )
             .await?;
         tx.commit().await?;
         let mut items = rows
             .iter()
-            .map(session_from_row)
+            .map(Session::from_row)
             .collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
@@ -398,7 +406,7 @@ impl Store {
         tx.commit().await?;
         match (path.first(), leaf) {
             (Some(root), _) if root.parent_id.is_some() => {
-                Err(StoreError::Invalid("the entry tree is broken".into()))
+                Err(StoreError::Corrupt("the entry tree is broken".into()))
             }
             // A leaf that names nothing here is not found, like any other id.
             (None, Some(_)) => Err(StoreError::NotFound),
@@ -565,7 +573,7 @@ impl Store {
         tx.execute(
             sqlx::query(&sql)
                 .bind(&id)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(&agent_id)
                 .bind(&title)
                 .bind(header.active_leaf_id.clone())

@@ -4,33 +4,38 @@
 
 use mosaic_api::{Page, PageQuery, Team, TeamMember, TeamRole};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::page::ListQuery;
+use crate::principal::local_user;
+use crate::row::{parsed, Columns, FromRow};
 use crate::users::normalise_username;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 fn role_from(text: &str) -> Result<TeamRole> {
-    TeamRole::parse(text).ok_or_else(|| StoreError::Invalid(format!("unknown team role '{text}'")))
+    parsed("team role", text, TeamRole::parse)
 }
 
-fn team_from_row(row: &AnyRow) -> Result<Team> {
-    Ok(Team {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        role: role_from(&row.try_get::<String, _>("role")?)?,
-        created_at: format_time(row.try_get("created_at")?),
-    })
+impl FromRow for Team {
+    fn from_row(row: &AnyRow) -> Result<Team> {
+        Ok(Team {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            role: role_from(&row.col::<String>("role")?)?,
+            created_at: format_time(row.col("created_at")?),
+        })
+    }
 }
 
-fn member_from_row(row: &AnyRow) -> Result<TeamMember> {
-    Ok(TeamMember {
-        user_id: row.try_get("user_id")?,
-        username: row.try_get("username")?,
-        role: role_from(&row.try_get::<String, _>("role")?)?,
-        added_at: format_time(row.try_get("added_at")?),
-    })
+impl FromRow for TeamMember {
+    fn from_row(row: &AnyRow) -> Result<TeamMember> {
+        Ok(TeamMember {
+            user_id: row.col("user_id")?,
+            username: row.col("username")?,
+            role: role_from(&row.col::<String>("role")?)?,
+            added_at: format_time(row.col("added_at")?),
+        })
+    }
 }
 
 fn check_team_name(name: &str) -> Result<String> {
@@ -53,10 +58,10 @@ pub(crate) async fn role_in_team(
         .sql("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(team_id).bind(p.user_id()))
+        .fetch_optional(sqlx::query(&sql).bind(team_id).bind(local_user(p)?))
         .await?
         .ok_or(StoreError::NotFound)?;
-    role_from(&row.try_get::<String, _>("role")?)
+    role_from(&row.col::<String>("role")?)
 }
 
 async fn select_team(tx: &mut Tx<'_>, p: &Principal, team_id: &str) -> Result<Team> {
@@ -67,10 +72,10 @@ async fn select_team(tx: &mut Tx<'_>, p: &Principal, team_id: &str) -> Result<Te
         )
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(team_id))
+        .fetch_optional(sqlx::query(&sql).bind(local_user(p)?).bind(team_id))
         .await?
         .ok_or(StoreError::NotFound)?;
-    team_from_row(&row)
+    Team::from_row(&row)
 }
 
 async fn count_owners(tx: &mut Tx<'_>, team_id: &str) -> Result<i64> {
@@ -81,7 +86,7 @@ async fn count_owners(tx: &mut Tx<'_>, team_id: &str) -> Result<i64> {
         .fetch_optional(sqlx::query(&sql).bind(team_id))
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(row.try_get("n")?)
+    row.col("n")
 }
 
 impl Store {
@@ -100,7 +105,7 @@ impl Store {
             sqlx::query(&sql)
                 .bind(&id)
                 .bind(&name)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(now),
         )
         .await?;
@@ -108,7 +113,7 @@ impl Store {
         let sql = tx
             .sql("INSERT INTO team_members (team_id, user_id, role, added_at) VALUES ($1, $2, 'owner', $3)")
             .into_owned();
-        tx.execute(sqlx::query(&sql).bind(&id).bind(p.user_id()).bind(now))
+        tx.execute(sqlx::query(&sql).bind(&id).bind(local_user(p)?).bind(now))
             .await?;
         tx.commit().await?;
         Ok(Team {
@@ -125,11 +130,11 @@ impl Store {
     pub async fn list_teams(&self, p: &Principal, page: &PageQuery) -> Result<Page<Team>> {
         let q = ListQuery {
             sql: "SELECT t.id, t.name, t.created_at, m.role FROM teams t \
-                  JOIN team_members m ON m.team_id = t.id AND m.user_id = $1 \
-                  WHERE t.id > $2 ORDER BY t.id LIMIT $3"
+                  JOIN team_members m ON m.team_id = t.id AND m.user_id = $3 \
+                  WHERE t.id > $1 ORDER BY t.id LIMIT $2"
                 .to_string(),
-            owner: Some(p.user_id().to_string()),
-            row: team_from_row,
+            binds: vec![local_user(p)?.to_string()],
+            row: Team::from_row,
             id: |t: &Team| t.id.clone(),
         };
         self.list_page(p, page, q).await
@@ -195,7 +200,7 @@ impl Store {
             .into_owned();
         let rows = tx.fetch_all(sqlx::query(&sql).bind(team_id)).await?;
         tx.commit().await?;
-        rows.iter().map(member_from_row).collect()
+        rows.iter().map(TeamMember::from_row).collect()
     }
 
     /// Add a user to a team, or change their role there.
@@ -228,7 +233,7 @@ impl Store {
         let row = tx.fetch_optional(sqlx::query(&sql).bind(&username)).await?;
         tx.end_system().await?;
         let user_id: String = match row {
-            Some(r) => r.try_get("id")?,
+            Some(r) => r.col("id")?,
             None => return Err(StoreError::Conflict(format!("no user named '{username}'"))),
         };
         let sql = tx
@@ -237,7 +242,7 @@ impl Store {
         let existing = tx
             .fetch_optional(sqlx::query(&sql).bind(team_id).bind(&user_id))
             .await?
-            .map(|r| r.try_get::<String, _>("role"))
+            .map(|r| r.col::<String>("role"))
             .transpose()?
             .map(|r| role_from(&r))
             .transpose()?;
@@ -281,7 +286,7 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        member_from_row(&row)
+        TeamMember::from_row(&row)
     }
 
     /// Remove a member (team owners and admins; anyone may leave). Owners are removed
@@ -304,8 +309,8 @@ impl Store {
             .fetch_optional(sqlx::query(&sql).bind(team_id).bind(user_id))
             .await?
             .ok_or(StoreError::NotFound)?;
-        let target_role = role_from(&target.try_get::<String, _>("role")?)?;
-        let leaving = user_id == p.user_id();
+        let target_role = role_from(&target.col::<String>("role")?)?;
+        let leaving = p.local_user() == Some(user_id);
         if !leaving && !my_role.can_manage() {
             return Err(StoreError::Forbidden(
                 "only team owners and admins can remove members".into(),

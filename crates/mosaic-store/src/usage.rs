@@ -1,9 +1,11 @@
 //! Token usage per user, per `provider/model`, per day (UTC).
 
 use mosaic_api::UsageRow;
-use sqlx::Row;
 
 use crate::db::Acting;
+use crate::principal::local_user;
+use crate::row::Columns;
+use crate::visibility::Table;
 use crate::{Principal, Result, Store, StoreError};
 
 /// `YYYY-MM-DD` (UTC) of a time in milliseconds.
@@ -59,7 +61,7 @@ impl Store {
             .into_owned();
         tx.execute(
             sqlx::query(&sql)
-                .bind(p.user_id())
+                .bind(local_user(p)?)
                 .bind(day)
                 .bind(provider)
                 .bind(model)
@@ -78,27 +80,28 @@ impl Store {
         check_day(from)?;
         check_day(to)?;
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::UsageDaily, 3);
         let sql = tx
-            .sql(
+            .sql(&format!(
                 "SELECT day, provider, model, requests, input_tokens, output_tokens, cached_tokens \
-                 FROM usage_daily WHERE user_id = $1 AND day >= $2 AND day <= $3 \
+                 FROM usage_daily WHERE {visible} AND day >= $1 AND day <= $2 \
                  ORDER BY day, provider, model",
-            )
+            ))
             .into_owned();
         let rows = tx
-            .fetch_all(sqlx::query(&sql).bind(p.user_id()).bind(from).bind(to))
+            .fetch_all(visible.bind(sqlx::query(&sql).bind(from).bind(to)))
             .await?;
         tx.commit().await?;
         rows.iter()
             .map(|r| {
                 Ok(UsageRow {
-                    day: r.try_get("day")?,
-                    provider: r.try_get("provider")?,
-                    model: r.try_get("model")?,
-                    requests: r.try_get::<i64, _>("requests")? as u64,
-                    input_tokens: r.try_get::<i64, _>("input_tokens")? as u64,
-                    output_tokens: r.try_get::<i64, _>("output_tokens")? as u64,
-                    cached_tokens: r.try_get::<i64, _>("cached_tokens")? as u64,
+                    day: r.col("day")?,
+                    provider: r.col("provider")?,
+                    model: r.col("model")?,
+                    requests: r.col::<i64>("requests")? as u64,
+                    input_tokens: r.col::<i64>("input_tokens")? as u64,
+                    output_tokens: r.col::<i64>("output_tokens")? as u64,
+                    cached_tokens: r.col::<i64>("cached_tokens")? as u64,
                 })
             })
             .collect()

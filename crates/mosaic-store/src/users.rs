@@ -3,11 +3,12 @@
 
 use mosaic_api::{Page, PageQuery, User};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::Acting;
 use crate::page::ListQuery;
+use crate::principal::local_user;
 use crate::revocation::Revoked;
+use crate::row::{Columns, FromRow};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// A user to create; the password is already hashed by the caller.
@@ -41,16 +42,18 @@ pub(crate) const ADMINS_LOCK: &str = "admins";
 pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, is_admin, disabled, created_at, updated_at";
 
-pub(crate) fn user_from_row(row: &AnyRow) -> Result<User> {
-    Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        display_name: row.try_get("display_name")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for User {
+    fn from_row(row: &AnyRow) -> Result<User> {
+        Ok(User {
+            id: row.col("id")?,
+            username: row.col("username")?,
+            display_name: row.col("display_name")?,
+            is_admin: row.col::<i64>("is_admin")? != 0,
+            disabled: row.col::<i64>("disabled")? != 0,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 /// Usernames are lower case ASCII letters, digits, `.`, `_` and `-`, 1 to 64 long,
@@ -111,8 +114,8 @@ impl Store {
         require_admin(p)?;
         let q = ListQuery {
             sql: format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"),
-            owner: None,
-            row: user_from_row,
+            binds: Vec::new(),
+            row: User::from_row,
             id: |u: &User| u.id.clone(),
         };
         self.list_page(p, page, q).await
@@ -122,7 +125,7 @@ impl Store {
     #[tracing::instrument(name = "store.get_user", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn get_user(&self, p: &Principal, id: &str) -> Result<User> {
-        if !p.is_admin() && p.user_id() != id {
+        if !p.is_admin() && p.local_user() != Some(id) {
             return Err(StoreError::NotFound);
         }
         let mut tx = self.begin(Acting::As(p), false).await?;
@@ -137,7 +140,7 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn update_user(&self, p: &Principal, id: &str, changes: UserChanges) -> Result<User> {
         if !p.is_admin() {
-            if p.user_id() != id {
+            if p.local_user() != Some(id) {
                 return Err(StoreError::NotFound);
             }
             if changes.disabled.is_some() || changes.is_admin.is_some() {
@@ -185,7 +188,7 @@ impl Store {
         } else if changes.password_hash.is_some() {
             Some(Revoked::Sessions {
                 user_id: id.to_string(),
-                tokens: p.user_id() != id,
+                tokens: p.local_user() != Some(id),
             })
         } else {
             None
@@ -197,7 +200,7 @@ impl Store {
                 .into_owned();
             tx.execute(sqlx::query(&sql).bind(id)).await?;
         }
-        if changes.password_hash.is_some() && p.user_id() != id {
+        if changes.password_hash.is_some() && p.local_user() != Some(id) {
             // An admin's reset assumes the account may be compromised: its API tokens go
             // too. (Changing your own password keeps the tokens you made on purpose.)
             let sql = tx
@@ -219,13 +222,13 @@ impl Store {
     pub async fn delete_user(&self, p: &Principal, id: &str) -> Result<()> {
         if !p.is_admin() {
             // Someone else's id is not even there; your own is there but not yours to delete.
-            return Err(if p.user_id() == id {
+            return Err(if p.local_user() == Some(id) {
                 StoreError::Forbidden("only an admin can delete users".into())
             } else {
                 StoreError::NotFound
             });
         }
-        if p.user_id() == id {
+        if p.local_user() == Some(id) {
             return Err(StoreError::Forbidden("you cannot delete yourself".into()));
         }
         let mut tx = self.begin(Acting::As(p), true).await?;
@@ -256,11 +259,11 @@ impl Store {
             .sql("SELECT password_hash FROM users WHERE id = $1")
             .into_owned();
         let row = tx
-            .fetch_optional(sqlx::query(&sql).bind(p.user_id()))
+            .fetch_optional(sqlx::query(&sql).bind(local_user(p)?))
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
-        Ok(row.try_get("password_hash")?)
+        row.col("password_hash")
     }
 
     /// Login: the user and password hash for a username (the gateway asks, before
@@ -281,8 +284,8 @@ impl Store {
         tx.commit().await?;
         row.map(|r| {
             Ok(LoginRecord {
-                user: user_from_row(&r)?,
-                password_hash: r.try_get("password_hash")?,
+                user: User::from_row(&r)?,
+                password_hash: r.col("password_hash")?,
             })
         })
         .transpose()
@@ -311,7 +314,7 @@ async fn hand_over_teams(tx: &mut crate::db::Tx<'_>, user_id: &str) -> Result<()
         .into_owned();
     let teams = tx.fetch_all(sqlx::query(&sql).bind(user_id)).await?;
     for row in teams {
-        let team_id: String = row.try_get("team_id")?;
+        let team_id: String = row.col("team_id")?;
         let sql = tx
             .sql(
                 "SELECT user_id FROM team_members WHERE team_id = $1 AND user_id <> $2 \
@@ -323,7 +326,7 @@ async fn hand_over_teams(tx: &mut crate::db::Tx<'_>, user_id: &str) -> Result<()
             .await?;
         match successor {
             Some(s) => {
-                let successor: String = s.try_get("user_id")?;
+                let successor: String = s.col("user_id")?;
                 let sql = tx
                     .sql("UPDATE team_members SET role = 'owner' WHERE team_id = $1 AND user_id = $2")
                     .into_owned();
@@ -394,7 +397,7 @@ pub(crate) async fn select_user(tx: &mut crate::db::Tx<'_>, id: &str) -> Result<
         .fetch_optional(sqlx::query(&sql).bind(id))
         .await?
         .ok_or(StoreError::NotFound)?;
-    user_from_row(&row)
+    User::from_row(&row)
 }
 
 pub(crate) async fn count_active_admins(tx: &mut crate::db::Tx<'_>) -> Result<i64> {
@@ -404,7 +407,7 @@ pub(crate) async fn count_active_admins(tx: &mut crate::db::Tx<'_>) -> Result<i6
         ))
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok(row.try_get("n")?)
+    row.col("n")
 }
 
 #[cfg(test)]

@@ -3,40 +3,29 @@
 
 use mosaic_api::{Owner, Page, PageQuery, TeamRole, Workspace};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
 use crate::page::ListQuery;
+use crate::principal::local_user;
+use crate::row::{Columns, FromRow};
 use crate::teams::role_in_team;
+use crate::visibility::{visible, Table};
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const WORKSPACE_COLUMNS: &str =
     "id, name, description, owner_user_id, owner_team_id, created_at, updated_at";
 
-/// Visible to the principal: their own, or their teams'.
-const VISIBLE: &str = "(owner_user_id = $1 OR owner_team_id IN \
-     (SELECT team_id FROM team_members WHERE user_id = $1))";
-
-fn workspace_from_row(row: &AnyRow) -> Result<Workspace> {
-    let user: Option<String> = row.try_get("owner_user_id")?;
-    let team: Option<String> = row.try_get("owner_team_id")?;
-    let owner = match (user, team) {
-        (Some(id), None) => Owner::User { id },
-        (None, Some(id)) => Owner::Team { id },
-        _ => {
-            return Err(StoreError::Invalid(
-                "workspace without a single owner".into(),
-            ))
-        }
-    };
-    Ok(Workspace {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        owner,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Workspace {
+    fn from_row(row: &AnyRow) -> Result<Workspace> {
+        Ok(Workspace {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            description: row.col("description")?,
+            owner: Owner::from_row(row)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 fn check_name(name: &str) -> Result<String> {
@@ -59,16 +48,17 @@ fn check_description(d: &str) -> Result<()> {
 }
 
 async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Workspace> {
+    let visible = tx.visible(p, Table::Workspaces, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $2 AND {VISIBLE}"
+            "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    workspace_from_row(&row)
+    Workspace::from_row(&row)
 }
 
 /// Visible, and the caller may change it.
@@ -114,7 +104,7 @@ impl Store {
         let now = now_ms();
         let (user_owner, team_owner) = match team_id {
             Some(t) => (None, Some(t.to_string())),
-            None => (Some(p.user_id().to_string()), None),
+            None => (Some(local_user(p)?.to_string()), None),
         };
         let sql = tx
             .sql(
@@ -145,13 +135,14 @@ impl Store {
         p: &Principal,
         page: &PageQuery,
     ) -> Result<Page<Workspace>> {
+        let visible = visible(p, Table::Workspaces, 3);
         let q = ListQuery {
             sql: format!(
-                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE {VISIBLE} AND id > $2 \
-                 ORDER BY id LIMIT $3"
+                "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE {visible} AND id > $1 \
+                 ORDER BY id LIMIT $2"
             ),
-            owner: Some(p.user_id().to_string()),
-            row: workspace_from_row,
+            binds: visible.binds,
+            row: Workspace::from_row,
             id: |w: &Workspace| w.id.clone(),
         };
         self.list_page(p, page, q).await

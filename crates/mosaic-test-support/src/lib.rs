@@ -1,4 +1,5 @@
-//! Shared test fixtures. [`ScratchPostgres`] is a fresh PostgreSQL database owned by a
+//! Shared test fixtures. [`engines!`] runs one test body on SQLite and on PostgreSQL
+//! ([`engines`]). [`ScratchPostgres`] is a fresh PostgreSQL database owned by a
 //! fresh ordinary LOGIN role, made through the superuser URL in
 //! `MOSAIC_TEST_POSTGRES_URL` (`scripts/services.sh start-postgres` starts a server and
 //! prints it). Code under test connects as that role, because a superuser would bypass
@@ -8,9 +9,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod chat;
+pub mod engines;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 pub mod scripted;
+
+pub use engines::{Engine, OnEngine};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection};

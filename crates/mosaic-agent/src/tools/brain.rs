@@ -451,7 +451,7 @@ fn refusal(e: StoreError, subject: &str) -> String {
         StoreError::NotFound => format!("no {subject} visible to you"),
         StoreError::Forbidden(m) => format!("not allowed: {m}"),
         StoreError::Conflict(m) | StoreError::Invalid(m) => m,
-        e @ (StoreError::Db(_) | StoreError::Migration { .. }) => {
+        e @ (StoreError::Corrupt(_) | StoreError::Db(_) | StoreError::Migration { .. }) => {
             tracing::error!("brain tool: {e}");
             "the brain is unavailable right now; try again later".into()
         }

@@ -5,9 +5,10 @@
 use mosaic_api::{Page, DEFAULT_LIMIT, MAX_LIMIT};
 use sqlx::any::AnyRow;
 
-use super::{label_pattern, matches, text_query, VISIBLE};
+use super::{label_pattern, matches, text_query};
 use crate::db::Acting;
 use crate::page::paginate;
+use crate::visibility::Table;
 use crate::{Principal, Result, Store};
 
 /// A value a filter binds.
@@ -16,17 +17,17 @@ enum Arg {
     Int(i64),
 }
 
-/// One list query being built. `$1` is the principal (the visibility predicate); each
-/// filter binds the next number.
+/// One list query being built. Each filter binds the next number; the visibility
+/// condition takes the numbers after the last.
 pub(crate) struct BrainList {
-    table: &'static str,
+    table: Table,
     columns: String,
     conditions: Vec<String>,
     args: Vec<Arg>,
 }
 
 impl BrainList {
-    pub(crate) fn new(table: &'static str, columns: impl Into<String>) -> BrainList {
+    pub(crate) fn new(table: Table, columns: impl Into<String>) -> BrainList {
         BrainList {
             table,
             columns: columns.into(),
@@ -37,7 +38,7 @@ impl BrainList {
 
     /// The placeholder of the next argument.
     fn next(&self) -> String {
-        format!("${}", self.args.len() + 2)
+        format!("${}", self.args.len() + 1)
     }
 
     /// `column = value`, when a value is given.
@@ -81,9 +82,9 @@ impl BrainList {
     /// Contains every word of `q`, when it has words.
     pub(crate) fn words(mut self, store: &Store, q: Option<&str>) -> BrainList {
         if let Some(text) = q.and_then(|q| text_query(store.backend(), q)) {
-            let n = (self.args.len() + 2) as u32;
+            let n = (self.args.len() + 1) as u32;
             self.conditions
-                .push(matches(store.backend(), self.table, n));
+                .push(matches(store.backend(), self.table.name(), n));
             self.args.push(Arg::Text(text));
         }
         self
@@ -104,26 +105,29 @@ impl BrainList {
             self.conditions.push(format!("id < {}", self.next()));
             self.args.push(Arg::Text(cursor.to_string()));
         }
+        let limit_mark = self.next();
+        self.args.push(Arg::Int(i64::from(limit) + 1));
+        let mut tx = store.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, self.table, self.args.len() as u32 + 1);
         let mut sql = format!(
-            "SELECT {} FROM {} WHERE {VISIBLE}",
-            self.columns, self.table
+            "SELECT {} FROM {} WHERE {visible}",
+            self.columns,
+            self.table.name()
         );
         for condition in &self.conditions {
             sql.push_str(" AND ");
             sql.push_str(condition);
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", self.next()));
-        self.args.push(Arg::Int(i64::from(limit) + 1));
-        let mut tx = store.begin(Acting::As(p), false).await?;
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit_mark}"));
         let sql = tx.sql(&sql).into_owned();
-        let mut query = sqlx::query(&sql).bind(p.user_id());
+        let mut query = sqlx::query(&sql);
         for arg in self.args {
             query = match arg {
                 Arg::Text(text) => query.bind(text),
                 Arg::Int(n) => query.bind(n),
             };
         }
-        let rows = tx.fetch_all(query).await?;
+        let rows = tx.fetch_all(visible.bind(query)).await?;
         tx.commit().await?;
         let items = rows.iter().map(row).collect::<Result<Vec<_>>>()?;
         Ok(paginate(items, limit, id))

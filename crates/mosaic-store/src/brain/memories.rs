@@ -7,14 +7,15 @@ use mosaic_api::{
     DEFAULT_IMPORTANCE, MAX_MEMORY_CHARS, MAX_PINNED,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::list::BrainList;
 use super::{
     check_may_delete, decode_labels, encode_labels, index_text, new_owner, normalise_labels,
-    owner_columns, owner_from_row, VISIBLE,
+    owner_columns,
 };
 use crate::db::{Acting, Tx};
+use crate::row::{parsed, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const MEMORY_COLUMNS: &str = "id, text, kind, tags, importance, pinned, agent_id, \
@@ -25,39 +26,40 @@ fn select_columns() -> String {
     format!("{MEMORY_COLUMNS}, CASE WHEN embedding IS NULL THEN 0 ELSE 1 END AS embedded")
 }
 
-fn memory_from_row(row: &AnyRow) -> Result<Memory> {
-    let kind: String = row.try_get("kind")?;
-    Ok(Memory {
-        id: row.try_get("id")?,
-        text: row.try_get("text")?,
-        kind: MemoryKind::parse(&kind)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown memory kind '{kind}'")))?,
-        tags: decode_labels(&row.try_get::<String, _>("tags")?),
-        importance: u8::try_from(row.try_get::<i64, _>("importance")?)
-            .unwrap_or(DEFAULT_IMPORTANCE),
-        pinned: row.try_get::<i64, _>("pinned")? != 0,
-        agent_id: row.try_get("agent_id")?,
-        source_session_id: row.try_get("source_session_id")?,
-        owner: owner_from_row(row)?,
-        embedded: row.try_get::<i64, _>("embedded")? != 0,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-        used_at: row.try_get::<Option<i64>, _>("used_at")?.map(format_time),
-    })
+impl FromRow for Memory {
+    fn from_row(row: &AnyRow) -> Result<Memory> {
+        let kind: String = row.col("kind")?;
+        Ok(Memory {
+            id: row.col("id")?,
+            text: row.col("text")?,
+            kind: parsed("memory kind", &kind, MemoryKind::parse)?,
+            tags: decode_labels(&row.col::<String>("tags")?),
+            importance: u8::try_from(row.col::<i64>("importance")?).unwrap_or(DEFAULT_IMPORTANCE),
+            pinned: row.col::<i64>("pinned")? != 0,
+            agent_id: row.col("agent_id")?,
+            source_session_id: row.col("source_session_id")?,
+            owner: Owner::from_row(row)?,
+            embedded: row.col::<i64>("embedded")? != 0,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+            used_at: row.col::<Option<i64>>("used_at")?.map(format_time),
+        })
+    }
 }
 
 async fn select_memory(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Memory> {
+    let visible = tx.visible(p, Table::Memories, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {} FROM memories WHERE id = $2 AND {VISIBLE}",
+            "SELECT {} FROM memories WHERE id = $1 AND {visible}",
             select_columns()
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    memory_from_row(&row)
+    Memory::from_row(&row)
 }
 
 /// Trimmed, 1 to [`MAX_MEMORY_CHARS`] characters.
@@ -84,17 +86,19 @@ fn check_importance(importance: Option<u8>) -> Result<Option<u8>> {
 async fn check_own(
     tx: &mut Tx<'_>,
     p: &Principal,
-    table: &str,
+    table: Table,
     what: &str,
     id: &str,
 ) -> Result<()> {
+    let visible = tx.visible(p, table, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT id FROM {table} WHERE id = $1 AND owner_user_id = $2"
+            "SELECT id FROM {} WHERE id = $1 AND {visible}",
+            table.name()
         ))
         .into_owned();
     match tx
-        .fetch_optional(sqlx::query(&sql).bind(id).bind(p.user_id()))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
     {
         Some(_) => Ok(()),
@@ -120,7 +124,7 @@ async fn check_pin_room(tx: &mut Tx<'_>, owner: &Owner, except: Option<&str>) ->
         )
         .await?;
     let pinned = match row {
-        Some(row) => row.try_get::<i64, _>("n")?,
+        Some(row) => row.col::<i64>("n")?,
         None => 0,
     };
     if pinned >= MAX_PINNED as i64 {
@@ -142,10 +146,10 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
         if let Some(agent) = &req.agent_id {
-            check_own(&mut tx, p, "agents", "agent", agent).await?;
+            check_own(&mut tx, p, Table::Agents, "agent", agent).await?;
         }
         if let Some(session) = &req.source_session_id {
-            check_own(&mut tx, p, "sessions", "session", session).await?;
+            check_own(&mut tx, p, Table::Sessions, "session", session).await?;
         }
         if req.pinned {
             check_pin_room(&mut tx, &owner, None).await?;
@@ -193,7 +197,7 @@ impl Store {
     #[tracing::instrument(name = "store.list_memories", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_memories(&self, p: &Principal, q: &MemoryQuery) -> Result<Page<Memory>> {
-        BrainList::new("memories", select_columns())
+        BrainList::new(Table::Memories, select_columns())
             .eq("kind", q.kind.map(MemoryKind::as_str))
             .label("tags", q.tag.as_deref())
             .eq_int("pinned", q.pinned.map(i64::from))
@@ -204,7 +208,7 @@ impl Store {
                 p,
                 q.cursor.as_deref(),
                 q.limit,
-                memory_from_row,
+                Memory::from_row,
                 |m| m.id.clone(),
             )
             .await
@@ -217,24 +221,20 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn pinned_memories(&self, p: &Principal, agent_id: &str) -> Result<Vec<Memory>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Memories, 3);
         let sql = tx
             .sql(&format!(
-                "SELECT {} FROM memories WHERE {VISIBLE} AND pinned = 1 \
-                 AND (agent_id IS NULL OR agent_id = $2) \
-                 ORDER BY importance DESC, updated_at DESC, id DESC LIMIT $3",
+                "SELECT {} FROM memories WHERE {visible} AND pinned = 1 \
+                 AND (agent_id IS NULL OR agent_id = $1) \
+                 ORDER BY importance DESC, updated_at DESC, id DESC LIMIT $2",
                 select_columns()
             ))
             .into_owned();
         let rows = tx
-            .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(agent_id)
-                    .bind(MAX_PINNED as i64),
-            )
+            .fetch_all(visible.bind(sqlx::query(&sql).bind(agent_id).bind(MAX_PINNED as i64)))
             .await?;
         tx.commit().await?;
-        rows.iter().map(memory_from_row).collect()
+        rows.iter().map(Memory::from_row).collect()
     }
 
     /// Change a memory; members of an owning team may.
@@ -252,7 +252,7 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let old = select_memory(&mut tx, p, id).await?;
         if let Some(Some(agent)) = &req.agent_id {
-            check_own(&mut tx, p, "agents", "agent", agent).await?;
+            check_own(&mut tx, p, Table::Agents, "agent", agent).await?;
         }
         if req.pinned == Some(true) && !old.pinned {
             check_pin_room(&mut tx, &old.owner, Some(id)).await?;
@@ -296,14 +296,15 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin(Acting::As(p), true).await?;
+        let visible = tx.visible(p, Table::Memories, 3);
         let sql = tx
             .sql(&format!(
-                "UPDATE memories SET used_at = $3 WHERE id = $2 AND {VISIBLE}"
+                "UPDATE memories SET used_at = $2 WHERE id = $1 AND {visible}"
             ))
             .into_owned();
         let now = now_ms();
         for id in ids {
-            tx.execute(sqlx::query(&sql).bind(p.user_id()).bind(id).bind(now))
+            tx.execute(visible.clone().bind(sqlx::query(&sql).bind(id).bind(now)))
                 .await?;
         }
         tx.commit().await

@@ -7,14 +7,12 @@ use mosaic_api::{
     Page, UpdateMissionRequest, DEFAULT_LIMIT, MAX_CRITERIA_BYTES, MAX_LIMIT, MAX_MILESTONES,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
-use super::{
-    check_may_delete, check_reference, check_title, new_owner, owner_columns, owner_from_row,
-    VISIBLE,
-};
+use super::{check_may_delete, check_reference, check_title, new_owner, owner_columns};
 use crate::db::{Acting, Tx};
 use crate::page::paginate;
+use crate::row::{json, parsed, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 /// The mission's columns plus its progress, counted over the visible linked tasks
@@ -26,50 +24,40 @@ const MISSION_SELECT: &str = "SELECT m.id, m.goal, m.success_criteria, m.milesto
        AS tasks_done \
      FROM missions m";
 
-/// `VISIBLE` for the `m` alias.
-fn visible_mission() -> String {
-    VISIBLE
-        .replace("(owner_user_id", "(m.owner_user_id")
-        .replace("OR owner_team_id", "OR m.owner_team_id")
-}
-
-fn mission_from_row(row: &AnyRow) -> Result<Mission> {
-    let status: String = row.try_get("status")?;
-    let milestones: String = row.try_get("milestones")?;
-    let count = |name: &str| -> Result<u64> {
-        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
-    };
-    Ok(Mission {
-        id: row.try_get("id")?,
-        goal: row.try_get("goal")?,
-        success_criteria: row.try_get("success_criteria")?,
-        milestones: serde_json::from_str(&milestones)
-            .map_err(|e| StoreError::Invalid(format!("stored milestones are not JSON: {e}")))?,
-        project_id: row.try_get("project_id")?,
-        owner: owner_from_row(row)?,
-        status: MissionStatus::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown mission status '{status}'")))?,
-        progress: MissionProgress {
-            tasks_total: count("tasks_total")?,
-            tasks_done: count("tasks_done")?,
-        },
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Mission {
+    fn from_row(row: &AnyRow) -> Result<Mission> {
+        let status: String = row.col("status")?;
+        let milestones: String = row.col("milestones")?;
+        let count =
+            |name: &str| -> Result<u64> { Ok(u64::try_from(row.col::<i64>(name)?).unwrap_or(0)) };
+        Ok(Mission {
+            id: row.col("id")?,
+            goal: row.col("goal")?,
+            success_criteria: row.col("success_criteria")?,
+            milestones: json("milestones", &milestones)?,
+            project_id: row.col("project_id")?,
+            owner: Owner::from_row(row)?,
+            status: parsed("mission status", &status, MissionStatus::parse)?,
+            progress: MissionProgress {
+                tasks_total: count("tasks_total")?,
+                tasks_done: count("tasks_done")?,
+            },
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 async fn select_mission(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Mission> {
+    let visible = tx.visible_as(p, Table::Missions, "m", 2);
     let sql = tx
-        .sql(&format!(
-            "{MISSION_SELECT} WHERE m.id = $2 AND {}",
-            visible_mission()
-        ))
+        .sql(&format!("{MISSION_SELECT} WHERE m.id = $1 AND {visible}"))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    mission_from_row(&row)
+    Mission::from_row(&row)
 }
 
 fn check_criteria(text: &str) -> Result<()> {
@@ -108,7 +96,7 @@ async fn check_project(
     owner: &Owner,
 ) -> Result<()> {
     match project_id {
-        Some(id) => check_reference(tx, p, "projects", "project", id, owner).await,
+        Some(id) => check_reference(tx, p, Table::Projects, "project", id, owner).await,
         None => Ok(()),
     }
 }
@@ -170,28 +158,29 @@ impl Store {
     pub async fn list_missions(&self, p: &Principal, q: &MissionQuery) -> Result<Page<Mission>> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible_as(p, Table::Missions, "m", 5);
         let sql = tx
             .sql(&format!(
-                "{MISSION_SELECT} WHERE {} \
-                 AND ($2 = '' OR m.id < $2) AND ($3 = '' OR m.status = $3) \
-                 AND ($4 = '' OR m.project_id = $4) ORDER BY m.id DESC LIMIT $5",
-                visible_mission()
+                "{MISSION_SELECT} WHERE {visible} \
+                 AND ($1 = '' OR m.id < $1) AND ($2 = '' OR m.status = $2) \
+                 AND ($3 = '' OR m.project_id = $3) ORDER BY m.id DESC LIMIT $4"
             ))
             .into_owned();
         let rows = tx
             .fetch_all(
-                sqlx::query(&sql)
-                    .bind(p.user_id())
-                    .bind(q.cursor.clone().unwrap_or_default())
-                    .bind(q.status.map(MissionStatus::as_str).unwrap_or_default())
-                    .bind(q.project_id.clone().unwrap_or_default())
-                    .bind(i64::from(limit) + 1),
+                visible.bind(
+                    sqlx::query(&sql)
+                        .bind(q.cursor.clone().unwrap_or_default())
+                        .bind(q.status.map(MissionStatus::as_str).unwrap_or_default())
+                        .bind(q.project_id.clone().unwrap_or_default())
+                        .bind(i64::from(limit) + 1),
+                ),
             )
             .await?;
         tx.commit().await?;
         let items = rows
             .iter()
-            .map(mission_from_row)
+            .map(Mission::from_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(paginate(items, limit, |m: &Mission| m.id.clone()))
     }

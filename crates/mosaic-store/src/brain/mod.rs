@@ -12,6 +12,7 @@
 //! task's parent and mission must be visible to the principal and have the item's
 //! owner, and a task's assignee is the owning user or a member of the owning team.
 
+mod kinds;
 mod list;
 mod memories;
 mod missions;
@@ -26,26 +27,13 @@ pub(crate) use vectors::VectorIndex;
 pub use vectors::{PendingText, QueryVector, MAX_EMBED_CHARS};
 
 use mosaic_api::{Owner, MAX_BODY_BYTES, MAX_LABELS, MAX_LABEL_CHARS, MAX_TITLE_CHARS};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Backend, Tx};
+use crate::principal::local_user;
+use crate::row::FromRow;
 use crate::teams::role_in_team;
+use crate::visibility::Table;
 use crate::{Principal, Result, StoreError};
-
-/// Visible to the principal (`$1`): their own rows, or their teams'.
-pub(crate) const VISIBLE: &str = "(owner_user_id = $1 OR owner_team_id IN \
-     (SELECT team_id FROM team_members WHERE user_id = $1))";
-
-pub(crate) fn owner_from_row(row: &AnyRow) -> Result<Owner> {
-    let user: Option<String> = row.try_get("owner_user_id")?;
-    let team: Option<String> = row.try_get("owner_team_id")?;
-    match (user, team) {
-        (Some(id), None) => Ok(Owner::User { id }),
-        (None, Some(id)) => Ok(Owner::Team { id }),
-        _ => Err(StoreError::Invalid("item without a single owner".into())),
-    }
-}
 
 /// The `(owner_user_id, owner_team_id)` columns of an owner.
 pub(crate) fn owner_columns(owner: &Owner) -> (Option<String>, Option<String>) {
@@ -67,7 +55,7 @@ pub(crate) async fn new_owner(
             Ok(Owner::Team { id: team.into() })
         }
         None => Ok(Owner::User {
-            id: p.user_id().into(),
+            id: local_user(p)?.into(),
         }),
     }
 }
@@ -88,26 +76,28 @@ pub(crate) async fn check_may_delete(tx: &mut Tx<'_>, p: &Principal, owner: &Own
     }
 }
 
-/// Fails with `Invalid` unless `table` has a row `id` visible to the principal with
-/// this owner. (`table` is always one of ours, never input.)
+/// Fails with `Conflict` unless `table` has a row `id` visible to the principal with
+/// this owner.
 pub(crate) async fn check_reference(
     tx: &mut Tx<'_>,
     p: &Principal,
-    table: &str,
+    table: Table,
     what: &str,
     id: &str,
     owner: &Owner,
 ) -> Result<()> {
+    let visible = tx.visible(p, table, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT owner_user_id, owner_team_id FROM {table} WHERE id = $2 AND {VISIBLE}"
+            "SELECT owner_user_id, owner_team_id FROM {} WHERE id = $1 AND {visible}",
+            table.name()
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?;
     match row {
-        Some(row) if owner_from_row(&row)? == *owner => Ok(()),
+        Some(row) if Owner::from_row(&row)? == *owner => Ok(()),
         // Well formed, but naming nothing it may refer to: a conflict with what exists.
         _ => Err(StoreError::Conflict(format!(
             "no {what} {id} with the same owner"

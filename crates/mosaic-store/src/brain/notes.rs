@@ -1,44 +1,48 @@
 //! Notes: markdown documents with tags, optionally in a project.
 
-use mosaic_api::{BrainKind, CreateNoteRequest, Note, NoteQuery, Page, UpdateNoteRequest};
+use mosaic_api::{BrainKind, CreateNoteRequest, Note, NoteQuery, Owner, Page, UpdateNoteRequest};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
-    index_text, new_owner, normalise_labels, owner_columns, owner_from_row, VISIBLE,
+    index_text, new_owner, normalise_labels, owner_columns,
 };
 use crate::db::{Acting, Tx};
+use crate::row::{Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const NOTE_COLUMNS: &str =
     "id, title, body, tags, project_id, owner_user_id, owner_team_id, created_at, updated_at";
 
-fn note_from_row(row: &AnyRow) -> Result<Note> {
-    Ok(Note {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        body: row.try_get("body")?,
-        tags: decode_labels(&row.try_get::<String, _>("tags")?),
-        project_id: row.try_get("project_id")?,
-        owner: owner_from_row(row)?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Note {
+    fn from_row(row: &AnyRow) -> Result<Note> {
+        Ok(Note {
+            id: row.col("id")?,
+            title: row.col("title")?,
+            body: row.col("body")?,
+            tags: decode_labels(&row.col::<String>("tags")?),
+            project_id: row.col("project_id")?,
+            owner: Owner::from_row(row)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 async fn select_note(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Note> {
+    let visible = tx.visible(p, Table::Notes, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {NOTE_COLUMNS} FROM notes WHERE id = $2 AND {VISIBLE}"
+            "SELECT {NOTE_COLUMNS} FROM notes WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    note_from_row(&row)
+    Note::from_row(&row)
 }
 
 impl Store {
@@ -52,7 +56,7 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
         if let Some(project) = &req.project_id {
-            check_reference(&mut tx, p, "projects", "project", project, &owner).await?;
+            check_reference(&mut tx, p, Table::Projects, "project", project, &owner).await?;
         }
         let (user_owner, team_owner) = owner_columns(&owner);
         let id = new_id();
@@ -93,11 +97,11 @@ impl Store {
     #[tracing::instrument(name = "store.list_notes", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_notes(&self, p: &Principal, q: &NoteQuery) -> Result<Page<Note>> {
-        BrainList::new("notes", NOTE_COLUMNS)
+        BrainList::new(Table::Notes, NOTE_COLUMNS)
             .eq("project_id", q.project_id.as_deref())
             .label("tags", q.tag.as_deref())
             .words(self, q.q.as_deref())
-            .page(self, p, q.cursor.as_deref(), q.limit, note_from_row, |n| {
+            .page(self, p, q.cursor.as_deref(), q.limit, Note::from_row, |n| {
                 n.id.clone()
             })
             .await
@@ -124,7 +128,7 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let old = select_note(&mut tx, p, id).await?;
         if let Some(Some(project)) = &req.project_id {
-            check_reference(&mut tx, p, "projects", "project", project, &old.owner).await?;
+            check_reference(&mut tx, p, Table::Projects, "project", project, &old.owner).await?;
         }
         let (old_title, old_body) = (old.title.clone(), old.body.clone());
         let title = title.unwrap_or(old.title);

@@ -5,45 +5,45 @@ use mosaic_api::{
     CreateProjectRequest, Owner, Page, Project, ProjectQuery, ProjectStatus, UpdateProjectRequest,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::list::BrainList;
-use super::{
-    check_body, check_may_delete, check_reference, check_title, new_owner, owner_columns,
-    owner_from_row, VISIBLE,
-};
+use super::{check_body, check_may_delete, check_reference, check_title, new_owner, owner_columns};
 use crate::db::{Acting, Tx};
+use crate::row::{parsed, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const PROJECT_COLUMNS: &str = "id, name, description, status, owner_user_id, owner_team_id, \
      workspace_id, created_at, updated_at";
 
-fn project_from_row(row: &AnyRow) -> Result<Project> {
-    let status: String = row.try_get("status")?;
-    Ok(Project {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        status: ProjectStatus::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown project status '{status}'")))?,
-        owner: owner_from_row(row)?,
-        workspace_id: row.try_get("workspace_id")?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for Project {
+    fn from_row(row: &AnyRow) -> Result<Project> {
+        let status: String = row.col("status")?;
+        Ok(Project {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            description: row.col("description")?,
+            status: parsed("project status", &status, ProjectStatus::parse)?,
+            owner: Owner::from_row(row)?,
+            workspace_id: row.col("workspace_id")?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 pub(crate) async fn select_project(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Project> {
+    let visible = tx.visible(p, Table::Projects, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $2 AND {VISIBLE}"
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    project_from_row(&row)
+    Project::from_row(&row)
 }
 
 async fn check_workspace(
@@ -53,7 +53,7 @@ async fn check_workspace(
     owner: &Owner,
 ) -> Result<()> {
     match workspace_id {
-        Some(ws) => check_reference(tx, p, "workspaces", "workspace", ws, owner).await,
+        Some(ws) => check_reference(tx, p, Table::Workspaces, "workspace", ws, owner).await,
         None => Ok(()),
     }
 }
@@ -109,7 +109,7 @@ impl Store {
     #[tracing::instrument(name = "store.list_projects", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_projects(&self, p: &Principal, q: &ProjectQuery) -> Result<Page<Project>> {
-        BrainList::new("projects", PROJECT_COLUMNS)
+        BrainList::new(Table::Projects, PROJECT_COLUMNS)
             .eq("status", q.status.map(ProjectStatus::as_str))
             .eq("workspace_id", q.workspace_id.as_deref())
             .eq("owner_team_id", q.team_id.as_deref())
@@ -118,7 +118,7 @@ impl Store {
                 p,
                 q.cursor.as_deref(),
                 q.limit,
-                project_from_row,
+                Project::from_row,
                 |p| p.id.clone(),
             )
             .await

@@ -12,11 +12,14 @@
 use std::collections::HashMap;
 
 use mosaic_api::{BrainKind, ScoreParts, SearchHit};
-use sqlx::Row;
 
-use super::vectors::{row_kind, table, text_columns, union_per_kind, ALL_KINDS};
-use super::{text_query, QueryVector, VISIBLE};
+use super::kinds::{
+    bind_all, row_kind, table, text_columns, union_per_kind, visible_per_kind, ALL_KINDS,
+};
+use super::{text_query, QueryVector};
 use crate::db::{Acting, Backend, Tx};
+use crate::row::{Columns, FromRow};
+use crate::visibility::Table;
 use crate::{Principal, Result, Store};
 
 /// Most hits a search returns.
@@ -96,16 +99,21 @@ async fn ranked_ids(
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
+    // The caller's teams as the transaction read them (planning a sub-select of
+    // team_members costs as much as the rest).
+    let visible = visible_per_kind(kinds, 3, |table, first| {
+        tx.visible_teams_known(p, table, "c", first)
+    });
     let sql = union_per_kind(kinds, |i, kind| {
         let t = table(kind);
+        let visible = &visible[i];
         format!(
-            "(SELECT {i} AS k, w.id, ts_rank(w.search, plainto_tsquery('simple', $2))::float8 \
+            "(SELECT {i} AS k, w.id, ts_rank(w.search, plainto_tsquery('simple', $1))::float8 \
                AS score FROM {t}_words w \
              WHERE w.ctid = ANY(ARRAY(SELECT c.ctid FROM {t}_words c \
-               WHERE c.search @@ plainto_tsquery('simple', $2) AND (c.owner_user_id = $1 \
-               OR c.owner_team_id = ANY(string_to_array($4, ','))) \
+               WHERE c.search @@ plainto_tsquery('simple', $1) AND {visible} \
                ORDER BY c.id DESC LIMIT {RANK_CAP})) \
-             ORDER BY score DESC, w.id DESC LIMIT $3)"
+             ORDER BY score DESC, w.id DESC LIMIT $2)"
         )
     });
     // The word tables are small (about 30 MB for 100,000 memories) and read from
@@ -120,20 +128,17 @@ async fn ranked_ids(
     .await?;
     let rows = tx
         .fetch_all(
-            sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(query)
-                .bind(i64::from(depth))
-                // The caller's teams as the transaction read them (planning a
-                // sub-select of team_members costs as much as the rest).
-                .bind(tx.member_teams())
-                .persistent(false),
+            bind_all(
+                visible,
+                sqlx::query(&sql).bind(query).bind(i64::from(depth)),
+            )
+            .persistent(false),
         )
         .await?;
     let mut ranked = vec![Vec::new(); kinds.len()];
     for row in rows {
         if let Some(k) = row_kind(&row, kinds)? {
-            ranked[k].push((row.try_get("id")?, row.try_get("score")?));
+            ranked[k].push((row.col("id")?, row.col("score")?));
         }
     }
     // UNION ALL keeps each part's rows together but not their order across parts.
@@ -158,31 +163,30 @@ async fn lexical_rows(
         BrainKind::Memory => ("x.text AS title", "x.text"),
         _ => ("x.title", "x.title || ' ' || x.body"),
     };
+    let visible = tx.visible_as(p, Table::brain(kind), "x", 4);
     let sql = format!(
         "SELECT x.id, {title}, CASE WHEN {} THEN ts_headline('simple', {text}, \
-           plainto_tsquery('simple', $3), 'StartSel=«, StopSel=», MaxWords=24, MinWords=8') \
+           plainto_tsquery('simple', $2), 'StartSel=«, StopSel=», MaxWords=24, MinWords=8') \
            ELSE '' END AS snippet \
-         FROM {t} x WHERE {VISIBLE} AND {}",
-        in_ids(Backend::Postgres, "x.id", 4),
-        in_ids(Backend::Postgres, "x.id", 2),
+         FROM {t} x WHERE {visible} AND {}",
+        in_ids(Backend::Postgres, "x.id", 3),
+        in_ids(Backend::Postgres, "x.id", 1),
     );
     let all: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
     let top = &all[..all.len().min(shown as usize)];
     let rows = tx
         .fetch_all(
-            sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(ids_param(Backend::Postgres, &all))
-                .bind(query)
-                .bind(ids_param(Backend::Postgres, top)),
+            visible.bind(
+                sqlx::query(&sql)
+                    .bind(ids_param(Backend::Postgres, &all))
+                    .bind(query)
+                    .bind(ids_param(Backend::Postgres, top)),
+            ),
         )
         .await?;
     let mut found: HashMap<String, (String, String)> = HashMap::new();
     for row in rows {
-        found.insert(
-            row.try_get("id")?,
-            (row.try_get("title")?, row.try_get("snippet")?),
-        );
+        found.insert(row.col("id")?, (row.col("title")?, row.col("snippet")?));
     }
     Ok(ranked
         .iter()
@@ -216,13 +220,15 @@ fn ids_param(backend: Backend, ids: &[&str]) -> String {
     }
 }
 
-fn lexical_from_row(row: &sqlx::any::AnyRow) -> Result<Lexical> {
-    Ok(Lexical {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        snippet: row.try_get("snippet")?,
-        score: row.try_get("score")?,
-    })
+impl FromRow for Lexical {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Lexical> {
+        Ok(Lexical {
+            id: row.col("id")?,
+            title: row.col("title")?,
+            snippet: row.col("snippet")?,
+            score: row.col("score")?,
+        })
+    }
 }
 
 /// SQLite: FTS5's bm25 (lower is better; a title word weighs 10, a body word 1), over
@@ -235,23 +241,20 @@ async fn lexical_sqlite(
     limit: u32,
 ) -> Result<Vec<Lexical>> {
     let t = table(kind);
-    let visible = VISIBLE.replace('$', "?");
     // The oldest match still ranked: the RANK_CAP-th newest visible one, if there are
     // that many (FTS5 walks its matches newest first and stops there).
-    let floor_sql = format!(
-        "SELECT x.seq FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
-         WHERE {t}_fts MATCH ?2 AND {visible} ORDER BY {t}_fts.rowid DESC LIMIT 1 OFFSET ?3"
-    );
+    let visible = tx.visible_as(p, Table::brain(kind), "x", 3);
+    let floor_sql = tx
+        .sql(&format!(
+            "SELECT x.seq FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
+             WHERE {t}_fts MATCH $1 AND {visible} ORDER BY {t}_fts.rowid DESC LIMIT 1 OFFSET $2"
+        ))
+        .into_owned();
     let floor: i64 = match tx
-        .fetch_optional(
-            sqlx::query(&floor_sql)
-                .bind(p.user_id())
-                .bind(query)
-                .bind(RANK_CAP - 1),
-        )
+        .fetch_optional(visible.bind(sqlx::query(&floor_sql).bind(query).bind(RANK_CAP - 1)))
         .await?
     {
-        Some(row) => row.try_get("seq")?,
+        Some(row) => row.col("seq")?,
         None => 0,
     };
     let (title, snippet, bm25) = match kind {
@@ -266,22 +269,26 @@ async fn lexical_sqlite(
             format!("bm25({t}_fts, 10.0, 1.0)"),
         ),
     };
-    let sql = format!(
-        "SELECT x.id, {title}, {snippet} AS snippet, -{bm25} AS score \
-         FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
-         WHERE {t}_fts MATCH ?2 AND {t}_fts.rowid >= ?4 AND {visible} \
-         ORDER BY {bm25}, x.id DESC LIMIT ?3"
-    );
+    let visible = tx.visible_as(p, Table::brain(kind), "x", 4);
+    let sql = tx
+        .sql(&format!(
+            "SELECT x.id, {title}, {snippet} AS snippet, -{bm25} AS score \
+             FROM {t}_fts JOIN {t} x ON x.seq = {t}_fts.rowid \
+             WHERE {t}_fts MATCH $1 AND {t}_fts.rowid >= $3 AND {visible} \
+             ORDER BY {bm25}, x.id DESC LIMIT $2"
+        ))
+        .into_owned();
     let rows = tx
         .fetch_all(
-            sqlx::query(&sql)
-                .bind(p.user_id())
-                .bind(query)
-                .bind(i64::from(limit))
-                .bind(floor),
+            visible.bind(
+                sqlx::query(&sql)
+                    .bind(query)
+                    .bind(i64::from(limit))
+                    .bind(floor),
+            ),
         )
         .await?;
-    rows.iter().map(lexical_from_row).collect()
+    rows.iter().map(Lexical::from_row).collect()
 }
 
 /// A memory's text as a hit title: its first line, shortened.
@@ -313,28 +320,27 @@ async fn describe(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let visible = tx.visible(p, Table::brain(kind), 2);
     let sql = tx
         .sql(&format!(
-            "SELECT id, {} FROM {} WHERE {VISIBLE} AND {}",
+            "SELECT id, {} FROM {} WHERE {visible} AND {}",
             text_columns(kind),
             table(kind),
-            in_ids(tx.backend(), "id", 2),
+            in_ids(tx.backend(), "id", 1),
         ))
         .into_owned();
-    let query = sqlx::query(&sql)
-        .bind(p.user_id())
-        .bind(ids_param(tx.backend(), ids));
+    let query = visible.bind(sqlx::query(&sql).bind(ids_param(tx.backend(), ids)));
     let mut out = HashMap::new();
     for row in tx.fetch_all(query).await? {
-        let title: String = row.try_get("title")?;
-        let body: String = row.try_get("body")?;
+        let title: String = row.col("title")?;
+        let body: String = row.col("body")?;
         let (title, snippet) = match kind {
             BrainKind::Memory => (memory_title(&title), excerpt(&title)),
             // A task without a body is its title.
             _ if body.trim().is_empty() => (title.clone(), title),
             _ => (title, excerpt(&body)),
         };
-        out.insert(row.try_get("id")?, (title, snippet));
+        out.insert(row.col("id")?, (title, snippet));
     }
     Ok(out)
 }

@@ -7,14 +7,15 @@ use mosaic_api::{
     UpdateTaskRequest,
 };
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::list::BrainList;
 use super::{
     check_body, check_may_delete, check_reference, check_title, decode_labels, encode_labels,
-    index_text, new_owner, normalise_labels, owner_columns, owner_from_row, parse_time, VISIBLE,
+    index_text, new_owner, normalise_labels, owner_columns, parse_time,
 };
 use crate::db::{Acting, Tx};
+use crate::row::{parsed, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const TASK_COLUMNS: &str = "id, title, body, status, priority, due_at, assignee_user_id, \
@@ -24,41 +25,42 @@ const TASK_COLUMNS: &str = "id, title, body, status, priority, due_at, assignee_
 /// Deeper parent chains than this are refused (and bound the ancestor walk).
 const MAX_DEPTH: i64 = 1000;
 
-fn task_from_row(row: &AnyRow) -> Result<Task> {
-    let status: String = row.try_get("status")?;
-    let priority: String = row.try_get("priority")?;
-    Ok(Task {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        body: row.try_get("body")?,
-        status: TaskStatus::parse(&status)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown task status '{status}'")))?,
-        priority: TaskPriority::parse(&priority)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown priority '{priority}'")))?,
-        due_at: row.try_get::<Option<i64>, _>("due_at")?.map(format_time),
-        assignee_user_id: row.try_get("assignee_user_id")?,
-        labels: decode_labels(&row.try_get::<String, _>("labels")?),
-        project_id: row.try_get("project_id")?,
-        parent_task_id: row.try_get("parent_task_id")?,
-        mission_id: row.try_get("mission_id")?,
-        owner: owner_from_row(row)?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-        done_at: row.try_get::<Option<i64>, _>("done_at")?.map(format_time),
-    })
+impl FromRow for Task {
+    fn from_row(row: &AnyRow) -> Result<Task> {
+        let status: String = row.col("status")?;
+        let priority: String = row.col("priority")?;
+        Ok(Task {
+            id: row.col("id")?,
+            title: row.col("title")?,
+            body: row.col("body")?,
+            status: parsed("task status", &status, TaskStatus::parse)?,
+            priority: parsed("priority", &priority, TaskPriority::parse)?,
+            due_at: row.col::<Option<i64>>("due_at")?.map(format_time),
+            assignee_user_id: row.col("assignee_user_id")?,
+            labels: decode_labels(&row.col::<String>("labels")?),
+            project_id: row.col("project_id")?,
+            parent_task_id: row.col("parent_task_id")?,
+            mission_id: row.col("mission_id")?,
+            owner: Owner::from_row(row)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+            done_at: row.col::<Option<i64>>("done_at")?.map(format_time),
+        })
+    }
 }
 
 pub(crate) async fn select_task(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<Task> {
+    let visible = tx.visible(p, Table::Tasks, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $2 AND {VISIBLE}"
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    task_from_row(&row)
+    Task::from_row(&row)
 }
 
 /// The assignee must be the owning user or a member of the owning team.
@@ -92,7 +94,7 @@ async fn check_parent(
     parent: &str,
     task: Option<&str>,
 ) -> Result<()> {
-    check_reference(tx, p, "tasks", "task", parent, owner).await?;
+    check_reference(tx, p, Table::Tasks, "task", parent, owner).await?;
     // Concurrent re-parentings of one owner's tasks take turns, so two of them cannot
     // each pass this check and together close a cycle.
     let (user, team) = owner_columns(owner);
@@ -118,9 +120,9 @@ async fn check_parent(
         .await?;
     match found {
         None => Ok(()),
-        Some(row) if task == Some(row.try_get::<String, _>("id")?.as_str()) => Err(
-            StoreError::Conflict("a task cannot be its own ancestor".into()),
-        ),
+        Some(row) if task == Some(row.col::<String>("id")?.as_str()) => Err(StoreError::Conflict(
+            "a task cannot be its own ancestor".into(),
+        )),
         Some(_) => Err(StoreError::Conflict("tasks nest too deeply".into())),
     }
 }
@@ -139,13 +141,13 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
         if let Some(project) = &req.project_id {
-            check_reference(&mut tx, p, "projects", "project", project, &owner).await?;
+            check_reference(&mut tx, p, Table::Projects, "project", project, &owner).await?;
         }
         if let Some(parent) = &req.parent_task_id {
             check_parent(&mut tx, p, &owner, parent, None).await?;
         }
         if let Some(mission) = &req.mission_id {
-            check_reference(&mut tx, p, "missions", "mission", mission, &owner).await?;
+            check_reference(&mut tx, p, Table::Missions, "mission", mission, &owner).await?;
         }
         if let Some(assignee) = &req.assignee_user_id {
             check_assignee(&mut tx, &owner, assignee).await?;
@@ -198,7 +200,7 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_tasks(&self, p: &Principal, q: &TaskQuery) -> Result<Page<Task>> {
         let due_before = q.due_before.as_deref().map(parse_time).transpose()?;
-        BrainList::new("tasks", TASK_COLUMNS)
+        BrainList::new(Table::Tasks, TASK_COLUMNS)
             .eq("project_id", q.project_id.as_deref())
             .eq("status", q.status.map(TaskStatus::as_str))
             .eq("assignee_user_id", q.assignee.as_deref())
@@ -207,7 +209,7 @@ impl Store {
             .eq("mission_id", q.mission_id.as_deref())
             .before("due_at", due_before)
             .words(self, q.q.as_deref())
-            .page(self, p, q.cursor.as_deref(), q.limit, task_from_row, |t| {
+            .page(self, p, q.cursor.as_deref(), q.limit, Task::from_row, |t| {
                 t.id.clone()
             })
             .await
@@ -240,13 +242,13 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let old = select_task(&mut tx, p, id).await?;
         if let Some(Some(project)) = &req.project_id {
-            check_reference(&mut tx, p, "projects", "project", project, &old.owner).await?;
+            check_reference(&mut tx, p, Table::Projects, "project", project, &old.owner).await?;
         }
         if let Some(Some(parent)) = &req.parent_task_id {
             check_parent(&mut tx, p, &old.owner, parent, Some(id)).await?;
         }
         if let Some(Some(mission)) = &req.mission_id {
-            check_reference(&mut tx, p, "missions", "mission", mission, &old.owner).await?;
+            check_reference(&mut tx, p, Table::Missions, "mission", mission, &old.owner).await?;
         }
         if let Some(Some(assignee)) = &req.assignee_user_id {
             check_assignee(&mut tx, &old.owner, assignee).await?;

@@ -2,6 +2,7 @@
 
 use mosaic_api::{AgentTool, ToolPolicy};
 use mosaic_store::{AgentChanges, NewAgent};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};

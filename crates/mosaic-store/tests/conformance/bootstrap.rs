@@ -4,6 +4,7 @@
 use mosaic_api::PageQuery;
 use mosaic_store::now_ms;
 use mosaic_store::BootstrapSource;
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, new_user, principal, Kind, TestDb};

@@ -2,6 +2,7 @@
 //! team's are read and written by its members and deleted by its owners and admins;
 //! references stay within one owner; lexical search sees only what the caller may.
 
+use mosaic_test_support::engines;
 use std::collections::HashSet;
 
 use mosaic_api::{
@@ -1265,14 +1266,14 @@ pub(crate) async fn row_level_security_guards_brain_rows(db: TestDb) {
     sqlx::query(insert)
         .bind("own")
         .bind(None::<String>)
-        .bind(bob.user_id())
+        .bind(bob.local_user().unwrap())
         .execute(&mut *tx)
         .await
         .unwrap();
     let refused = sqlx::query(insert)
         .bind("x")
         .bind(&project.id)
-        .bind(bob.user_id())
+        .bind(bob.local_user().unwrap())
         .execute(&mut *tx)
         .await;
     let refused = refused.expect_err("a task in another user's project");

@@ -3,6 +3,7 @@
 
 use mosaic_api::{ApiToken, PageQuery, Scope};
 use mosaic_store::{now_ms, NewApiToken, NewWebSession, UserChanges};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};

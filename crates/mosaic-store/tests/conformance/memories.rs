@@ -9,6 +9,7 @@ use mosaic_api::{
     DEFAULT_IMPORTANCE, MAX_MEMORY_CHARS, MAX_PINNED,
 };
 use mosaic_store::{default_agent, PendingText, Principal, QueryVector, Store};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};
@@ -930,7 +931,7 @@ pub(crate) async fn row_level_security_guards_memories(db: TestDb) {
     let refused = sqlx::query(insert)
         .bind("m1")
         .bind(&agent.id)
-        .bind(bob.user_id())
+        .bind(bob.local_user().unwrap())
         .execute(&mut *tx)
         .await
         .expect_err("a memory naming another user's agent");

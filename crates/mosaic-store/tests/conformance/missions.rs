@@ -6,6 +6,7 @@ use mosaic_api::{
     MissionProgress, MissionQuery, MissionStatus, Owner, TaskQuery, TaskStatus,
     UpdateMissionRequest, UpdateTaskRequest,
 };
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};

@@ -1,6 +1,7 @@
 //! Preferences: typed values per user, checked against the contract's known keys.
 
 use mosaic_api::Preference;
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 

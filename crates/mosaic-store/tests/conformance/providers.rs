@@ -3,6 +3,7 @@
 //! (another user's id is simply not there). Usage is tallied per user, day and
 //! `provider/model`, and each user sees only their own.
 
+use mosaic_test_support::engines;
 use std::time::Duration;
 
 use mosaic_api::{ConfigScope, ProviderInfo, ProviderKind, RouteStep, WireApi};

@@ -6,6 +6,7 @@
 
 use mosaic_api::{ConfigScope, PageQuery, ProviderKind, RouteStep, Scope, TeamRole, WireApi};
 use mosaic_store::{now_ms, NewApiToken, NewProvider, NewWebSession, Principal};
+use mosaic_test_support::postgres_only;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
@@ -73,7 +74,7 @@ pub(crate) async fn acting_as<'c>(
         "SELECT set_config('mosaic.uid', $1, true), set_config('mosaic.role', $2, true), \
          set_config('mosaic.teams', $3, true)",
     )
-    .bind(p.user_id())
+    .bind(p.local_user().unwrap())
     .bind(if p.is_admin() { "admin" } else { "user" })
     .bind(teams.join(","))
     .execute(&mut *tx)
@@ -134,14 +135,14 @@ async fn world(db: &TestDb) -> World {
     let (_, [(_, alice), (_, bob), (_, carol)]) =
         db.admin_and_users(["alice", "bob", "carol"]).await;
     let mut bob_rows = Visible {
-        users: vec![bob.user_id().to_string()],
+        users: vec![bob.local_user().unwrap().to_string()],
         api_tokens: vec![],
         web_sessions: vec![],
         bootstrap_tokens: vec![],
         teams: vec![],
         team_members: vec![],
         workspaces: vec![],
-        preferences: vec![format!("{}/theme", bob.user_id())],
+        preferences: vec![format!("{}/theme", bob.local_user().unwrap())],
     };
     for (p, name) in [(&alice, "alice"), (&bob, "bob")] {
         let ws = db
@@ -225,11 +226,14 @@ async fn row_level_security_hides_other_users_rows_from_unscoped_queries(db: Tes
         .collect();
     assert_eq!(carols_workspaces.len(), 1);
     let mut team_members = vec![
-        format!("{}/{}", w.team_id, w.alice.user_id()),
-        format!("{}/{}", w.team_id, w.carol.user_id()),
+        format!("{}/{}", w.team_id, w.alice.local_user().unwrap()),
+        format!("{}/{}", w.team_id, w.carol.local_user().unwrap()),
     ];
     team_members.sort();
-    let mut teammates = vec![w.alice.user_id().to_string(), w.carol.user_id().to_string()];
+    let mut teammates = vec![
+        w.alice.local_user().unwrap().to_string(),
+        w.carol.local_user().unwrap().to_string(),
+    ];
     teammates.sort();
     let mut tx = acting_as(&mut conn, &w.carol, &[&w.team_id]).await;
     assert_eq!(
@@ -278,7 +282,7 @@ async fn row_level_security_refuses_writes_to_other_users_rows(db: TestDb) {
         "INSERT INTO workspaces (id, name, description, owner_user_id, created_at, updated_at) \
          VALUES ('forged', 'forged', '', $1, 0, 0)",
     )
-    .bind(w.alice.user_id())
+    .bind(w.alice.local_user().unwrap())
     .execute(&mut *tx)
     .await;
     let err = insert.expect_err("a row owned by someone else is refused");
@@ -414,7 +418,7 @@ async fn row_level_security_shares_gateway_config_read_only_and_hides_users_own(
             .record_usage(p, name, "gpt-4o", 1, 2, 3)
             .await
             .unwrap();
-        own.push((p.user_id().to_string(), pr.id, rt.id));
+        own.push((p.local_user().unwrap().to_string(), pr.id, rt.id));
     }
     let sorted = |mut v: Vec<String>| {
         v.sort();
@@ -439,7 +443,7 @@ async fn row_level_security_shares_gateway_config_read_only_and_hides_users_own(
             "SELECT user_id || '/' || provider FROM usage_daily"
         )
         .await,
-        vec![format!("{}/bobs", bob.user_id())]
+        vec![format!("{}/bobs", bob.local_user().unwrap())]
     );
     // The gateway's rows are read-only to him, and the others' are not there to change.
     for sql in [
@@ -467,7 +471,7 @@ async fn row_level_security_shares_gateway_config_read_only_and_hides_users_own(
     tx.rollback().await.unwrap();
 
     // Nor can he make gateway rows, or rows in Alice's name, or turn his own into either.
-    let alice_id = alice.user_id().to_string();
+    let alice_id = alice.local_user().unwrap().to_string();
     for (sql, bind) in [
         (
             "INSERT INTO providers (id, owner_user_id, name, kind, wire, base_url, created_at, \
@@ -538,7 +542,7 @@ async fn row_level_security_shares_gateway_config_read_only_and_hides_users_own(
             "SELECT user_id || '/' || provider FROM usage_daily"
         )
         .await,
-        vec![format!("{}/admins", admin.user_id())]
+        vec![format!("{}/admins", admin.local_user().unwrap())]
     );
     for sql in [
         "UPDATE providers SET base_url = 'http://moved.example' WHERE owner_user_id IS NULL",

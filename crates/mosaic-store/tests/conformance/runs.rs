@@ -3,6 +3,7 @@
 
 use mosaic_api::{Delivery, EntryBody, PageQuery, RunStatus, RunUsage};
 use mosaic_store::{Parent, PartialAnswer, RunEnd, RunProgress};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};
@@ -112,12 +113,12 @@ async fn a_run_cut_off_by_a_crash_is_recovered_with_its_partial_answer(db: TestD
     let orphans = db.store.orphan_runs().await.unwrap();
     let mut found: Vec<(&str, &str)> = orphans
         .iter()
-        .map(|o| (o.run_id.as_str(), o.principal.user_id()))
+        .map(|o| (o.run_id.as_str(), o.principal.local_user().unwrap()))
         .collect();
     found.sort();
     let mut expected = vec![
-        (run.id.as_str(), alice.user_id()),
-        (bob_run.id.as_str(), bob.user_id()),
+        (run.id.as_str(), alice.local_user().unwrap()),
+        (bob_run.id.as_str(), bob.local_user().unwrap()),
     ];
     expected.sort();
     assert_eq!(found, expected);

@@ -3,6 +3,7 @@
 
 use mosaic_api::{EntryBody, SessionQuery};
 use mosaic_store::Parent;
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};

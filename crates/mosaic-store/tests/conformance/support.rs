@@ -1,8 +1,8 @@
 //! The engines a case runs against, and the fixtures every case needs.
 //!
-//! Each case is an `async fn(TestDb)`; [`engines!`] turns a list of cases into one test
-//! per case and engine (`<area>::sqlite::<case>`, `<area>::postgres::<case>`), so the
-//! same body pins the same behaviour on both.
+//! Each case is an `async fn(TestDb)`; `mosaic_test_support::engines!` turns a list of
+//! cases into one test per case and engine (`<area>::sqlite::<case>`,
+//! `<area>::postgres::<case>`), so the same body pins the same behaviour on both.
 //!
 //! SQLite gets a fresh file in a temporary directory. PostgreSQL gets a fresh database
 //! owned by a fresh ordinary LOGIN role, made through the superuser URL in
@@ -12,14 +12,9 @@
 use mosaic_api::{Team, TeamRole, User};
 use mosaic_store::BootstrapSource;
 use mosaic_store::{NewUser, Principal, Store, StoreError, StoreOptions};
-use mosaic_test_support::ScratchPostgres;
+use mosaic_test_support::{OnEngine, ScratchPostgres};
 
-/// The engine a case runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
+pub use mosaic_test_support::Engine;
 
 /// One store on a database of its own, removed when dropped.
 pub struct TestDb {
@@ -32,14 +27,16 @@ pub struct TestDb {
     _postgres: Option<ScratchPostgres>,
 }
 
-impl TestDb {
-    pub async fn open(engine: Engine) -> TestDb {
+impl OnEngine for TestDb {
+    async fn open(engine: Engine) -> TestDb {
         match engine {
             Engine::Sqlite => TestDb::sqlite().await,
             Engine::Postgres => TestDb::postgres().await,
         }
     }
+}
 
+impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");
         let options = StoreOptions::sqlite_file(&dir.path().join("mosaic.db"));
@@ -147,6 +144,7 @@ pub enum Kind {
     Forbidden,
     Conflict,
     Invalid,
+    Corrupt,
 }
 
 /// Unwrap the error of a result that must have failed, and name its kind.
@@ -158,52 +156,7 @@ pub fn err_kind<T: std::fmt::Debug>(result: Result<T, StoreError>) -> Kind {
         Err(StoreError::Forbidden(_)) => Kind::Forbidden,
         Err(StoreError::Conflict(_)) => Kind::Conflict,
         Err(StoreError::Invalid(_)) => Kind::Invalid,
+        Err(StoreError::Corrupt(_)) => Kind::Corrupt,
         Err(e) => panic!("expected a domain error, got {e:?}"),
     }
-}
-
-/// One `#[tokio::test]` per case and engine: `mod sqlite { fn case }` and
-/// `mod postgres { fn case }`, each calling the case with a fresh [`TestDb`].
-macro_rules! engines {
-    ($($case:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(
-                        $crate::support::TestDb::open($crate::support::Engine::Sqlite).await,
-                    )
-                    .await
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(
-                        $crate::support::TestDb::open($crate::support::Engine::Postgres).await,
-                    )
-                    .await
-                }
-            )+
-        }
-    };
-}
-
-/// Like [`engines!`], for cases about PostgreSQL alone (row-level security).
-macro_rules! postgres_only {
-    ($($case:ident),+ $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(
-                        $crate::support::TestDb::open($crate::support::Engine::Postgres).await,
-                    )
-                    .await
-                }
-            )+
-        }
-    };
 }

@@ -2,6 +2,7 @@
 //! without an owner.
 
 use mosaic_api::{PageQuery, Team, TeamMember, TeamRole};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};
@@ -151,7 +152,7 @@ async fn another_users_team_is_not_found(db: TestDb) {
     assert_eq!(
         err_kind(
             db.store
-                .remove_team_member(&bob, &team.id, alice.user_id())
+                .remove_team_member(&bob, &team.id, alice.local_user().unwrap())
                 .await
         ),
         Kind::NotFound
@@ -301,7 +302,7 @@ async fn plain_members_cannot_manage_the_team(db: TestDb) {
     assert_eq!(
         err_kind(
             db.store
-                .remove_team_member(&bob, &team.id, alice.user_id())
+                .remove_team_member(&bob, &team.id, alice.local_user().unwrap())
                 .await
         ),
         Kind::Forbidden
@@ -335,7 +336,7 @@ async fn plain_members_cannot_manage_the_team(db: TestDb) {
     assert_eq!(
         err_kind(
             db.store
-                .remove_team_member(&bob, &team.id, alice.user_id())
+                .remove_team_member(&bob, &team.id, alice.local_user().unwrap())
                 .await
         ),
         Kind::Forbidden

@@ -2,6 +2,7 @@
 
 use mosaic_api::UsageRow;
 use mosaic_store::{day_of, now_ms, Principal};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use sqlx::Connection;
 
@@ -69,7 +70,7 @@ async fn seed_usage(db: &TestDb, user: &Principal, row: &UsageRow) {
                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     macro_rules! bind_row {
         ($q:expr) => {
-            $q.bind(user.user_id())
+            $q.bind(user.local_user().unwrap())
                 .bind(&row.day)
                 .bind(&row.provider)
                 .bind(&row.model)
@@ -93,7 +94,7 @@ async fn seed_usage(db: &TestDb, user: &Principal, row: &UsageRow) {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
             let mut tx = conn.begin().await.unwrap();
             sqlx::query("SELECT set_config('mosaic.uid', $1, true)")
-                .bind(user.user_id())
+                .bind(user.local_user().unwrap())
                 .execute(&mut *tx)
                 .await
                 .unwrap();

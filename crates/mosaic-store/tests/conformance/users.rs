@@ -3,6 +3,7 @@
 
 use mosaic_api::{PageQuery, Scope, TeamRole, User};
 use mosaic_store::{now_ms, NewApiToken, NewWebSession, Principal, UserChanges};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
@@ -187,7 +188,11 @@ async fn non_admin_cannot_list_users_and_sees_nobody_else(db: TestDb) {
         Kind::NotFound
     );
     assert_eq!(
-        err_kind(db.store.get_user(&alice_p, admin.user_id()).await),
+        err_kind(
+            db.store
+                .get_user(&alice_p, admin.local_user().unwrap())
+                .await
+        ),
         Kind::NotFound
     );
     assert_eq!(
@@ -485,7 +490,10 @@ async fn a_deleted_sole_owner_hands_the_team_to_its_longest_standing_admin(db: T
         .await
         .unwrap();
 
-    db.store.delete_user(&admin, alice.user_id()).await.unwrap();
+    db.store
+        .delete_user(&admin, alice.local_user().unwrap())
+        .await
+        .unwrap();
 
     // Carol (admin of the team) now owns it; Bob stays a member; the work survives.
     assert_eq!(
@@ -555,7 +563,7 @@ async fn an_admin_password_reset_revokes_the_users_api_tokens(db: TestDb) {
     db.store
         .update_user(
             &alice,
-            alice.user_id(),
+            alice.local_user().unwrap(),
             UserChanges {
                 password_hash: Some("new-1".into()),
                 ..UserChanges::default()
@@ -573,7 +581,7 @@ async fn an_admin_password_reset_revokes_the_users_api_tokens(db: TestDb) {
     db.store
         .update_user(
             &admin,
-            alice.user_id(),
+            alice.local_user().unwrap(),
             UserChanges {
                 password_hash: Some("new-2".into()),
                 ..UserChanges::default()

@@ -2,6 +2,7 @@
 //! members and changed by its owners and admins.
 
 use mosaic_api::{Owner, PageQuery, TeamRole, Workspace};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::support::{err_kind, Kind, TestDb};

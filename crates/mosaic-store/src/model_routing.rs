@@ -1,32 +1,34 @@
-//! Routes: named, ordered lists of `provider/model` steps. Gateway-wide routes are
+//! Model routing: named, ordered lists of `provider/model` steps (routes). Gateway-wide routes are
 //! everyone's defaults; a user's route of the same name wins for that user.
 
 use mosaic_api::{ConfigScope, RouteInfo, RouteStep};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use crate::db::{Acting, Tx};
-use crate::providers::{check_config_name, check_manageable, owner_for, VISIBLE};
+use crate::providers::{check_config_name, check_manageable, owner_for};
+use crate::row::{json, Columns, FromRow};
+use crate::visibility::Table;
 use crate::{format_time, new_id, now_ms, Principal, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, owner_user_id, name, steps, created_at, updated_at";
 
-fn from_row(row: &AnyRow) -> Result<RouteInfo> {
-    let steps: String = row.try_get("steps")?;
-    let owner: Option<String> = row.try_get("owner_user_id")?;
-    Ok(RouteInfo {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        scope: if owner.is_some() {
-            ConfigScope::User
-        } else {
-            ConfigScope::Gateway
-        },
-        steps: serde_json::from_str(&steps)
-            .map_err(|e| StoreError::Invalid(format!("stored route is not valid: {e}")))?,
-        created_at: format_time(row.try_get("created_at")?),
-        updated_at: format_time(row.try_get("updated_at")?),
-    })
+impl FromRow for RouteInfo {
+    fn from_row(row: &AnyRow) -> Result<RouteInfo> {
+        let steps: String = row.col("steps")?;
+        let owner: Option<String> = row.col("owner_user_id")?;
+        Ok(RouteInfo {
+            id: row.col("id")?,
+            name: row.col("name")?,
+            scope: if owner.is_some() {
+                ConfigScope::User
+            } else {
+                ConfigScope::Gateway
+            },
+            steps: json("route", &steps)?,
+            created_at: format_time(row.col("created_at")?),
+            updated_at: format_time(row.col("updated_at")?),
+        })
+    }
 }
 
 fn check_steps(steps: &[RouteStep]) -> Result<()> {
@@ -58,16 +60,17 @@ fn check_steps(steps: &[RouteStep]) -> Result<()> {
 }
 
 async fn select_visible(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<RouteInfo> {
+    let visible = tx.visible(p, Table::Routes, 2);
     let sql = tx
         .sql(&format!(
-            "SELECT {COLUMNS} FROM routes WHERE id = $2 AND {VISIBLE}"
+            "SELECT {COLUMNS} FROM routes WHERE id = $1 AND {visible}"
         ))
         .into_owned();
     let row = tx
-        .fetch_optional(sqlx::query(&sql).bind(p.user_id()).bind(id))
+        .fetch_optional(visible.bind(sqlx::query(&sql).bind(id)))
         .await?
         .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    RouteInfo::from_row(&row)
 }
 
 impl Store {
@@ -101,7 +104,7 @@ impl Store {
             .await?;
         let id = match existing {
             Some(row) => {
-                let id: String = row.try_get("id")?;
+                let id: String = row.col("id")?;
                 let sql = tx
                     .sql("UPDATE routes SET steps = $2, updated_at = $3 WHERE id = $1")
                     .into_owned();
@@ -138,15 +141,16 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn list_routes(&self, p: &Principal) -> Result<Vec<RouteInfo>> {
         let mut tx = self.begin(Acting::As(p), false).await?;
+        let visible = tx.visible(p, Table::Routes, 1);
         let sql = tx
             .sql(&format!(
-                "SELECT {COLUMNS} FROM routes WHERE {VISIBLE} \
+                "SELECT {COLUMNS} FROM routes WHERE {visible} \
                  ORDER BY name, CASE WHEN owner_user_id IS NULL THEN 1 ELSE 0 END"
             ))
             .into_owned();
-        let rows = tx.fetch_all(sqlx::query(&sql).bind(p.user_id())).await?;
+        let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(RouteInfo::from_row).collect()
     }
 
     #[tracing::instrument(name = "store.get_route", skip_all,

@@ -12,39 +12,23 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[macro_use]
-#[path = "conformance/support.rs"]
 mod support;
 
-#[path = "conformance/agents.rs"]
 mod agents;
-#[path = "conformance/bootstrap.rs"]
 mod bootstrap;
-#[path = "conformance/brain.rs"]
 mod brain;
-#[path = "conformance/credentials.rs"]
+mod corrupt;
 mod credentials;
-#[path = "conformance/memories.rs"]
 mod memories;
-#[path = "conformance/missions.rs"]
 mod missions;
-#[path = "conformance/prefs.rs"]
+mod model_routing;
 mod prefs;
-#[path = "conformance/providers.rs"]
 mod providers;
-#[path = "conformance/rls.rs"]
 mod rls;
-#[path = "conformance/routes.rs"]
-mod routes;
-#[path = "conformance/runs.rs"]
 mod runs;
-#[path = "conformance/sessions.rs"]
+mod schema;
 mod sessions;
-#[path = "conformance/teams.rs"]
 mod teams;
-#[path = "conformance/usage.rs"]
 mod usage;
-#[path = "conformance/users.rs"]
 mod users;
-#[path = "conformance/workspaces.rs"]
 mod workspaces;

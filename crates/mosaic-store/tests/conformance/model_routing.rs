@@ -1,7 +1,8 @@
-//! Routes: set and replaced by name, checked, a user's own winning over the gateway's,
+//! Model routing: routes set and replaced by name, checked, a user's own winning over the gateway's,
 //! and invisible to other users.
 
 use mosaic_api::{ConfigScope, RouteInfo, RouteStep};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 
 use crate::providers::{step, tick};
