@@ -10,6 +10,8 @@ use mosaic_gateway::{Config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+pub use crate::{Engine, OnEngine};
+
 pub struct TestGateway {
     pub url: String,
     pub http: reqwest::Client,
@@ -17,13 +19,6 @@ pub struct TestGateway {
     _dir: tempfile::TempDir,
     // Dropped after the server has been asked to stop.
     _postgres: Option<crate::ScratchPostgres>,
-}
-
-/// The database engine a gateway under test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
 }
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -216,6 +211,13 @@ impl TestGateway {
             body["id"].as_str().unwrap().to_string(),
             self.login(username).await,
         )
+    }
+}
+
+/// A gateway on a fresh database of either engine, for [`engines!`](crate::engines).
+impl OnEngine for TestGateway {
+    async fn open(engine: Engine) -> TestGateway {
+        TestGateway::start_on(engine).await
     }
 }
 
