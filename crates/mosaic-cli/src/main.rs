@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let logging_in = matches!(
         cli.command,
-        Command::Login(_) | Command::Admin(cli::AdminCommand::Claim { .. })
+        Command::Login(_) | Command::Admin(commands::admin::AdminCommand::Claim { .. })
     );
     if let Command::Completions { shell } = &cli.command {
         let shell = match shell {

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // each test binary uses part of the shared support
 mod support;
 
 use std::time::Duration;

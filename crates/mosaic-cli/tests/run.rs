@@ -94,29 +94,7 @@ fn reply(last: &Turn) -> Reply {
 /// A gateway with the admin logged in, a gateway provider `mock` over `model`, and the
 /// admin's default agent answering through `mock/test-model`.
 fn world_with_mock(model: &ChatModel) -> World {
-    let world = World::new();
-    world
-        .admin
-        .run_with_stdin(
-            &[
-                "providers",
-                "add",
-                "mock",
-                "--kind",
-                "openai-compatible",
-                "--base-url",
-                &model.base_url,
-                "--gateway",
-                "--api-key-stdin",
-            ],
-            "sk-mock\n",
-        )
-        .ok();
-    world
-        .admin
-        .run(&["agents", "update", "default", "--route", "mock/test-model"])
-        .ok();
-    world
+    World::new().with_scripted_model(&model.base_url)
 }
 
 fn events_of(stdout: &str) -> Vec<NumberedEvent> {

@@ -233,28 +233,7 @@ fn run_trace_prints_the_trace_the_gateway_continues_into_the_provider() {
     // the CLI; every request it gets is answered with `hello`.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let model = rt.block_on(Scripted::start(vec![hello()]));
-    let world = World::new();
-    world
-        .admin
-        .run_with_stdin(
-            &[
-                "providers",
-                "add",
-                "mock",
-                "--kind",
-                "openai-compatible",
-                "--base-url",
-                &format!("{}/v1", model.base_url),
-                "--gateway",
-                "--api-key-stdin",
-            ],
-            "sk-mock\n",
-        )
-        .ok();
-    world
-        .admin
-        .run(&["agents", "update", "default", "--route", "mock/test-model"])
-        .ok();
+    let world = World::new().with_scripted_model(&format!("{}/v1", model.base_url));
 
     let out = world.admin.run(&["run", "--trace", "hi"]).ok();
     assert_eq!(out.stdout, "Hello.\n");

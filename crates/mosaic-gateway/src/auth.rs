@@ -8,8 +8,8 @@ use axum::http::{header, Method};
 use mosaic_api::{Scope, User, CSRF_HEADER, SESSION_COOKIE};
 use mosaic_store::Principal;
 
+use crate::credentials::{constant_time_eq, token_hash};
 use crate::error::{ApiError, ApiResult};
-use crate::secrets::{constant_time_eq, token_hash};
 use crate::AppState;
 
 /// How the request proved who it is.

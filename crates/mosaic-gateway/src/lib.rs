@@ -3,9 +3,13 @@
 //! OpenAPI document, from which the router itself is built), error shaping and the
 //! server's life cycle.
 
+pub mod accounts;
 pub mod auth;
+pub mod catalog;
 pub mod config;
+pub mod credentials;
 pub mod datalock;
+pub mod encryption;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -15,8 +19,6 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod revocation;
 pub mod routes;
-pub mod secretbox;
-pub mod secrets;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;
@@ -73,7 +75,7 @@ impl AppState {
     pub fn new(
         store: mosaic_store::Store,
         config: Config,
-        secrets: secretbox::SecretBox,
+        secrets: encryption::SecretBox,
     ) -> Result<Self, server::ServeError> {
         let minute = Duration::from_secs(60);
         let metrics = Arc::new(telemetry::metrics::Metrics::default());

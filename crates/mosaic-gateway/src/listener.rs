@@ -10,6 +10,11 @@
 //! Body deadlines and early 413s are request middleware (`limits.rs`). A stop asks
 //! every connection to finish its request in flight and close; long streams end
 //! themselves when the gateway stops (see `Server::stop`).
+//!
+//! The server owns a list of listeners ([`ListenerSpec`]: an address, a transport, a
+//! connection budget and the application it serves), bound before anything else starts
+//! and stopped together. The API listener is the first; another (the federation's
+//! mutual-TLS listener) is one more entry, with a transport of its own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::AppState;
+
 /// File descriptors kept free for the database, log files and outbound calls.
 const FD_RESERVE: u64 = 256;
 /// The most connections served at once when the configuration names no number.
@@ -39,6 +46,60 @@ retry-after: 1\r\nconnection: close\r\ncontent-length: 84\r\n\r\n\
 pub struct ConnLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+}
+
+/// How a listener's connections are carried: plain TCP (the API listener, which
+/// refuses a non-loopback address without TLS in front of it). The federation listener
+/// adds mutual TLS as a second variant, decided where each connection is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+}
+
+/// Builds a listener's application once the gateway's state exists.
+pub type AppBuilder = Box<dyn FnOnce(&AppState) -> Router + Send>;
+
+/// A listener for the server to start: where, how, within what budget, serving what.
+pub struct ListenerSpec {
+    /// Names the listener in logs and in [`crate::Server::listener_addr`].
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    pub limits: ConnLimits,
+    pub app: AppBuilder,
+}
+
+/// A listener whose socket is bound, waiting for its application.
+pub(crate) struct BoundListener {
+    pub name: &'static str,
+    pub tcp: TcpListener,
+    pub local_addr: SocketAddr,
+    pub transport: Transport,
+    pub limits: ConnLimits,
+    pub app: AppBuilder,
+}
+
+impl ListenerSpec {
+    /// Bind the socket (with a deep accept queue: a burst of new clients, hundreds of
+    /// streams opening at once, must wait in the queue, not be dropped by the kernel and
+    /// retry a second later).
+    pub(crate) fn bind(self) -> std::io::Result<BoundListener> {
+        let socket = match self.addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.addr)?;
+        let tcp = socket.listen(4096)?;
+        Ok(BoundListener {
+            name: self.name,
+            local_addr: tcp.local_addr()?,
+            tcp,
+            transport: self.transport,
+            limits: self.limits,
+            app: self.app,
+        })
+    }
 }
 
 /// Raise the soft open-file limit to the hard one (a process may always do so) and
@@ -69,8 +130,9 @@ pub fn auto_max_connections(file_limit: u64) -> usize {
 
 /// Serve `app` on `listener` until `stop` is cancelled, then ask every connection to
 /// close after its request in flight and wait for them (the caller bounds the wait).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
+    transport: Transport,
     app: Router,
     limits: ConnLimits,
     stop: CancellationToken,
@@ -104,7 +166,9 @@ pub async fn serve(
         let app = app.clone();
         let stop = stop.clone();
         connections.spawn(async move {
-            serve_connection(tcp, peer, app, limits, stop).await;
+            match transport {
+                Transport::Plain => serve_connection(tcp, peer, app, limits, stop).await,
+            }
             drop(permit);
         });
     }

@@ -16,8 +16,8 @@ use tracing::Instrument;
 
 use mosaic_agent::egress::{self, AddressPolicy, Egress};
 
+use crate::encryption::SecretBox;
 use crate::error::{ApiError, ApiResult};
-use crate::secretbox::SecretBox;
 
 /// What widens the policy of users' providers, as its refusals say.
 pub const USER_POLICY_SETTINGS: &str =

@@ -1,6 +1,7 @@
-//! The OpenAPI document and the router, built together: every route is registered
+//! The OpenAPI document and the router, from one list: every route is registered
 //! through its `#[utoipa::path]` description, so the document lists exactly the routes
-//! that exist. The document is checked in (`openapi.json` at the repository root) and a
+//! that exist. Serving builds only the router; the document is built when asked for
+//! ([`lazy`]). The document is checked in (`openapi.json` at the repository root) and a
 //! test fails when it is stale. What holds for every operation alike is added in
 //! [`rules`], after the routes are collected.
 
@@ -9,15 +10,10 @@ mod rules;
 mod shapes;
 
 use axum::Router;
+use lazy::ApiRouter;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use lazy::{routes, ApiRouter};
-
-use crate::routes::{
-    agents, auth, brain, health, memories, model_routes, openai_compat, prefs, providers, runs,
-    sessions, teams, tokens, users, workspaces,
-};
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -64,132 +60,20 @@ impl Modify for Security {
     }
 }
 
-/// The API routes, to serve (their document is not built).
-pub fn router() -> Router<AppState> {
-    collect().split_for_parts().0
-}
-
 /// The API routes and their document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, described) = collect().split_for_parts();
+    let (router, described) = ApiRouter::new()
+        .merge(crate::routes::router())
+        .split_for_parts();
     let mut doc = described.document(ApiDoc::openapi());
     shapes::apply(&mut doc);
     rules::apply(&mut doc);
     (router, doc)
 }
 
-/// Every route with its description.
-fn collect() -> ApiRouter<AppState> {
-    ApiRouter::new()
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
-        .routes(routes!(auth::bootstrap_status, auth::bootstrap))
-        .routes(routes!(auth::login))
-        .routes(routes!(auth::logout))
-        .routes(routes!(auth::whoami))
-        .routes(routes!(auth::change_password))
-        .routes(routes!(users::list_users, users::create_user))
-        .routes(routes!(
-            users::get_user,
-            users::update_user,
-            users::delete_user
-        ))
-        .routes(routes!(tokens::list_tokens, tokens::create_token))
-        .routes(routes!(tokens::get_token, tokens::revoke_token))
-        .routes(routes!(teams::list_teams, teams::create_team))
-        .routes(routes!(
-            teams::get_team,
-            teams::update_team,
-            teams::delete_team
-        ))
-        .routes(routes!(teams::list_members, teams::add_member))
-        .routes(routes!(teams::remove_member))
-        .routes(routes!(
-            workspaces::list_workspaces,
-            workspaces::create_workspace
-        ))
-        .routes(routes!(
-            workspaces::get_workspace,
-            workspaces::update_workspace,
-            workspaces::delete_workspace
-        ))
-        .routes(routes!(prefs::list_preferences))
-        .routes(routes!(
-            prefs::get_preference,
-            prefs::set_preference,
-            prefs::delete_preference
-        ))
-        .routes(routes!(
-            providers::list_providers,
-            providers::create_provider
-        ))
-        .routes(routes!(
-            providers::get_provider,
-            providers::update_provider,
-            providers::delete_provider
-        ))
-        .routes(routes!(providers::test_provider))
-        .routes(routes!(model_routes::list_models))
-        .routes(routes!(model_routes::model_health))
-        .routes(routes!(model_routes::list_routes, model_routes::set_route))
-        .routes(routes!(model_routes::get_route, model_routes::delete_route))
-        .routes(routes!(model_routes::get_usage))
-        .routes(routes!(agents::list_agents, agents::create_agent))
-        .routes(routes!(
-            agents::get_agent,
-            agents::update_agent,
-            agents::delete_agent
-        ))
-        .routes(routes!(sessions::list_sessions, sessions::create_session))
-        .routes(routes!(sessions::import_session))
-        .routes(routes!(
-            sessions::get_session,
-            sessions::update_session,
-            sessions::delete_session
-        ))
-        .routes(routes!(sessions::list_session_entries))
-        .routes(routes!(sessions::list_session_branches))
-        .routes(routes!(sessions::set_session_leaf))
-        .routes(routes!(sessions::export_session))
-        .routes(routes!(brain::list_projects, brain::create_project))
-        .routes(routes!(
-            brain::get_project,
-            brain::update_project,
-            brain::delete_project
-        ))
-        .routes(routes!(brain::list_tasks, brain::create_task))
-        .routes(routes!(
-            brain::get_task,
-            brain::update_task,
-            brain::delete_task
-        ))
-        .routes(routes!(brain::list_missions, brain::create_mission))
-        .routes(routes!(
-            brain::get_mission,
-            brain::update_mission,
-            brain::delete_mission
-        ))
-        .routes(routes!(brain::list_notes, brain::create_note))
-        .routes(routes!(
-            brain::get_note,
-            brain::update_note,
-            brain::delete_note
-        ))
-        .routes(routes!(memories::list_memories, memories::create_memory))
-        .routes(routes!(
-            memories::get_memory,
-            memories::update_memory,
-            memories::delete_memory
-        ))
-        .routes(routes!(brain::search_brain))
-        .routes(routes!(runs::post_message))
-        .routes(routes!(runs::start_run, runs::list_runs))
-        .routes(routes!(runs::interrupt_run))
-        .routes(routes!(runs::answer_approval))
-        .routes(routes!(runs::get_session_state))
-        .routes(routes!(runs::session_events))
-        .routes(routes!(openai_compat::chat_completions))
-        .routes(routes!(openai_compat::openai_models))
+/// The API routes, to serve: their document is not built (see [`lazy`]).
+pub fn router() -> Router<AppState> {
+    crate::routes::router().split_for_parts().0
 }
 
 /// The OpenAPI document as pretty JSON, as checked in.

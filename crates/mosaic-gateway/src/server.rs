@@ -9,10 +9,10 @@ use axum::response::IntoResponse;
 use axum::Router;
 use mosaic_api::ErrorCode;
 use mosaic_store::{Store, StoreOptions};
-use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
+use crate::listener::{ConnLimits, ListenerSpec, Transport};
 use crate::{AppState, Config, ConfigError};
 
 /// Why the server could not start or stopped with an error.
@@ -37,7 +37,7 @@ pub enum ServeError {
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Secrets(#[from] crate::secretbox::SecretBoxError),
+    Secrets(#[from] crate::encryption::SecretBoxError),
     #[error(transparent)]
     Locked(#[from] crate::datalock::LockError),
     #[error("cannot build the outbound HTTP client: {0}")]
@@ -70,7 +70,7 @@ pub async fn open_store(config: &Config) -> Result<Store, ServeError> {
 pub async fn issue_bootstrap_offline(config: &Config) -> Result<Option<String>, ServeError> {
     let store = open_store(config).await?;
     let offline = mosaic_store::BootstrapSource::Offline;
-    let token = crate::routes::auth::issue_bootstrap_token(&store, offline).await?;
+    let token = crate::accounts::issue_bootstrap_token(&store, offline).await?;
     store.close().await;
     Ok(token)
 }
@@ -79,35 +79,31 @@ pub async fn issue_bootstrap_offline(config: &Config) -> Result<Option<String>, 
 pub fn app(state: AppState) -> Router {
     let api = crate::openapi::router();
     let body_limit = state.config.body_limit_bytes;
-    // Outside the API document: a scrape target, not an operation of the contract.
-    api.route(
-        "/metrics",
-        axum::routing::get(crate::routes::metrics::metrics),
-    )
-    .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
-    .method_not_allowed_fallback(|| async {
-        ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            "method not allowed on this route",
-        )
-    })
-    .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::limits::request_limits,
-    ))
-    .layer(CatchPanicLayer::custom(
-        |_panic: Box<dyn std::any::Any + Send>| {
-            tracing::error!("a request handler panicked");
-            (StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal()).into_response()
-        },
-    ))
-    // Outermost, after the fallbacks: 404s, 405s and panics are traced and counted too.
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::telemetry::http::trace_request,
-    ))
-    .with_state(state)
+    api.merge(crate::routes::metrics::router())
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::request_limits,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked");
+                (StatusCode::INTERNAL_SERVER_ERROR, ApiError::internal()).into_response()
+            },
+        ))
+        // Outermost, after the fallbacks: 404s, 405s and panics are traced and counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::http::trace_request,
+        ))
+        .with_state(state)
 }
 
 /// How long a session nobody follows and nothing runs in keeps its live events in
@@ -116,42 +112,73 @@ pub fn app(state: AppState) -> Router {
 /// keeps what thousands of idle sessions hold near nothing (`mosaic-bench soak`).
 const IDLE_SESSION: Duration = Duration::from_secs(60);
 
+/// The name of the API listener (the one `listen` configures).
+pub const API_LISTENER: &str = "api";
+
 /// A started gateway: where it listens, and how to stop it.
 pub struct Server {
+    /// Where the API listener listens.
     pub local_addr: SocketAddr,
     pub store: Store,
     runtime: mosaic_agent::Runtime,
     shutdown: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    listeners: Vec<Running>,
     /// Held while the gateway runs: no second gateway opens the same SQLite file.
     _lock: Option<crate::datalock::DataLock>,
+}
+
+/// A listener that is serving.
+struct Running {
+    name: &'static str,
+    local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     /// Open the store and start listening; returns once the socket is bound. When the
     /// gateway has no admin yet, prints a bootstrap token naming the bound address.
     pub async fn start(config: Config) -> Result<Server, ServeError> {
+        Self::start_with(config, Vec::new()).await
+    }
+
+    /// As [`Server::start`], with more listeners beside the API one, bound before the
+    /// store opens and stopped with it.
+    pub async fn start_with(config: Config, more: Vec<ListenerSpec>) -> Result<Server, ServeError> {
         config.validate()?;
         let file_limit = crate::listener::raise_file_limit();
         let max_connections = config
             .max_connections
             .unwrap_or_else(|| crate::listener::auto_max_connections(file_limit));
-        // The port first: a start that cannot listen must not create a database.
-        let listener = bind(config.listen).map_err(|source| ServeError::Bind {
+        let api = ListenerSpec {
+            name: API_LISTENER,
             addr: config.listen,
-            source,
-        })?;
+            transport: Transport::Plain,
+            limits: ConnLimits {
+                max_connections,
+                header_timeout: Duration::from_secs(config.header_timeout_secs),
+            },
+            app: Box::new(|state| app(state.clone())),
+        };
+        // The ports first: a start that cannot listen must not create a database.
+        let bound = std::iter::once(api)
+            .chain(more)
+            .map(|spec| {
+                let addr = spec.addr;
+                spec.bind()
+                    .map_err(|source| ServeError::Bind { addr, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let local_addr = bound.first().map(|l| l.local_addr).unwrap_or(config.listen);
         let lock = crate::datalock::DataLock::take(&config)?;
         let store = open_store(&config).await?;
         if let Err(e) = store.purge_expired().await {
             tracing::warn!(error = %e, "could not purge expired sessions");
         }
-        let local_addr = listener.local_addr()?;
         let startup = mosaic_store::BootstrapSource::Startup;
-        if let Some(token) = crate::routes::auth::issue_bootstrap_token(&store, startup).await? {
+        if let Some(token) = crate::accounts::issue_bootstrap_token(&store, startup).await? {
             announce_bootstrap(&token, local_addr);
         }
-        let secrets = crate::secretbox::SecretBox::open(&config.secret_key_file()?)?;
+        let secrets = crate::encryption::SecretBox::open(&config.secret_key_file()?)?;
         let state = AppState::new(store.clone(), config, secrets)?;
         let runtime = state.runtime.clone();
         crate::routes::health::check_integrity(&state);
@@ -176,27 +203,41 @@ impl Server {
                 }
             }
         });
-        let limits = crate::listener::ConnLimits {
-            max_connections,
-            header_timeout: Duration::from_secs(state.config.header_timeout_secs),
-        };
-        let app = app(state);
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(crate::listener::serve(
-            listener,
-            app,
-            limits,
-            shutdown.clone(),
-        ));
-        tracing::info!(%local_addr, backend = store.backend().as_str(), "mosaic gateway listening");
+        let listeners = bound
+            .into_iter()
+            .map(|l| {
+                let app = (l.app)(&state);
+                tracing::info!(listener = l.name, local_addr = %l.local_addr, backend = store.backend().as_str(), "mosaic gateway listening");
+                Running {
+                    name: l.name,
+                    local_addr: l.local_addr,
+                    task: tokio::spawn(crate::listener::serve(
+                        l.tcp,
+                        l.transport,
+                        app,
+                        l.limits,
+                        shutdown.clone(),
+                    )),
+                }
+            })
+            .collect();
         Ok(Server {
             local_addr,
             store,
             runtime,
             shutdown,
-            task,
+            listeners,
             _lock: lock,
         })
+    }
+
+    /// Where the listener named `name` listens.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.local_addr)
     }
 
     /// Runs running now.
@@ -204,8 +245,9 @@ impl Server {
         self.runtime.active_runs()
     }
 
-    /// Stop accepting, interrupt runs (they record that the gateway stopped), end live
-    /// streams, let in-flight requests finish (up to `grace`), close the store.
+    /// Stop accepting on every listener, interrupt runs (they record that the gateway
+    /// stopped), end live streams, let in-flight requests finish (up to `grace`), close
+    /// the store.
     pub async fn stop(self, grace: Duration) -> Result<(), ServeError> {
         let started = tokio::time::Instant::now();
         // No new connections; open ones close after their request in flight.
@@ -213,11 +255,18 @@ impl Server {
         // Runs record that the gateway stopped; then live streams end, each with a
         // closing event after the events already published (a run's end among them).
         self.runtime.shutdown(grace / 2).await;
-        let mut task = self.task;
-        let left = grace.saturating_sub(started.elapsed());
-        if tokio::time::timeout(left, &mut task).await.is_err() {
-            tracing::warn!("requests still running after {grace:?}; stopping anyway");
-            task.abort();
+        for mut listener in self.listeners {
+            let left = grace.saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, &mut listener.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    listener = listener.name,
+                    "requests still running after {grace:?}; stopping anyway"
+                );
+                listener.task.abort();
+            }
         }
         self.store.close().await;
         Ok(())
@@ -236,18 +285,6 @@ fn announce_bootstrap(token: &str, addr: SocketAddr) {
          (valid 24 hours; a restart prints a new one; `mosaic admin bootstrap` makes another):\n\n    \
          {token}\n\n  e.g.  mosaic admin claim --url {url} --username admin --token {token}\n"
     );
-}
-
-/// Listen with a deep accept queue: a burst of new clients (hundreds of streams opening
-/// at once) must wait in the queue, not be dropped by the kernel and retry a second later.
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)
 }
 
 /// `mosaic serve`: run until SIGINT or SIGTERM.

@@ -8,19 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "api/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use mosaic_test_support::gateway::{chunk, gateway_provider, scripted_model, Events, TestGateway};
 use mosaic_test_support::scripted::{Answer, Scripted};
 use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-
-use support::{chunk, Events, TestGateway};
 
 /// One sample line: `name{labels} value`.
 #[derive(Debug, Clone, PartialEq)]
@@ -402,20 +397,6 @@ async fn scrape_until(
     }
 }
 
-/// An admin's gateway-wide provider `name` on `upstream`.
-async fn add_provider(gw: &TestGateway, admin: &str, name: &str, upstream: &Scripted) {
-    let (status, body) = gw
-        .call(
-            Method::POST,
-            "/api/v1/providers",
-            Some(admin),
-            Some(json!({"name": name, "kind": "openai-compatible",
-                "base_url": format!("{}/v1", upstream.base_url), "api_key": "k", "scope": "gateway"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
 const REQUESTS: &str = "mosaic_http_requests_total";
 
 #[tokio::test]
@@ -423,7 +404,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_requests_and_model_calls
     let upstream = Scripted::start(vec![text_answer("Hello!", 11, 3)]).await;
     let gw = TestGateway::start().await;
     let root = gw.admin("root").await;
-    add_provider(&gw, &root, "local", &upstream).await;
+    gateway_provider(&gw, &root, "local", &format!("{}/v1", upstream.base_url)).await;
     let (status, session) = gw
         .call(
             Method::POST,
@@ -549,28 +530,7 @@ async fn gauges_follow_open_subscribers_and_running_runs() {
     .await;
     let gw = TestGateway::start().await;
     let root = gw.admin("root").await;
-    add_provider(&gw, &root, "mock", &upstream).await;
-    let (_, agents) = gw
-        .call(Method::GET, "/api/v1/agents", Some(&root), None)
-        .await;
-    let default = agents["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "default")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = gw
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/agents/{default}"),
-            Some(&root),
-            Some(json!({"route": "mock/test-model"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    scripted_model(&gw, &root, &format!("{}/v1", upstream.base_url), json!({})).await;
     let (status, session) = gw
         .call(
             Method::POST,

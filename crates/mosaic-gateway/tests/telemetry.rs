@@ -8,15 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "api/support.rs"]
-#[allow(dead_code)]
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mosaic_gateway::LogFormat;
+use mosaic_test_support::gateway::{chunk, scripted_model, Events, TestGateway};
 use mosaic_test_support::scripted::{Answer, Scripted};
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -24,8 +21,6 @@ use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;
-
-use support::{chunk, Events, TestGateway};
 
 /// The exporter every span of this process ends up in (installed on first use).
 fn exporter() -> &'static InMemorySpanExporter {
@@ -386,37 +381,7 @@ async fn an_agent_run_traces_its_model_and_tool_calls_under_the_request() {
     .await;
     let gw = TestGateway::start().await;
     let root = gw.admin("root").await;
-    let (status, body) = gw
-        .call(
-            Method::POST,
-            "/api/v1/providers",
-            Some(&root),
-            Some(json!({"name": "mock", "kind": "openai-compatible",
-                "base_url": format!("{}/v1", upstream.base_url), "scope": "gateway"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (_, agents) = gw
-        .call(Method::GET, "/api/v1/agents", Some(&root), None)
-        .await;
-    let default = agents["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "default")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = gw
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/agents/{default}"),
-            Some(&root),
-            Some(json!({"route": "mock/test-model"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    scripted_model(&gw, &root, &format!("{}/v1", upstream.base_url), json!({})).await;
     let (status, session) = gw
         .call(
             Method::POST,

@@ -4,11 +4,14 @@
 //! `MOSAIC_TEST_POSTGRES_URL` (`scripts/services.sh start-postgres` starts a server and
 //! prints it). Code under test connects as that role, because a superuser would bypass
 //! row-level security and hide bugs in it. Without the variable, tests fail loudly:
-//! they never skip.
+//! they never skip. With the `gateway` feature, [`gateway`] starts a gateway in-process
+//! for the gateway's own test binaries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod chat;
 pub mod engines;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 pub mod scripted;
 
 pub use engines::{Engine, OnEngine};

@@ -1,11 +1,32 @@
 //! `mosaic admin`: the first admin (offline token, online claim) and gateway status.
 
 use anyhow::Result;
+use clap::Subcommand;
 use mosaic_api::BootstrapRequest;
 
-use crate::cli::AdminCommand;
+use crate::commands::serve::GatewayConfigArgs;
 use crate::commands::{read_password, Ctx};
 use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Print a fresh one-time bootstrap token, working on the data directory directly
+    /// (no running gateway needed). Refused once an admin exists.
+    Bootstrap(GatewayConfigArgs),
+    /// Redeem a bootstrap token: create the first admin on a gateway and log in as them.
+    Claim {
+        /// The bootstrap token printed by `mosaic serve` or `mosaic admin bootstrap`.
+        #[arg(long)]
+        token: String,
+        #[arg(long, short)]
+        username: String,
+        /// Read the password from standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Show whether a gateway is up, ready, and still waiting for its first admin.
+    Status,
+}
 
 pub async fn admin(ctx: &Ctx, cmd: AdminCommand) -> Result<()> {
     match cmd {

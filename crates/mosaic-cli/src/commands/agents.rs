@@ -1,12 +1,119 @@
 //! `mosaic agents`: the caller's agents.
 
 use anyhow::Result;
+use clap::Subcommand;
 use mosaic_api::{Agent, AgentTool, CreateAgentRequest, ToolPolicy, UpdateAgentRequest};
 use mosaic_client::Client;
 
-use crate::cli::{AgentsCommand, ToolArg};
 use crate::commands::{print_list, usage, Ctx};
 use crate::output::{fields, json};
+
+/// `--tool NAME=POLICY`, e.g. `http_fetch=needs_approval`.
+#[derive(Debug, Clone)]
+pub struct ToolArg(pub mosaic_api::AgentTool);
+
+impl std::str::FromStr for ToolArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, policy) = s.split_once('=').ok_or_else(|| {
+            format!("'{s}': expected NAME=POLICY (allowed, needs_approval, denied)")
+        })?;
+        let policy = match policy {
+            "allowed" => mosaic_api::ToolPolicy::Allowed,
+            "needs_approval" => mosaic_api::ToolPolicy::NeedsApproval,
+            "denied" => mosaic_api::ToolPolicy::Denied,
+            other => {
+                return Err(format!(
+                    "unknown policy '{other}' (allowed, needs_approval, denied)"
+                ))
+            }
+        };
+        Ok(ToolArg(mosaic_api::AgentTool {
+            name: name.trim().to_string(),
+            policy,
+        }))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List your agents.
+    List,
+    /// Create an agent.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// The system prompt (`-` reads it from standard input).
+        #[arg(long)]
+        system_prompt: Option<String>,
+        /// A route name or provider/model (default: the `default` route).
+        #[arg(long)]
+        route: Option<String>,
+        /// A tool and its policy, NAME=allowed|needs_approval|denied; repeatable.
+        #[arg(long = "tool")]
+        tools: Vec<ToolArg>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Show an agent (by id or name).
+    Show { agent: String },
+    /// Change an agent (by id or name).
+    Update {
+        agent: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// The system prompt (`-` reads it from standard input).
+        #[arg(long)]
+        system_prompt: Option<String>,
+        #[arg(long)]
+        route: Option<String>,
+        /// Replace the tool list: NAME=POLICY, repeatable.
+        #[arg(long = "tool")]
+        tools: Vec<ToolArg>,
+        /// Remove every tool.
+        #[arg(long, conflicts_with = "tools")]
+        no_tools: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Delete an agent (by id or name; not `default`).
+    Delete { agent: String },
+}
+
+/// Limits of the agent's runs; unset ones take the gateway's defaults.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Model calls a run may make before it stops (`max_model_calls`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_model_calls: Option<u32>,
+    /// Input plus output tokens a run may use before it stops (`token_budget`).
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_budget: Option<u64>,
+    /// The model's context window; older entries are compacted before a call exceeds it.
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(256..))]
+    pub context_window: Option<u32>,
+}
+
+impl LimitArgs {
+    pub fn is_empty(&self) -> bool {
+        self.max_model_calls.is_none()
+            && self.token_budget.is_none()
+            && self.context_window.is_none()
+    }
+
+    /// These limits over `base`.
+    pub fn over(&self, base: mosaic_api::AgentLimits) -> mosaic_api::AgentLimits {
+        mosaic_api::AgentLimits {
+            max_model_calls: self.max_model_calls.or(base.max_model_calls),
+            token_budget: self.token_budget.or(base.token_budget),
+            context_window: self.context_window.or(base.context_window),
+        }
+    }
+}
 
 fn policy_text(p: ToolPolicy) -> &'static str {
     match p {

@@ -1,13 +1,30 @@
 //! `mosaic login`, `logout`, `whoami`, `passwd`.
 
 use anyhow::{bail, Result};
+use clap::Args;
 use mosaic_api::{ChangePasswordRequest, LoginMode, LoginRequest};
 use mosaic_client::Client;
 
-use crate::cli::{LoginArgs, PasswdArgs};
 use crate::commands::{read_password, Ctx};
 use crate::credentials::{self, Credentials};
 use crate::output;
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username (asked when absent).
+    #[arg(long, short)]
+    pub username: Option<String>,
+    /// Read the password from standard input instead of asking.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// Read the current and the new password, one per line, from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
 
 fn ask(prompt: &str) -> Result<String> {
     use std::io::Write;

@@ -4,12 +4,31 @@
 use std::io::{Read, Write};
 
 use anyhow::Result;
+use clap::Args;
 use mosaic_client::{routing_of, Routing};
 use serde_json::{json, Value};
 
-use crate::cli::CompleteArgs;
 use crate::commands::{usage as usage_error, Ctx};
 use crate::output::json;
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// A route name or provider/model.
+    #[arg(long, short)]
+    pub model: String,
+    /// A system prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Wait for the whole answer instead of streaming it.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Say on standard error which provider answered, what it fell back from, and the
+    /// tokens used.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// The prompt; `-` reads it from standard input.
+    pub prompt: String,
+}
 
 /// Where the answer came from, on standard error (`--verbose`).
 fn report_routing(routing: &Routing) {

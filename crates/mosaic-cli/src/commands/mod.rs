@@ -1,24 +1,44 @@
-//! One module per command group. Each turns parsed arguments into client calls and
-//! prints the result as a table or, with `--json`, as JSON.
+//! One module per command group. Each declares its arguments (the clap types `cli.rs`
+//! names in the top-level command), turns them into client calls and prints the result
+//! as a table or, with `--json`, as JSON.
 
-mod accounts;
-mod admin;
-mod agents;
-mod auth;
-mod brain;
-mod complete;
-mod models;
-mod routes;
+pub mod admin;
+pub mod agents;
+pub mod auth;
+pub mod brain;
+pub mod complete;
+pub mod models;
+pub mod prefs;
+pub mod routes;
 pub mod run;
-mod serve;
-mod sessions;
+pub mod serve;
+pub mod sessions;
+pub mod teams;
+pub mod tokens;
+pub mod users;
+pub mod workspaces;
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use mosaic_api::{Page, PageQuery};
 use mosaic_client::Client;
 
-use crate::cli::{Cli, Command, PageArgs, SessionsCli};
+use crate::cli::{Cli, Command};
 use crate::credentials;
+use sessions::SessionsCli;
+
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Page size (1-500).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Start after this cursor (from a previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Fetch every page.
+    #[arg(long, conflicts_with = "cursor")]
+    pub all: bool,
+}
 
 /// Failures of the command line itself, with their own exit codes.
 #[derive(Debug)]
@@ -70,7 +90,7 @@ impl Ctx {
 /// Commands that never talk to a gateway, and so do not need saved credentials (a
 /// damaged credentials file must not keep the gateway from starting).
 fn is_local(command: &Command) -> bool {
-    use crate::cli::AdminCommand;
+    use admin::AdminCommand;
     match command {
         Command::Serve(_) | Command::Config(_) | Command::Openapi | Command::Completions { .. } => {
             true
@@ -134,11 +154,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Logout => auth::logout(&ctx).await,
         Command::Whoami => auth::whoami(&ctx).await,
         Command::Passwd(args) => auth::passwd(&ctx, args).await,
-        Command::Users(cmd) => accounts::users(&ctx, cmd).await,
-        Command::Tokens(cmd) => accounts::tokens(&ctx, cmd).await,
-        Command::Teams(cmd) => accounts::teams(&ctx, cmd).await,
-        Command::Workspaces(cmd) => accounts::workspaces(&ctx, cmd).await,
-        Command::Prefs(cmd) => accounts::prefs(&ctx, cmd).await,
+        Command::Users(cmd) => users::users(&ctx, cmd).await,
+        Command::Tokens(cmd) => tokens::tokens(&ctx, cmd).await,
+        Command::Teams(cmd) => teams::teams(&ctx, cmd).await,
+        Command::Workspaces(cmd) => workspaces::workspaces(&ctx, cmd).await,
+        Command::Prefs(cmd) => prefs::prefs(&ctx, cmd).await,
         Command::Agents(cmd) => agents::agents(&ctx, cmd).await,
         Command::Run(args) => run::run(&ctx, args).await,
         Command::Chat(args) => run::chat(&ctx, args).await,

@@ -3,15 +3,110 @@
 //! `routes.rs`, one-shot completions in `complete.rs`.
 
 use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
 use mosaic_api::{
     ConfigScope, CreateProviderRequest, ProviderInfo, ProviderKind, TestProviderRequest,
     UpdateProviderRequest, UsageQuery, WireApi,
 };
 use mosaic_client::Client;
 
-use crate::cli::{ModelsCommand, ProvidersCommand, UsageArgs};
 use crate::commands::{print_list, read_stdin_line, usage as usage_error, Ctx};
 use crate::output::{fields, json, table, yes_no};
+
+/// The provider kinds, as `--kind` accepts them.
+fn provider_kinds() -> clap::builder::PossibleValuesParser {
+    mosaic_api::ProviderKind::ALL.map(|k| k.as_str()).into()
+}
+
+/// The wire APIs, as `--wire` accepts them.
+fn wire_apis() -> clap::builder::PossibleValuesParser {
+    ["chat_completions", "responses", "anthropic_messages"].into()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Add a provider: yours, or with --gateway (admins) one for everyone.
+    ///
+    /// The API key is never taken as an argument (it would land in your shell history):
+    /// pipe it in with --api-key-stdin or name a variable holding it with --api-key-env.
+    Add {
+        /// How routes and `provider/model` names refer to it.
+        name: String,
+        /// What kind of endpoint it is (presets its wire API and usual address).
+        #[arg(long, value_parser = provider_kinds())]
+        kind: String,
+        /// The endpoint, up to the version segment (default: the kind's usual address).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Read the API key from standard input (one line).
+        #[arg(long, conflicts_with = "api_key_env")]
+        api_key_stdin: bool,
+        /// Read the API key from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        api_key_env: Option<String>,
+        /// The wire API (default: the kind's).
+        #[arg(long, value_parser = wire_apis())]
+        wire: Option<String>,
+        /// A provider for everyone on the gateway (admins).
+        #[arg(long)]
+        gateway: bool,
+    },
+    /// List the providers you can use: the gateway's and your own.
+    List,
+    /// Show a provider.
+    Show {
+        /// Provider id or name.
+        id: String,
+    },
+    /// Change a provider's address, wire API or key.
+    Update {
+        /// Provider id or name.
+        id: String,
+        #[arg(long)]
+        base_url: Option<String>,
+        #[arg(long, value_parser = wire_apis())]
+        wire: Option<String>,
+        /// Read a new API key from standard input (one line).
+        #[arg(long, conflicts_with = "remove_key")]
+        api_key_stdin: bool,
+        /// Remove the API key.
+        #[arg(long)]
+        remove_key: bool,
+    },
+    /// Remove a provider.
+    Remove {
+        /// Provider id or name.
+        id: String,
+    },
+    /// Make one tiny call: print the latency, or the provider's exact error (and fail).
+    Test {
+        /// Provider id or name.
+        id: String,
+        /// The model to try (default: the first the provider lists).
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List every model of every provider you can use, as provider/model.
+    List {
+        /// As the OpenAI-compatible endpoint lists them (routes included): GET /v1/models.
+        #[arg(long)]
+        openai: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// First day, YYYY-MM-DD (UTC; default: 29 days before --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last day, YYYY-MM-DD (UTC; default: today).
+    #[arg(long)]
+    pub to: Option<String>,
+}
 
 pub(super) fn scope_text(scope: ConfigScope) -> String {
     match scope {

@@ -4,13 +4,47 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Subcommand;
 use mosaic_api::{RouteInfo, RouteStep, SetRouteRequest};
 use mosaic_client::Client;
 
-use crate::cli::RoutesCommand;
 use crate::commands::models::{pick_id, scope_of, scope_text};
 use crate::commands::{print_list, usage as usage_error, Ctx};
 use crate::output::{fields, json, yes_no};
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Create or replace a route: yours, or with --gateway (admins) everyone's.
+    Set {
+        /// The route's name (what `complete --model` and agents use).
+        name: String,
+        /// Each step is provider/model[@timeout[:idle]], tried in order. The timeout is
+        /// the time to the first token before falling back (e.g. 30s; 60s by default);
+        /// idle is the silence allowed between tokens once the answer has begun, after
+        /// which the call is given up, keeping what streamed (e.g. openai/gpt-4o@30s:90s,
+        /// or local/m@:2m for the idle one alone; the gateway's model_idle_timeout_secs,
+        /// 60s unless configured, by default).
+        #[arg(required = true, value_name = "STEP")]
+        steps: Vec<String>,
+        /// A route for everyone on the gateway (admins).
+        #[arg(long)]
+        gateway: bool,
+    },
+    /// List the routes you can use.
+    List,
+    /// Show a route.
+    Show {
+        /// Route id or name.
+        id: String,
+    },
+    /// Remove a route.
+    Remove {
+        /// Route id or name.
+        id: String,
+    },
+    /// Show the health of the models routes have called: failures, cool-downs, errors.
+    Health,
+}
 
 /// Time to the first token a route step gets when its `@timeout` is left out.
 const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);

@@ -9,12 +9,13 @@ mod chat;
 mod render;
 mod sessions;
 
-pub use chat::chat;
-pub use sessions::sessions;
+pub use chat::{chat, ChatArgs};
+pub use sessions::{sessions, SessionRunsCommand};
 
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Args;
 use mosaic_api::{
     ApprovalRequest, Delivery, EntryBody, PostMessageRequest, PostMessageResponse, Run, RunStatus,
     Session, SessionEvent, StartRunRequest,
@@ -22,10 +23,62 @@ use mosaic_api::{
 use mosaic_client::{Client, ClientError, LiveEvent};
 use tokio::sync::mpsc;
 
-use crate::cli::{RunArgs, SessionChoice};
 use crate::commands::agents::resolve;
 use crate::commands::{usage, Ctx};
 use render::{print_json_line, run_of, Render, Screen, View};
+
+/// What `run` and `chat` talk to: a new session (with --agent, --title) or --session.
+#[derive(Debug, Args)]
+pub struct SessionChoice {
+    /// The agent of the new session (id or name; default: `default`).
+    #[arg(long, conflicts_with = "session")]
+    pub agent: Option<String>,
+    /// The title of the new session.
+    #[arg(long, conflicts_with = "session")]
+    pub title: Option<String>,
+    /// Continue this session instead of starting one.
+    #[arg(long, short, value_name = "ID")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Output: the answer's text goes to standard output as it streams (thinking is not shown); \
+tool calls and their results are summarised on standard error (`→ current_time {}`, \
+`← ok`). With --json, standard output carries every event of the session, one JSON \
+object a line ({\"id\": N, \"event\": {...}}; a `resync`, which says events were missed, \
+has no id), ending with the run's `run_finished`.
+
+Tool calls that need approval are declined (the model is told so) unless --approve is \
+given. Ctrl-C interrupts the run; a second Ctrl-C leaves without waiting for it.
+
+Exit codes: 0 the run completed, 11 it failed (the model or the gateway), 12 it stopped \
+at a limit (model calls, token budget), 13 it was interrupted; the others as in \
+`mosaic --help`.
+
+Examples:
+  mosaic run \"What is the time in Tokyo?\"
+  mosaic run --agent researcher --title Notes - < question.txt
+  mosaic run --session SESSION_ID \"And in Lima?\"
+  mosaic run --trace \"Why so slow?\"")]
+pub struct RunArgs {
+    /// The message; `-` reads it from standard input.
+    pub prompt: String,
+    #[command(flatten)]
+    pub session: SessionChoice,
+    /// Approve every tool call of this run that asks for approval.
+    #[arg(long)]
+    pub approve: bool,
+    /// Say on standard error which model answered, what it fell back from, the session
+    /// and the tokens used.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Print the trace id of this run on standard error (`trace: ID`, before the answer),
+    /// to find its trace in your tracing backend: all the command's requests, and what
+    /// the gateway does for them, are that one trace.
+    #[arg(long)]
+    pub trace: bool,
+}
 
 /// How long an interrupted run may take to report its end before we leave anyway.
 const INTERRUPT_WAIT: Duration = Duration::from_secs(5);

@@ -1,10 +1,50 @@
 //! `mosaic serve` and `mosaic config show`: the gateway side of the binary.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
 use mosaic_gateway::{Config, LogFormat};
 
-use crate::cli::{ConfigCommand, GatewayConfigArgs, LogFormatArg, ServeArgs};
 use crate::commands::Ctx;
+
+/// Where the gateway's configuration comes from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GatewayConfigArgs {
+    /// Config file (default: $XDG_CONFIG_HOME/mosaic/gateway.toml when it exists).
+    #[arg(long, env = "MOSAIC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (default: $XDG_DATA_HOME/mosaic).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER:PASS@HOST/DB (default: SQLite in the data directory).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub gateway: GatewayConfigArgs,
+    /// Address to listen on (default 127.0.0.1:8420).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective gateway configuration (secrets redacted).
+    Show(GatewayConfigArgs),
+}
 
 /// The effective configuration: file and environment, then these flags.
 pub fn load_config(args: &GatewayConfigArgs) -> Result<Config> {

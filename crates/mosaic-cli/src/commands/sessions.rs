@@ -4,18 +4,79 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use clap::Subcommand;
 use mosaic_api::{
     Branch, CreateSessionRequest, Entry, EntryBody, Session, SessionQuery, UpdateSessionRequest,
 };
 use mosaic_client::Client;
 
-use crate::cli::SessionsCommand;
 use crate::commands::agents::resolve;
-use crate::commands::{paged, print_list, print_page, Ctx};
+use crate::commands::run::SessionRunsCommand;
+use crate::commands::{paged, print_list, print_page, Ctx, PageArgs};
 use crate::output::{fields, json, yes_no};
+
+/// `mosaic sessions`: the conversations themselves, then what runs in them.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCli {
+    #[command(flatten)]
+    Manage(SessionsCommand),
+    #[command(flatten)]
+    Runs(SessionRunsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List your sessions, newest first.
+    List {
+        /// Only sessions whose title or entries contain this text.
+        #[arg(long, value_name = "TEXT")]
+        q: Option<String>,
+        /// List archived sessions instead of active ones.
+        #[arg(long)]
+        archived: bool,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Start a session.
+    Create {
+        /// The agent (id or name; default: `default`).
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Print the transcript of a branch (the active one unless --leaf names another).
+    Show {
+        id: String,
+        /// The entry the branch ends at.
+        #[arg(long, value_name = "ENTRY")]
+        leaf: Option<String>,
+    },
+    /// List a session's branches, one per leaf.
+    Branches { id: String },
+    /// Continue a session from another entry.
+    Switch { id: String, entry: String },
+    /// Rename a session.
+    Rename { id: String, title: String },
+    /// Archive a session (hidden from the list unless --archived).
+    Archive { id: String },
+    /// Bring an archived session back.
+    Unarchive { id: String },
+    /// Delete a session and all its entries.
+    Delete { id: String },
+    /// Write a session as JSON Lines.
+    Export {
+        id: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Recreate a session from an export (`-` reads standard input).
+    Import { file: PathBuf },
+}
 
 fn show(ctx: &Ctx, s: &Session) -> Result<()> {
     if ctx.json {

@@ -373,6 +373,32 @@ impl World {
         }
     }
 
+    /// This world with a gateway provider `mock` at `base_url` (a scripted model
+    /// server's `…/v1`) and the admin's default agent answering through
+    /// `mock/test-model`, both set up through the CLI.
+    pub fn with_scripted_model(self, base_url: &str) -> World {
+        self.admin
+            .run_with_stdin(
+                &[
+                    "providers",
+                    "add",
+                    "mock",
+                    "--kind",
+                    "openai-compatible",
+                    "--base-url",
+                    base_url,
+                    "--gateway",
+                    "--api-key-stdin",
+                ],
+                "sk-mock\n",
+            )
+            .ok();
+        self.admin
+            .run(&["agents", "update", "default", "--route", "mock/test-model"])
+            .ok();
+        self
+    }
+
     /// Create a non-admin user and log them in with their own credentials file.
     pub fn user(&self, name: &str) -> Identity {
         self.admin

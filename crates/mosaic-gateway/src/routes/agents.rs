@@ -1,5 +1,7 @@
 //! Agents: the caller's own configurations of prompt, route and tools.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +13,13 @@ use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of agents.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_agents, create_agent))
+        .routes(routes!(get_agent, update_agent, delete_agent))
+}
 
 /// Your agents (the `default` one always among them).
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", operation_id = "list_agents",

@@ -2,24 +2,33 @@
 
 use std::time::Duration;
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{
-    BootstrapRequest, BootstrapStatus, ChangePasswordRequest, ErrorBody, ErrorCode, LoginMode,
-    LoginRequest, LoginResponse, Scope, WhoAmI, CSRF_COOKIE, SESSION_COOKIE,
+    BootstrapRequest, BootstrapStatus, ChangePasswordRequest, ErrorBody, ErrorCode, LoginRequest,
+    LoginResponse, WhoAmI, CSRF_COOKIE, SESSION_COOKIE,
 };
-use mosaic_store::{NewApiToken, NewUser, NewWebSession, Principal, StoreError, UserChanges};
 
+use crate::accounts::LoggedIn;
 use crate::auth::{Auth, Credential};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::routes::{client_ip, no_content};
-use crate::secrets::{
-    check_password_policy, hash_password, random_token, token_hash, verify_password,
-    API_TOKEN_PREFIX, BOOTSTRAP_PREFIX, SESSION_PREFIX,
-};
 use crate::AppState;
+
+/// The routes of logging in and out, the bootstrap of the first admin, who am I, password
+/// changes.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(bootstrap_status, bootstrap))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(whoami))
+        .routes(routes!(change_password))
+}
 
 fn rate_limited(retry_after: Duration) -> Response {
     let secs = retry_after.as_secs().max(1);
@@ -56,34 +65,7 @@ pub async fn bootstrap(
     if let Err(wait) = state.bootstrap_limiter.check(&client_ip(&request_parts)) {
         return rate_limited(wait);
     }
-    let result: ApiResult<mosaic_api::User> = async {
-        // Refuse a closed bootstrap before spending a password hash on it.
-        if !state.store.needs_bootstrap().await? {
-            return Err(ApiError::unauthorized(
-                "invalid, expired or already used bootstrap token",
-            ));
-        }
-        check_password_policy(&req.password)?;
-        let password_hash = hash_password(&req.password).await?;
-        let new = NewUser {
-            username: req.username,
-            display_name: req.display_name.unwrap_or_default(),
-            password_hash,
-            is_admin: true,
-        };
-        match state
-            .store
-            .redeem_bootstrap(&token_hash(req.token.trim()), new)
-            .await
-        {
-            Ok(user) => Ok(user),
-            Err(StoreError::NotFound) => Err(ApiError::unauthorized(
-                "invalid, expired or already used bootstrap token",
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-    .await;
+    let result = crate::accounts::redeem_bootstrap(&state.store, req).await;
     match result {
         Ok(user) => {
             tracing::info!(user = %user.username, "first admin created through bootstrap");
@@ -127,34 +109,13 @@ pub async fn login(
 }
 
 async fn do_login(state: &AppState, req: LoginRequest) -> ApiResult<Response> {
-    let record = state.store.login_record(&req.username).await?;
-    let ok = verify_password(
-        &req.password,
-        record.as_ref().map(|r| r.password_hash.as_str()),
-    )
-    .await;
-    let user = match record {
-        Some(r) if ok && !r.user.disabled => r.user,
-        _ => return Err(ApiError::unauthorized("wrong username or password")),
-    };
-    let principal = Principal::user(user.id.clone(), user.is_admin);
-    let config = &state.config;
-    match req.mode {
-        LoginMode::Cookie => {
-            let session = random_token(SESSION_PREFIX);
-            let csrf = random_token("");
-            let ttl_ms = (config.session_ttl_hours * 3_600_000) as i64;
-            state
-                .store
-                .create_web_session(
-                    &principal,
-                    NewWebSession {
-                        token_hash: token_hash(&session),
-                        csrf_token: csrf.clone(),
-                        expires_at: mosaic_store::now_ms() + ttl_ms,
-                    },
-                )
-                .await?;
+    match crate::accounts::log_in(state, req).await? {
+        LoggedIn::Cookie {
+            user,
+            session,
+            csrf,
+        } => {
+            let config = &state.config;
             let max_age = config.session_ttl_hours * 3600;
             let secure = if config.cookies_secure() {
                 "; Secure"
@@ -178,23 +139,7 @@ async fn do_login(state: &AppState, req: LoginRequest) -> ApiResult<Response> {
             };
             Ok((headers, Json(body)).into_response())
         }
-        LoginMode::Token => {
-            let token = random_token(API_TOKEN_PREFIX);
-            let ttl_ms = (config.login_token_ttl_days * 86_400_000) as i64;
-            let name = req.token_name.unwrap_or_else(|| "mosaic login".into());
-            let info = state
-                .store
-                .create_api_token(
-                    &principal,
-                    NewApiToken {
-                        name,
-                        prefix: token[..12].to_string(),
-                        token_hash: token_hash(&token),
-                        scopes: Scope::ALL.to_vec(),
-                        expires_at: Some(mosaic_store::now_ms() + ttl_ms),
-                    },
-                )
-                .await?;
+        LoggedIn::Token { user, token, info } => {
             let body = LoginResponse {
                 user,
                 csrf_token: None,
@@ -263,38 +208,6 @@ pub async fn change_password(
     if let Err(wait) = state.login_user_limiter.check(&auth.user.username) {
         return Ok(rate_limited(wait));
     }
-    let current = state.store.own_password_hash(&auth.principal).await?;
-    if !verify_password(&req.current_password, Some(&current)).await {
-        return Err(ApiError::forbidden("the current password is wrong"));
-    }
-    check_password_policy(&req.new_password)?;
-    let password_hash = hash_password(&req.new_password).await?;
-    state
-        .store
-        .update_user(
-            &auth.principal,
-            &auth.user.id,
-            UserChanges {
-                password_hash: Some(password_hash),
-                ..UserChanges::default()
-            },
-        )
-        .await?;
+    crate::accounts::change_password(&state.store, &auth, &req).await?;
     Ok(no_content())
-}
-
-/// Make a bootstrap token when the gateway has no admin (`None` once it has one).
-pub async fn issue_bootstrap_token(
-    store: &mosaic_store::Store,
-    source: mosaic_store::BootstrapSource,
-) -> Result<Option<String>, StoreError> {
-    if !store.needs_bootstrap().await? {
-        return Ok(None);
-    }
-    let token = random_token(BOOTSTRAP_PREFIX);
-    let expires_at = mosaic_store::now_ms() + crate::BOOTSTRAP_TTL.as_millis() as i64;
-    store
-        .issue_bootstrap_token(source, &token_hash(&token), expires_at)
-        .await?;
-    Ok(Some(token))
 }

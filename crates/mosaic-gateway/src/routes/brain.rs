@@ -3,6 +3,8 @@
 //! (see `mosaic_store::brain`): a team's items are read and written by its members and
 //! deleted by its owners and admins; anything the caller may not see is 404.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +22,20 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of projects, tasks, missions, notes, and the search over the brain.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, update_project, delete_project))
+        .routes(routes!(list_tasks, create_task))
+        .routes(routes!(get_task, update_task, delete_task))
+        .routes(routes!(list_missions, create_mission))
+        .routes(routes!(get_mission, update_mission, delete_mission))
+        .routes(routes!(list_notes, create_note))
+        .routes(routes!(get_note, update_note, delete_note))
+        .routes(routes!(search_brain))
+}
 
 /// Projects you can see, newest first.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "brain", operation_id = "list_projects",

@@ -1,5 +1,7 @@
 //! Liveness and readiness, for supervisors and load balancers.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -7,6 +9,13 @@ use utoipa::ToSchema;
 
 use crate::extract::Json;
 use crate::AppState;
+
+/// The routes of liveness and readiness.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {

@@ -3,6 +3,8 @@
 //! of that agent's runs). Tenancy and validation are the store's, as for the rest of
 //! the brain.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +15,13 @@ use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of memories.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_memories, create_memory))
+        .routes(routes!(get_memory, update_memory, delete_memory))
+}
 
 /// Memories you can see, newest first.
 #[utoipa::path(get, path = "/api/v1/memories", tag = "brain", operation_id = "list_memories",

@@ -12,6 +12,12 @@ use crate::error::ApiError;
 use crate::telemetry::metrics::Snapshot;
 use crate::AppState;
 
+/// `GET /metrics`, outside the API document: a scrape target, not an operation of the
+/// contract.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/metrics", axum::routing::get(metrics))
+}
+
 /// The content type of the Prometheus text format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -23,6 +25,13 @@ use crate::extract::Json;
 use crate::models::Call;
 use crate::revocation::Watch;
 use crate::AppState;
+
+/// The routes of the OpenAI-compatible endpoints.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(chat_completions))
+        .routes(routes!(openai_models))
+}
 
 fn text_of(content: &Value) -> ApiResult<String> {
     match content {
@@ -430,7 +439,7 @@ impl Guard {
     responses((status = 200, description = "An OpenAI model list", body = Value), (status = 401, body = ErrorBody)))]
 pub async fn openai_models(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
     let routes = state.store.list_routes(&auth.principal).await?;
-    let models = super::model_routes::models_of(&state, &auth).await?;
+    let models = crate::catalog::models_of(&state, &auth.principal).await?;
     let mut seen = std::collections::HashSet::new();
     let data: Vec<Value> = routes
         .iter()

@@ -1,5 +1,7 @@
 //! The caller's preferences: typed values under known keys.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::response::Response;
 use mosaic_api::{ErrorBody, Preference, PreferenceList, SetPreferenceRequest};
@@ -9,6 +11,13 @@ use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of preferences.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_preferences))
+        .routes(routes!(get_preference, set_preference, delete_preference))
+}
 
 /// Every preference you have set.
 #[utoipa::path(get, path = "/api/v1/preferences", tag = "preferences", operation_id = "list_preferences",

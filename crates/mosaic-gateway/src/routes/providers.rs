@@ -1,80 +1,29 @@
 //! Model providers: configure (admins for everyone, users for themselves), list, test.
 
-use std::net::IpAddr;
-use std::time::Instant;
-
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{
-    ConfigScope, CreateProviderRequest, ErrorBody, ProviderInfo, ProviderList, TestProviderRequest,
+    CreateProviderRequest, ErrorBody, ProviderInfo, ProviderList, TestProviderRequest,
     TestProviderResponse, UpdateProviderRequest,
 };
-use mosaic_llm::{ChatRequest, Message};
-use mosaic_store::{NewProvider, ProviderChanges};
 
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Json, Path};
-use crate::models::USER_POLICY_SETTINGS;
 use crate::routes::no_content;
 use crate::AppState;
 
-use mosaic_agent::egress;
-
 pub use mosaic_agent::egress::is_internal;
 
-/// Check a base URL: http(s), and — for a user's own provider, unless they are an admin —
-/// not resolving to an address the gateway's policy for users' providers refuses. The
-/// same policy is applied again on every connection when the provider is called; this
-/// check only says so early.
-async fn check_base_url(
-    state: &AppState,
-    auth: &Auth,
-    scope: ConfigScope,
-    url: &str,
-) -> ApiResult<()> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| ApiError::bad_request(format!("base_url: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ApiError::bad_request("base_url must be http or https"));
-    }
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| ApiError::bad_request("base_url has no host"))?;
-    let gated = match scope {
-        ConfigScope::Gateway => false,
-        ConfigScope::User => !auth.principal.is_admin(),
-    };
-    if !gated {
-        return Ok(());
-    }
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| ApiError::bad_request(format!("base_url: cannot resolve {host}: {e}")))?
-        .map(|a| a.ip())
-        .collect();
-    let policy = state.models.user_policy();
-    let refused = addrs
-        .iter()
-        .find_map(|ip| policy.refuses(*ip).map(|kind| (*ip, kind)));
-    if let Some((ip, kind)) = refused {
-        return Err(ApiError::forbidden(format!(
-            "base_url reaches {}, a {kind} address; your own providers may not use loopback \
-             or private addresses unless the gateway sets {}; an admin can add it for the \
-             gateway instead",
-            egress::Shown(ip),
-            USER_POLICY_SETTINGS
-        )));
-    }
-    if addrs.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "base_url: {host} resolves to no address"
-        )));
-    }
-    Ok(())
+/// The routes of model providers.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_providers, create_provider))
+        .routes(routes!(get_provider, update_provider, delete_provider))
+        .routes(routes!(test_provider))
 }
 
 /// The providers you can use: the gateway's and your own.
@@ -99,29 +48,7 @@ pub async fn create_provider(
     auth: Auth,
     Json(req): Json<CreateProviderRequest>,
 ) -> ApiResult<Response> {
-    let base_url = match (&req.base_url, req.kind.default_base_url()) {
-        (Some(url), _) => url.trim().trim_end_matches('/').to_string(),
-        (None, Some(default)) => default.to_string(),
-        (None, None) => {
-            return Err(ApiError::bad_request(format!(
-                "a {} provider needs a base_url",
-                req.kind.as_str()
-            )))
-        }
-    };
-    check_base_url(&state, &auth, req.scope, &base_url).await?;
-    let new = NewProvider {
-        scope: req.scope,
-        name: req.name,
-        kind: req.kind,
-        wire: req.wire.unwrap_or(req.kind.default_wire()),
-        base_url,
-        api_key_enc: req
-            .api_key
-            .filter(|k| !k.is_empty())
-            .map(|k| state.models.secrets().seal(&k)),
-    };
-    let info = state.store.create_provider(&auth.principal, new).await?;
+    let info = crate::catalog::create_provider(&state, &auth.principal, req).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -148,29 +75,8 @@ pub async fn update_provider(
     Path(id): Path<String>,
     Json(req): Json<UpdateProviderRequest>,
 ) -> ApiResult<Json<ProviderInfo>> {
-    let current = state.store.get_provider(&auth.principal, &id).await?;
-    let base_url = req
-        .base_url
-        .map(|u| u.trim().trim_end_matches('/').to_string());
-    if let Some(url) = &base_url {
-        check_base_url(&state, &auth, current.scope, url).await?;
-    }
-    let changes = ProviderChanges {
-        base_url,
-        wire: req.wire,
-        api_key_enc: req.api_key.map(|k| {
-            if k.is_empty() {
-                None
-            } else {
-                Some(state.models.secrets().seal(&k))
-            }
-        }),
-    };
     Ok(Json(
-        state
-            .store
-            .update_provider(&auth.principal, &id, changes)
-            .await?,
+        crate::catalog::update_provider(&state, &auth.principal, &id, req).await?,
     ))
 }
 
@@ -183,8 +89,7 @@ pub async fn delete_provider(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    state.store.delete_provider(&auth.principal, &id).await?;
-    state.models.forget(&id);
+    crate::catalog::delete_provider(&state, &auth.principal, &id).await?;
     Ok(no_content())
 }
 
@@ -198,51 +103,7 @@ pub async fn test_provider(
     Path(id): Path<String>,
     Json(req): Json<TestProviderRequest>,
 ) -> ApiResult<Json<TestProviderResponse>> {
-    let f = state.store.provider_for_call(&auth.principal, &id).await?;
-    let model = match req.model {
-        Some(m) => m,
-        None => match state.models.list_models(&auth.principal, &f).await {
-            Ok(models) if !models.is_empty() => models[0].clone(),
-            Ok(_) => {
-                return Err(ApiError::bad_request(
-                    "the provider lists no models; name one",
-                ))
-            }
-            Err(e) => {
-                return Ok(Json(TestProviderResponse {
-                    ok: false,
-                    model: String::new(),
-                    latency_ms: 0.0,
-                    error: Some(e.message),
-                }))
-            }
-        },
-    };
-    let request = ChatRequest {
-        model: model.clone(),
-        messages: vec![Message::user("Reply with the word: ok")],
-        max_tokens: Some(8),
-        ..ChatRequest::default()
-    };
-    let started = Instant::now();
-    // Straight to this provider (by id), not through a route or a name lookup.
-    let outcome = match state.models.built(&auth.principal, &f) {
-        Ok(p) => {
-            mosaic_llm::routing::first_event(p.as_ref(), request, crate::models::DIRECT_TIMEOUT)
-                .await
-                .map(drop)
-                .map_err(|e| {
-                    let detail = crate::upstream::sees_detail(&auth.principal, f.info.scope);
-                    crate::upstream::shown(&e, detail).to_string()
-                })
-        }
-        Err(e) => Err(e.message),
-    };
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(Json(TestProviderResponse {
-        ok: outcome.is_ok(),
-        model,
-        latency_ms,
-        error: outcome.err(),
-    }))
+    Ok(Json(
+        crate::catalog::test_provider(&state, &auth.principal, &id, req).await?,
+    ))
 }

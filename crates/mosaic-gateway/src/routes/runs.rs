@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -27,6 +29,17 @@ use crate::extract::{Json, Path, Query};
 use crate::revocation::Watch;
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of runs: messages, interrupts, approvals, session state and live events.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(post_message))
+        .routes(routes!(start_run, list_runs))
+        .routes(routes!(interrupt_run))
+        .routes(routes!(answer_approval))
+        .routes(routes!(get_session_state))
+        .routes(routes!(session_events))
+}
 
 /// A comment line sent when nothing else was, so proxies keep the stream open.
 const KEEPALIVE: Duration = Duration::from_secs(15);

@@ -1,6 +1,8 @@
 //! Sessions: the caller's conversations, their entry trees, branches and active leaf,
 //! and JSON Lines export and import. Entries are appended by runs, not by these routes.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -16,6 +18,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of sessions: their entry trees, branches, export and import.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_sessions, create_session))
+        .routes(routes!(import_session))
+        .routes(routes!(get_session, update_session, delete_session))
+        .routes(routes!(list_session_entries))
+        .routes(routes!(list_session_branches))
+        .routes(routes!(set_session_leaf))
+        .routes(routes!(export_session))
+}
 
 /// The media type of a session export.
 pub const JSONL: &str = "application/x-ndjson";

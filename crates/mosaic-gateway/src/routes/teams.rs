@@ -1,5 +1,7 @@
 //! Teams the caller belongs to, and their members.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +15,15 @@ use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of teams and their members.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(get_team, update_team, delete_team))
+        .routes(routes!(list_members, add_member))
+        .routes(routes!(remove_member))
+}
 
 /// Your teams.
 #[utoipa::path(get, path = "/api/v1/teams", tag = "teams", operation_id = "list_teams",

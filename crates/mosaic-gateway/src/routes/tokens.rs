@@ -1,24 +1,24 @@
 //! API tokens of the caller: create (shown once), list, show, revoke.
 
-use std::time::Duration;
-
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mosaic_api::{
-    ApiToken, CreateTokenRequest, CreateTokenResponse, ErrorBody, Page, PageQuery, Scope,
-};
-use mosaic_store::NewApiToken;
+use mosaic_api::{ApiToken, CreateTokenRequest, CreateTokenResponse, ErrorBody, Page, PageQuery};
 
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
-use crate::secrets::{random_token, token_hash, API_TOKEN_PREFIX};
 use crate::AppState;
 
-const DEFAULT_TTL: Duration = Duration::from_secs(90 * 86_400);
-const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
+/// The routes of API tokens.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(get_token, revoke_token))
+}
 
 /// Your API tokens.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", operation_id = "list_tokens",
@@ -42,50 +42,8 @@ pub async fn create_token(
     auth: Auth,
     Json(req): Json<CreateTokenRequest>,
 ) -> ApiResult<Response> {
-    let scopes = req
-        .scopes
-        .unwrap_or_else(|| vec![Scope::Read, Scope::Write]);
-    // A token never holds more than the credential that made it.
-    let held = auth.scopes();
-    if let Some(extra) = scopes.iter().find(|s| !held.contains(s)) {
-        return Err(ApiError::forbidden(format!(
-            "cannot grant the {} scope: this credential does not hold it",
-            extra.as_str()
-        )));
-    }
-    if scopes.contains(&Scope::Admin) && !auth.user.is_admin {
-        return Err(ApiError::forbidden(
-            "only admins can create admin-scoped tokens",
-        ));
-    }
-    let ttl = req
-        .expires_in_secs
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_TTL);
-    if ttl.is_zero() || ttl > MAX_TTL {
-        return Err(ApiError::bad_request(
-            "expires_in_secs must be between 1 and 10 years",
-        ));
-    }
-    let token = random_token(API_TOKEN_PREFIX);
-    let info = state
-        .store
-        .create_api_token(
-            &auth.principal,
-            NewApiToken {
-                name: req.name,
-                prefix: token[..12].to_string(),
-                token_hash: token_hash(&token),
-                scopes,
-                expires_at: Some(mosaic_store::now_ms() + ttl.as_millis() as i64),
-            },
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreateTokenResponse { token, info }),
-    )
-        .into_response())
+    let created = crate::accounts::create_token(&state.store, &auth, req).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// One of your API tokens.

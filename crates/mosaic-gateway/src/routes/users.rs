@@ -1,18 +1,25 @@
 //! Users: admins create, list, change and delete them; everyone reads and renames
 //! themselves.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{CreateUserRequest, ErrorBody, Page, PageQuery, UpdateUserRequest, User};
-use mosaic_store::{NewUser, UserChanges};
 
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
-use crate::secrets::{check_password_policy, hash_password};
 use crate::AppState;
+
+/// The routes of the accounts of this gateway.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+}
 
 /// Admin: list users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
@@ -36,15 +43,7 @@ pub async fn create_user(
     auth: Auth,
     Json(req): Json<CreateUserRequest>,
 ) -> ApiResult<Response> {
-    auth.require_admin()?;
-    check_password_policy(&req.password)?;
-    let new = NewUser {
-        username: req.username,
-        display_name: req.display_name.unwrap_or_default(),
-        password_hash: hash_password(&req.password).await?,
-        is_admin: req.is_admin,
-    };
-    let user = state.store.create_user(&auth.principal, new).await?;
+    let user = crate::accounts::create_user(&state.store, &auth, req).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
@@ -70,31 +69,8 @@ pub async fn update_user(
     Path(id): Path<String>,
     Json(req): Json<UpdateUserRequest>,
 ) -> ApiResult<Json<User>> {
-    let password_hash = match &req.password {
-        Some(_) if !auth.principal.is_admin() => {
-            return Err(if id == auth.user.id {
-                ApiError::forbidden("change your own password with PUT /api/v1/auth/password")
-            } else {
-                ApiError::not_found()
-            });
-        }
-        Some(p) => {
-            check_password_policy(p)?;
-            Some(hash_password(p).await?)
-        }
-        None => None,
-    };
-    let changes = UserChanges {
-        display_name: req.display_name,
-        disabled: req.disabled,
-        is_admin: req.is_admin,
-        password_hash,
-    };
     Ok(Json(
-        state
-            .store
-            .update_user(&auth.principal, &id, changes)
-            .await?,
+        crate::accounts::update_user(&state.store, &auth, &id, req).await?,
     ))
 }
 

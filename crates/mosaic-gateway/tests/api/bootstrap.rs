@@ -1,10 +1,13 @@
 //! The first admin comes from a one-shot token, never from signing up first.
 
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{Engine, TestGateway, PASSWORD};
+use crate::support::{TestGateway, PASSWORD};
+
+engines!(concurrent_redemption_yields_exactly_one_admin);
 
 #[tokio::test]
 async fn bootstrap_token_works_once_and_then_bootstrap_is_closed() {
@@ -35,7 +38,7 @@ async fn bootstrap_token_works_once_and_then_bootstrap_is_closed() {
         .await;
     assert_eq!(status, json!({"needs_bootstrap": false}));
     // No new token can be issued once an admin exists.
-    assert!(mosaic_gateway::routes::auth::issue_bootstrap_token(
+    assert!(mosaic_gateway::accounts::issue_bootstrap_token(
         gw.store(),
         mosaic_store::BootstrapSource::Startup
     )
@@ -83,18 +86,7 @@ async fn signing_up_is_not_a_way_to_become_admin() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn concurrent_redemption_yields_exactly_one_admin_on_sqlite() {
-    concurrent_redemption(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn concurrent_redemption_yields_exactly_one_admin_on_postgres() {
-    concurrent_redemption(Engine::Postgres).await;
-}
-
-async fn concurrent_redemption(engine: Engine) {
-    let gw = TestGateway::start_on(engine).await;
+async fn concurrent_redemption_yields_exactly_one_admin(gw: TestGateway) {
     let token = gw.bootstrap_token().await;
     let attempts = (0..8).map(|i| {
         let body = json!({"token": token, "username": format!("admin{i}"), "password": PASSWORD});

@@ -5,11 +5,17 @@
 
 mod missions;
 
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{Engine, TestGateway};
+use crate::support::TestGateway;
+
+engines!(
+    projects_tasks_and_notes_round_trip,
+    search_finds_tasks_and_notes_with_snippets
+);
 
 async fn ok(
     gw: &TestGateway,
@@ -62,18 +68,7 @@ async fn error(
     v["error"]["code"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn projects_tasks_and_notes_round_trip_on_sqlite() {
-    round_trip(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn projects_tasks_and_notes_round_trip_on_postgres() {
-    round_trip(Engine::Postgres).await;
-}
-
-async fn round_trip(engine: Engine) {
-    let gw = TestGateway::start_on(engine).await;
+async fn projects_tasks_and_notes_round_trip(gw: TestGateway) {
     let root = gw.admin("root").await;
     let (alice_id, alice) = gw.user(&root, "alice").await;
 
@@ -401,18 +396,7 @@ async fn a_teams_task_is_shared_with_members_and_deleted_only_by_its_managers() 
     .await;
 }
 
-#[tokio::test]
-async fn search_finds_tasks_and_notes_with_snippets_on_sqlite() {
-    search(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn search_finds_tasks_and_notes_with_snippets_on_postgres() {
-    search(Engine::Postgres).await;
-}
-
-async fn search(engine: Engine) {
-    let gw = TestGateway::start_on(engine).await;
+async fn search_finds_tasks_and_notes_with_snippets(gw: TestGateway) {
     let root = gw.admin("root").await;
     let (_, alice) = gw.user(&root, "alice").await;
     let (_, bob) = gw.user(&root, "bob").await;

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use mosaic_test_support::chat::{ChatModel, Reply, Turn};
 
-use crate::support::{chat, tasks, TestGateway};
+use crate::support::{
+    chat, route_default_agent, scripted_model, tasks, TestGateway, SCRIPTED_ROUTE,
+};
 
 /// The scripted model: "add: TITLE" creates a task, "done: ID" completes one, and a
 /// tool's result is answered with a line quoting it (so a test can read it back).
@@ -28,14 +30,13 @@ fn model() -> ChatModel {
     })
 }
 
-/// Point `token`'s default agent at the scripted model, with the task tools allowed.
-async fn arm_default_agent(gw: &TestGateway, token: &str) {
-    let tools = json!({"tools": [
+/// The agent fields that allow the task tools.
+fn task_tools() -> Value {
+    json!({"tools": [
         {"name": "create_task", "policy": "allowed"},
         {"name": "update_task", "policy": "allowed"},
         {"name": "list_tasks", "policy": "allowed"},
-    ]});
-    crate::support::route_default_agent(gw, token, "mock/test-model", tools).await;
+    ]})
 }
 
 /// The (output, is_error) of the one tool result among `entries`.
@@ -56,18 +57,8 @@ async fn an_agent_creates_and_completes_a_task_for_its_session_owner_only() {
     let gw = TestGateway::start().await;
     let alice = gw.admin("alice").await;
     let (_, bob) = gw.user(&alice, "bob").await;
-    let (status, body) = gw
-        .call(
-            Method::POST,
-            "/api/v1/providers",
-            Some(&alice),
-            Some(json!({"name": "mock", "kind": "openai-compatible",
-                "base_url": upstream.base_url, "scope": "gateway"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    arm_default_agent(&gw, &alice).await;
-    arm_default_agent(&gw, &bob).await;
+    scripted_model(&gw, &alice, &upstream.base_url, task_tools()).await;
+    route_default_agent(&gw, &bob, SCRIPTED_ROUTE, task_tools()).await;
 
     // The model is offered the tools the agent lists, with their schemas.
     let (_, entries) = chat(&gw, &alice, "add: Buy seeds").await;

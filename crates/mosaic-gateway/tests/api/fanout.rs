@@ -10,9 +10,7 @@ use serde_json::json;
 
 use mosaic_test_support::scripted::{Answer, Scripted};
 
-use crate::support::{
-    chunk, gateway_provider, new_session, route_default_agent, Events, TestGateway,
-};
+use crate::support::{chunk, new_session, scripted_model, Events, TestGateway};
 
 const SUBSCRIBERS: usize = 100;
 const TOKENS: usize = 200;
@@ -31,8 +29,7 @@ async fn hundreds_of_subscribers_get_every_event_while_other_requests_answer() {
     let upstream = Scripted::start((0..ROUNDS).map(|_| answer()).collect()).await;
     let gw = TestGateway::start().await;
     let root = gw.admin("root").await;
-    gateway_provider(&gw, &root, "mock", &format!("{}/v1", upstream.base_url)).await;
-    route_default_agent(&gw, &root, "mock/test-model", json!({})).await;
+    scripted_model(&gw, &root, &format!("{}/v1", upstream.base_url), json!({})).await;
     let session = new_session(&gw, &root).await;
     for round in 0..ROUNDS {
         let mut followers = Vec::with_capacity(SUBSCRIBERS);

@@ -10,6 +10,7 @@ mod contract;
 mod credentials;
 mod egress;
 mod fanout;
+mod listeners;
 mod memories;
 mod memory_tools;
 mod models;

@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 
 use mosaic_test_support::chat::{ChatModel, Reply, Turn};
 
-use crate::support::{chat, new_session, say, tasks, TestGateway};
+use crate::support::{
+    chat, gateway_provider, new_session, say, tasks, TestGateway, SCRIPTED_ROUTE,
+};
 
 /// How the memory flush's system prompt opens (see the runtime).
 const FLUSH_OPENING: &str = "The conversation below is about to be summarised";
@@ -78,16 +80,7 @@ fn model() -> ChatModel {
 async fn gateway(upstream: &ChatModel) -> (TestGateway, String) {
     let gw = TestGateway::start().await;
     let alice = gw.admin("alice").await;
-    let (status, body) = gw
-        .call(
-            Method::POST,
-            "/api/v1/providers",
-            Some(&alice),
-            Some(json!({"name": "mock", "kind": "openai-compatible",
-                "base_url": upstream.base_url, "scope": "gateway"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    gateway_provider(&gw, &alice, "mock", &upstream.base_url).await;
     (gw, alice)
 }
 
@@ -102,7 +95,7 @@ async fn principal(gw: &TestGateway, token: &str) -> Principal {
 
 /// Patch `token`'s default agent: the scripted model's route, plus `more`.
 async fn arm_default_agent(gw: &TestGateway, token: &str, more: Value) -> String {
-    crate::support::route_default_agent(gw, token, "mock/test-model", more).await
+    crate::support::route_default_agent(gw, token, SCRIPTED_ROUTE, more).await
 }
 
 /// The (parsed output, is_error) of the last tool result among `entries`.

@@ -12,6 +12,7 @@ use mosaic_test_support::scripted::{Answer, Scripted};
 
 use crate::support::{
     chunk, gateway_provider, new_session, route_default_agent, Ev, Events, TestGateway, PASSWORD,
+    SCRIPTED_ROUTE,
 };
 
 /// How long a revoked stream may stay open: "at once", with room for a slow machine.
@@ -42,7 +43,7 @@ impl Setup {
         let root = gw.admin("root").await;
         gateway_provider(&gw, &root, "mock", &format!("{}/v1", upstream.base_url)).await;
         let (ana_id, ana) = gw.user(&root, "ana").await;
-        route_default_agent(&gw, &ana, "mock/test-model", json!({})).await;
+        route_default_agent(&gw, &ana, SCRIPTED_ROUTE, json!({})).await;
         Setup {
             gw,
             root,

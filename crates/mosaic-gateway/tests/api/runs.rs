@@ -9,9 +9,7 @@ use serde_json::{json, Value};
 
 use mosaic_test_support::scripted::{Answer, Scripted};
 
-use crate::support::{
-    chunk, gateway_provider, route_default_agent, Engine, Ev, Events, TestGateway,
-};
+use crate::support::{chunk, scripted_model, Engine, Ev, Events, TestGateway};
 
 /// A streamed text answer, one chunk a word, reporting the given token usage.
 fn text(words: &[&str], input_tokens: u64, output_tokens: u64) -> Answer {
@@ -62,8 +60,7 @@ impl Setup {
         let gw = TestGateway::start_on(engine).await;
         let token = gw.admin("root").await;
         let base = format!("{}/v1", upstream.base_url);
-        gateway_provider(&gw, &token, "mock", &base).await;
-        route_default_agent(&gw, &token, "mock/test-model", agent).await;
+        scripted_model(&gw, &token, &base, agent).await;
         Setup {
             gw,
             token,

@@ -3,12 +3,15 @@
 
 use mosaic_api::EntryBody;
 use mosaic_store::Parent;
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::sessions::{append, branched, caller, get, titles, user};
-use crate::support::{Engine, TestGateway};
+use crate::support::TestGateway;
+
+engines!(an_export_imports_back_as_a_new_session_that_exports_the_same);
 
 /// `GET /export`: the status, the content type and the text.
 async fn export(gw: &TestGateway, token: &str, id: &str) -> (StatusCode, String, String) {
@@ -44,18 +47,7 @@ async fn import(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn an_export_imports_back_as_a_new_session_that_exports_the_same_on_sqlite() {
-    export_import_round_trip(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn an_export_imports_back_as_a_new_session_that_exports_the_same_on_postgres() {
-    export_import_round_trip(Engine::Postgres).await;
-}
-
-async fn export_import_round_trip(engine: Engine) {
-    let gw = TestGateway::start_on(engine).await;
+async fn an_export_imports_back_as_a_new_session_that_exports_the_same(gw: TestGateway) {
     let alice = caller(&gw).await;
     let b = branched(&gw, &alice).await;
     // Every kind of entry, a second root, and an active leaf that is not the newest entry.

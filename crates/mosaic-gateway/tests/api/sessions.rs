@@ -5,11 +5,17 @@
 
 use mosaic_api::EntryBody;
 use mosaic_store::{Parent, Principal};
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{Engine, TestGateway};
+use crate::support::TestGateway;
+
+engines!(
+    sessions_are_listed_newest_first_and_found_by_title_or_entry_text,
+    branches_are_read_listed_and_switched
+);
 /// A user of a fresh gateway, with a token and the principal the store knows them by.
 pub(crate) struct Caller {
     pub(crate) token: String,
@@ -90,18 +96,7 @@ pub(crate) fn entry_ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn sessions_are_listed_newest_first_and_found_by_title_or_entry_text_on_sqlite() {
-    listed_and_found(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn sessions_are_listed_newest_first_and_found_by_title_or_entry_text_on_postgres() {
-    listed_and_found(Engine::Postgres).await;
-}
-
-async fn listed_and_found(engine: Engine) {
-    let gw = TestGateway::start_on(engine).await;
+async fn sessions_are_listed_newest_first_and_found_by_title_or_entry_text(gw: TestGateway) {
     let alice = caller(&gw).await;
     create(&gw, &alice, "Rust lifetimes").await;
     let garden = create(&gw, &alice, "Gardening plans").await;
@@ -262,18 +257,7 @@ pub(crate) async fn branched(gw: &TestGateway, who: &Caller) -> Branched {
     }
 }
 
-#[tokio::test]
-async fn branches_are_read_listed_and_switched_on_sqlite() {
-    branches_are_read_listed_and_switched(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn branches_are_read_listed_and_switched_on_postgres() {
-    branches_are_read_listed_and_switched(Engine::Postgres).await;
-}
-
-async fn branches_are_read_listed_and_switched(engine: Engine) {
-    let gw = TestGateway::start_on(engine).await;
+async fn branches_are_read_listed_and_switched(gw: TestGateway) {
     let alice = caller(&gw).await;
     let b = branched(&gw, &alice).await;
     let base = format!("/api/v1/sessions/{}", b.id);

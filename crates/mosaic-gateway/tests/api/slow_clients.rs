@@ -13,9 +13,7 @@ use tokio::net::TcpStream;
 
 use mosaic_test_support::scripted::{Answer, Scripted};
 
-use crate::support::{
-    chunk, gateway_provider, new_session, route_default_agent, Events, TestGateway,
-};
+use crate::support::{chunk, new_session, scripted_model, Events, TestGateway};
 
 /// A gateway with one-second header and body timeouts.
 async fn impatient(tweak: impl FnOnce(&mut mosaic_gateway::Config)) -> TestGateway {
@@ -154,8 +152,7 @@ async fn event_streams_outlive_the_idle_timeout() {
     let upstream = Scripted::start(vec![slow_answer()]).await;
     let gw = impatient(|_| {}).await;
     let root = gw.admin("root").await;
-    gateway_provider(&gw, &root, "mock", &format!("{}/v1", upstream.base_url)).await;
-    route_default_agent(&gw, &root, "mock/test-model", json!({})).await;
+    scripted_model(&gw, &root, &format!("{}/v1", upstream.base_url), json!({})).await;
     let session = new_session(&gw, &root).await;
     let mut events = Events::open(&gw, &root, &session, None).await;
     let (status, _) = gw
@@ -179,8 +176,7 @@ async fn a_stop_ends_every_stream_with_a_word_to_its_client() {
     let upstream = Scripted::start(answers).await;
     let gw = TestGateway::start().await;
     let root = gw.admin("root").await;
-    gateway_provider(&gw, &root, "mock", &format!("{}/v1", upstream.base_url)).await;
-    route_default_agent(&gw, &root, "mock/test-model", json!({})).await;
+    scripted_model(&gw, &root, &format!("{}/v1", upstream.base_url), json!({})).await;
 
     // A run followed by a subscriber, and five streamed completions.
     let session = new_session(&gw, &root).await;

@@ -3,13 +3,16 @@
 //! operation that takes an id, user B using user A's ids gets 404 and nothing of A's.
 //! An operation the sweep has no fixture for fails it, so new routes must be covered.
 
+use mosaic_test_support::engines;
 use std::collections::BTreeMap;
 
 use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::{Engine, TestGateway};
+use crate::support::TestGateway;
+
+engines!(every_operation_is_authenticated_and_scoped_to_its_owner);
 
 /// A request body for every operation that takes one.
 fn body_for(operation_id: &str) -> Option<Value> {
@@ -119,18 +122,7 @@ fn fill(path: &str, ids: &BTreeMap<&str, String>) -> String {
     out
 }
 
-#[tokio::test]
-async fn every_operation_is_authenticated_and_scoped_to_its_owner_on_sqlite() {
-    sweep(Engine::Sqlite).await;
-}
-
-#[tokio::test]
-async fn every_operation_is_authenticated_and_scoped_to_its_owner_on_postgres() {
-    sweep(Engine::Postgres).await;
-}
-
-async fn sweep(engine: Engine) {
-    let gw = TestGateway::start_on(engine).await;
+async fn every_operation_is_authenticated_and_scoped_to_its_owner(gw: TestGateway) {
     let root = gw.admin("root").await;
     let (alice_id, alice) = gw.user(&root, "alice").await;
     let (_bob_id, bob) = gw.user(&root, "bob").await;

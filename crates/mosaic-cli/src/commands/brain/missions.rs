@@ -2,7 +2,10 @@
 //! the command reads the mission, applies the edits to its milestones and sends the
 //! whole list back, since the API replaces milestones as one value.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
+use clap::{Args, Subcommand};
 use mosaic_api::{
     CreateMissionRequest, Milestone, Mission, MissionProgress, MissionQuery, MissionStatus,
     UpdateMissionRequest,
@@ -11,9 +14,116 @@ use mosaic_api::{
 use super::{
     or_dash, owner_text, parse_enum, read_text, resolve_project_opt, resolve_team_opt, set_or_clear,
 };
-use crate::cli::{CriteriaArgs, MissionsCommand};
-use crate::commands::{paged, print_page, usage, Ctx};
+use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
+
+fn mission_statuses() -> clap::builder::PossibleValuesParser {
+    ["active", "achieved", "abandoned"].into()
+}
+
+/// Success criteria: text, `-` for standard input, or a file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CriteriaArgs {
+    /// How you will know the goal is reached (Markdown); `-` reads it from standard input.
+    #[arg(long, value_name = "TEXT", conflicts_with = "criteria_file")]
+    pub criteria: Option<String>,
+    /// Read the success criteria from this file.
+    #[arg(long, value_name = "PATH")]
+    pub criteria_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+#[command(after_long_help = "\
+A mission is a goal with success criteria and milestones. Its progress is counted from \
+the tasks linked to it (`mosaic tasks create --mission ID`, `mosaic tasks edit ID \
+--mission ID`). Milestones are numbered from 1 as `mosaic missions show` lists them.
+
+Examples:
+  mosaic missions create \"Ship 2.0\" --criteria \"All blockers closed\" \\
+      --milestone \"Feature freeze\" --milestone \"Release candidate\" --project ops
+  mosaic missions list --status active
+  mosaic missions edit MISSION_ID --milestone-done 1 --add-milestone \"Announce\"
+  mosaic missions edit MISSION_ID --status achieved
+  mosaic missions show MISSION_ID --json")]
+pub enum MissionsCommand {
+    /// List the missions you can see, newest first, with their progress.
+    List {
+        /// Only missions with this status.
+        #[arg(long, value_parser = mission_statuses())]
+        status: Option<String>,
+        /// Only missions of this project (id or name).
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Create a mission.
+    Create {
+        /// What the mission is to achieve.
+        goal: String,
+        #[command(flatten)]
+        criteria: CriteriaArgs,
+        /// A milestone, in order; repeatable.
+        #[arg(long = "milestone", value_name = "TITLE")]
+        milestones: Vec<String>,
+        /// Default: active.
+        #[arg(long, value_parser = mission_statuses())]
+        status: Option<String>,
+        /// The project (id or name).
+        #[arg(long)]
+        project: Option<String>,
+        /// Owned by this team (id or name) instead of you.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Show a mission: its progress, milestones and success criteria.
+    Show { id: String },
+    /// Change a mission; only the fields given change.
+    Edit {
+        id: String,
+        /// A new goal.
+        #[arg(long)]
+        goal: Option<String>,
+        #[command(flatten)]
+        criteria: CriteriaArgs,
+        /// A new status (achieved: the goal is reached; abandoned: it no longer will be).
+        #[arg(long, value_parser = mission_statuses())]
+        status: Option<String>,
+        /// Move it to this project (id or name).
+        #[arg(long, conflicts_with = "no_project")]
+        project: Option<String>,
+        /// Take it out of its project.
+        #[arg(long)]
+        no_project: bool,
+        /// Mark milestone N done; repeatable.
+        #[arg(long, value_name = "N")]
+        milestone_done: Vec<usize>,
+        /// Mark milestone N not done; repeatable.
+        #[arg(long, value_name = "N")]
+        milestone_undone: Vec<usize>,
+        /// Add a milestone at the end; repeatable.
+        #[arg(long, value_name = "TITLE")]
+        add_milestone: Vec<String>,
+        /// Remove milestone N; repeatable.
+        #[arg(long, value_name = "N")]
+        remove_milestone: Vec<usize>,
+        /// Replace every milestone (all not done); repeatable.
+        #[arg(
+            long = "milestone",
+            value_name = "TITLE",
+            conflicts_with_all = ["no_milestones", "milestone_done", "milestone_undone", "remove_milestone"]
+        )]
+        milestones: Vec<String>,
+        /// Remove every milestone.
+        #[arg(
+            long,
+            conflicts_with_all = ["milestone_done", "milestone_undone", "remove_milestone"]
+        )]
+        no_milestones: bool,
+    },
+    /// Delete a mission; its tasks stay, linked to no mission.
+    Delete { id: String },
+}
 
 /// "2/5 tasks done, 40%"; "no tasks yet" before any task is linked.
 fn progress_text(p: MissionProgress) -> String {

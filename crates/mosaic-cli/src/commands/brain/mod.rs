@@ -1,7 +1,9 @@
-//! `mosaic projects|tasks|missions|notes|memory|search`: the brain. Items are named by id; projects
-//! and teams also by name, and users by id or `me`, resolved here with one extra
-//! request (the API itself takes ids only). Bodies come from a flag, standard input or
-//! a file, so long Markdown never has to pass through the shell.
+//! `mosaic projects|tasks|missions|notes|memory|search`: the brain. Items are named by
+//! id; projects and teams also by name, and users by id or `me`, resolved here with one
+//! extra request (the API itself takes ids only). Bodies come from a flag, standard
+//! input or a file, so long Markdown never has to pass through the shell. Filters mirror
+//! the API's query structs (`ProjectQuery`, `TaskQuery`, `MissionQuery`, `NoteQuery`);
+//! edits are partial, and a `--no-…` flag clears a field that may be empty.
 
 mod memory;
 mod missions;
@@ -9,21 +11,63 @@ mod notes;
 mod projects;
 mod tasks;
 
-pub use memory::memory;
-pub use missions::missions;
-pub use notes::notes;
-pub use projects::projects;
-pub use tasks::tasks;
+pub use memory::{memory, MemoryCommand};
+pub use missions::{missions, MissionsCommand};
+pub use notes::{notes, NotesCommand};
+pub use projects::{projects, ProjectsCommand};
+pub use tasks::{tasks, TasksCommand};
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use mosaic_api::{BrainKind, Owner, PageQuery, ProjectQuery, SearchMode};
 use mosaic_client::{Client, SearchQuery};
 
-use crate::cli::{BodyArgs, SearchArgs};
 use crate::commands::{print_list, usage, Ctx};
+
+fn brain_kinds() -> clap::builder::PossibleValuesParser {
+    ["task", "note", "memory"].into()
+}
+
+/// A body: text, `-` for standard input, or a file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BodyArgs {
+    /// The body (Markdown); `-` reads it from standard input.
+    #[arg(long, value_name = "TEXT", conflicts_with = "file")]
+    pub body: Option<String>,
+    /// Read the body from this file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Tasks, notes and memories are searched by their words and, when the gateway has an \
+embedding model (embedding_url, embedding_model), by meaning too; the two rankings are \
+merged by reciprocal rank fusion. Matched words are shown between « and ». With --json \
+each hit carries its fused score and its parts: lexical_rank and lexical_score (bm25 on \
+SQLite, ts_rank on PostgreSQL), vector_rank and similarity (cosine); the answer's mode \
+says whether meaning was used, and notice why not when the model could not answer.
+
+Examples:
+  mosaic search certificate
+  mosaic search \"what does alice eat\" --kind memory
+  mosaic search \"release checklist\" --kind note --limit 5 --json")]
+pub struct SearchArgs {
+    /// What to look for.
+    pub query: String,
+    /// Only this kind of item; repeatable, or comma-separated (default: all).
+    #[arg(long = "kind", value_delimiter = ',', value_parser = brain_kinds())]
+    pub kinds: Vec<String>,
+    /// At most this many hits (1-100; default 20).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Go by words alone, even with an embedding model.
+    #[arg(long)]
+    pub words_only: bool,
+}
 
 /// The largest page the API serves; name lookups read one.
 const LOOKUP_LIMIT: u32 = 500;

@@ -1,12 +1,78 @@
 //! `mosaic notes`. `show` prints the fields, then the Markdown body as it is.
 
 use anyhow::Result;
+use clap::Subcommand;
 use mosaic_api::{CreateNoteRequest, Note, NoteQuery, UpdateNoteRequest};
 
-use super::{or_dash, owner_text, read_body, resolve_project_opt, resolve_team_opt, set_or_clear};
-use crate::cli::NotesCommand;
-use crate::commands::{paged, print_page, usage, Ctx};
+use super::{
+    or_dash, owner_text, read_body, resolve_project_opt, resolve_team_opt, set_or_clear, BodyArgs,
+};
+use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
+
+#[derive(Debug, Subcommand)]
+#[command(after_long_help = "\
+Examples:
+  mosaic notes create \"Release checklist\" --file checklist.md --tag release
+  git log --oneline | mosaic notes create \"Changes\" --body -
+  mosaic notes list --tag release
+  mosaic notes show NOTE_ID --json")]
+pub enum NotesCommand {
+    /// List the notes you can see, newest first.
+    List {
+        /// Only notes of this project (id or name).
+        #[arg(long)]
+        project: Option<String>,
+        /// Only notes with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only notes whose title or body contains all these words.
+        #[arg(long, value_name = "WORDS")]
+        q: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Create a note.
+    Create {
+        title: String,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// A tag; repeatable, or comma-separated.
+        #[arg(long = "tag", value_delimiter = ',')]
+        tags: Vec<String>,
+        /// The project (id or name).
+        #[arg(long)]
+        project: Option<String>,
+        /// Owned by this team (id or name) instead of you.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Print a note: its fields, then its body.
+    Show { id: String },
+    /// Change a note; only the fields given change.
+    Edit {
+        id: String,
+        /// A new title.
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// Replace every tag; repeatable, or comma-separated.
+        #[arg(long = "tag", value_delimiter = ',', conflicts_with = "no_tags")]
+        tags: Vec<String>,
+        /// Remove every tag.
+        #[arg(long)]
+        no_tags: bool,
+        /// Move it to this project (id or name).
+        #[arg(long, conflicts_with = "no_project")]
+        project: Option<String>,
+        /// Take it out of its project.
+        #[arg(long)]
+        no_project: bool,
+    },
+    /// Delete a note.
+    Delete { id: String },
+}
 
 fn show(ctx: &Ctx, n: &Note) -> Result<()> {
     if ctx.json {

@@ -1,14 +1,73 @@
 //! `mosaic projects`.
 
 use anyhow::Result;
+use clap::Subcommand;
 use mosaic_api::{
     CreateProjectRequest, Project, ProjectQuery, ProjectStatus, UpdateProjectRequest,
 };
 
 use super::{or_dash, owner_text, parse_enum, resolve_project, resolve_team_opt, set_or_clear};
-use crate::cli::ProjectsCommand;
-use crate::commands::{paged, print_page, usage, Ctx};
+use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
+
+fn project_statuses() -> clap::builder::PossibleValuesParser {
+    ["active", "paused", "done", "archived"].into()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// List the projects you can see (yours and your teams'), newest first.
+    List {
+        #[arg(long, value_parser = project_statuses())]
+        status: Option<String>,
+        /// Only projects in this workspace (id).
+        #[arg(long, value_name = "ID")]
+        workspace: Option<String>,
+        /// Only this team's projects (id or name).
+        #[arg(long)]
+        team: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Create a project.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Default: active.
+        #[arg(long, value_parser = project_statuses())]
+        status: Option<String>,
+        /// Owned by this team (id or name) instead of you.
+        #[arg(long)]
+        team: Option<String>,
+        /// Put it in this workspace (id) of the same owner.
+        #[arg(long, value_name = "ID")]
+        workspace: Option<String>,
+    },
+    /// Show a project (by id or name).
+    Show { project: String },
+    /// Change a project (by id or name); only the fields given change.
+    Edit {
+        project: String,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// A new description.
+        #[arg(long)]
+        description: Option<String>,
+        /// A new status.
+        #[arg(long, value_parser = project_statuses())]
+        status: Option<String>,
+        /// Move it to this workspace (id).
+        #[arg(long, value_name = "ID", conflicts_with = "no_workspace")]
+        workspace: Option<String>,
+        /// Take it out of its workspace.
+        #[arg(long)]
+        no_workspace: bool,
+    },
+    /// Delete a project (by id or name).
+    Delete { project: String },
+}
 
 fn show(ctx: &Ctx, p: &Project) -> Result<()> {
     if ctx.json {

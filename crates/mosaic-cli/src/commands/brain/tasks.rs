@@ -1,15 +1,154 @@
 //! `mosaic tasks`.
 
 use anyhow::Result;
+use clap::Subcommand;
 use mosaic_api::{CreateTaskRequest, Task, TaskPriority, TaskQuery, TaskStatus, UpdateTaskRequest};
 
 use super::{
     date_arg, or_dash, owner_text, parse_enum, read_body, resolve_project_opt, resolve_team_opt,
-    resolve_user, set_or_clear,
+    resolve_user, set_or_clear, BodyArgs,
 };
-use crate::cli::TasksCommand;
-use crate::commands::{paged, print_page, usage, Ctx};
+use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
+
+fn task_statuses() -> clap::builder::PossibleValuesParser {
+    ["todo", "doing", "blocked", "done"].into()
+}
+
+fn task_priorities() -> clap::builder::PossibleValuesParser {
+    ["low", "normal", "high", "urgent"].into()
+}
+
+#[derive(Debug, Subcommand)]
+#[command(after_long_help = "\
+Dates (--due, --due-before) are YYYY-MM-DD (midnight UTC) or RFC 3339. A project is \
+named by id or name; an assignee by user id, or `me`.
+
+Examples:
+  mosaic tasks create \"Renew the certificate\" --project ops --due 2026-12-01 --label infra
+  mosaic tasks list --status todo --assignee me --due-before 2026-12-31
+  mosaic tasks edit TASK_ID --status blocked --no-due
+  mosaic tasks create \"Sow the beans\" --mission MISSION_ID
+  mosaic tasks list --mission MISSION_ID
+  mosaic tasks done TASK_ID")]
+pub enum TasksCommand {
+    /// List the tasks you can see, newest first.
+    List {
+        /// Only tasks of this project (id or name).
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, value_parser = task_statuses())]
+        status: Option<String>,
+        /// Only tasks assigned to this user (id, or `me`).
+        #[arg(long, value_name = "USER")]
+        assignee: Option<String>,
+        /// Only tasks with this label.
+        #[arg(long)]
+        label: Option<String>,
+        /// Only subtasks of this task (id).
+        #[arg(long, value_name = "TASK")]
+        parent: Option<String>,
+        /// Only tasks that count towards this mission (id).
+        #[arg(long, value_name = "MISSION")]
+        mission: Option<String>,
+        /// Only tasks due strictly before this date.
+        #[arg(long, value_name = "DATE")]
+        due_before: Option<String>,
+        /// Only tasks whose title or body contains all these words.
+        #[arg(long, value_name = "WORDS")]
+        q: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Create a task.
+    Create {
+        title: String,
+        #[command(flatten)]
+        body: BodyArgs,
+        /// Default: todo.
+        #[arg(long, value_parser = task_statuses())]
+        status: Option<String>,
+        /// Default: normal.
+        #[arg(long, value_parser = task_priorities())]
+        priority: Option<String>,
+        /// When it is due.
+        #[arg(long, value_name = "DATE")]
+        due: Option<String>,
+        /// The user (id, or `me`) who should do it.
+        #[arg(long, value_name = "USER")]
+        assignee: Option<String>,
+        /// A label; repeatable, or comma-separated.
+        #[arg(long = "label", value_delimiter = ',')]
+        labels: Vec<String>,
+        /// The project (id or name).
+        #[arg(long)]
+        project: Option<String>,
+        /// Make it a subtask of this task (id).
+        #[arg(long, value_name = "TASK")]
+        parent: Option<String>,
+        /// Count it towards this mission (id) of the same owner.
+        #[arg(long, value_name = "MISSION")]
+        mission: Option<String>,
+        /// Owned by this team (id or name) instead of you.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Show a task and its body.
+    Show { id: String },
+    /// Change a task; only the fields given change.
+    Edit {
+        id: String,
+        /// A new title.
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        body: BodyArgs,
+        #[arg(long, value_parser = task_statuses())]
+        status: Option<String>,
+        #[arg(long, value_parser = task_priorities())]
+        priority: Option<String>,
+        /// A new due date.
+        #[arg(long, value_name = "DATE", conflicts_with = "no_due")]
+        due: Option<String>,
+        /// Remove the due date.
+        #[arg(long)]
+        no_due: bool,
+        /// Assign it to this user (id, or `me`).
+        #[arg(long, value_name = "USER", conflicts_with = "no_assignee")]
+        assignee: Option<String>,
+        /// Unassign it.
+        #[arg(long)]
+        no_assignee: bool,
+        /// Replace every label; repeatable, or comma-separated.
+        #[arg(long = "label", value_delimiter = ',', conflicts_with = "no_labels")]
+        labels: Vec<String>,
+        /// Remove every label.
+        #[arg(long)]
+        no_labels: bool,
+        /// Move it to this project (id or name).
+        #[arg(long, conflicts_with = "no_project")]
+        project: Option<String>,
+        /// Take it out of its project.
+        #[arg(long)]
+        no_project: bool,
+        /// Make it a subtask of this task (id).
+        #[arg(long, value_name = "TASK", conflicts_with = "no_parent")]
+        parent: Option<String>,
+        /// Make it a top-level task.
+        #[arg(long)]
+        no_parent: bool,
+        /// Count it towards this mission (id) instead.
+        #[arg(long, value_name = "MISSION", conflicts_with = "no_mission")]
+        mission: Option<String>,
+        /// Unlink it from its mission.
+        #[arg(long)]
+        no_mission: bool,
+    },
+    /// Mark a task done (the same as `edit ID --status done`).
+    Done { id: String },
+    /// Delete a task.
+    Delete { id: String },
+}
 
 fn show(ctx: &Ctx, t: &Task) -> Result<()> {
     if ctx.json {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Args;
 use mosaic_api::{
     ApprovalRequest, Delivery, PendingApproval, PostMessageRequest, PostMessageResponse,
     SessionEvent, SessionState,
@@ -17,9 +18,31 @@ use mosaic_client::{Client, LiveEvent};
 use tokio::sync::{mpsc, watch};
 
 use super::render::{clip, Render, Screen, View};
+use super::SessionChoice;
 use super::{answer, interrupts, open_session, pump};
-use crate::cli::ChatArgs;
 use crate::commands::{usage, Ctx};
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Type a message and press Enter: it is sent and the answer streams. A message typed while \
+an answer streams is sent as a follow-up: it runs when that answer ends. Lines starting \
+with / are commands:
+
+  /steer TEXT      hand TEXT to the running answer (after its current tool call)
+  /interrupt       stop the running answer (Ctrl-C does too; Ctrl-C when idle leaves)
+  /approve [CALL]  run the tool call that waits for approval
+  /deny [NOTE]     decline it, telling the model NOTE
+  /branches        list the session's branches
+  /help            list the commands
+  /quit            leave (an answer still running goes on; Ctrl-D waits for it)
+
+A line starting with // is sent with one slash. At the end of input (Ctrl-D, or the end \
+of a pipe), chat waits for the running answer and the follow-ups, then exits; approval \
+requests arriving then are declined.")]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub session: SessionChoice,
+}
 
 /// At the end of input: how long the last events may take to arrive.
 const DRAIN_WAIT: Duration = Duration::from_secs(10);

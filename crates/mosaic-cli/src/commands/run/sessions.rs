@@ -2,14 +2,65 @@
 //! interrupt, retry (streamed as `mosaic run` streams), approve or decline a tool call.
 
 use anyhow::Result;
+use clap::Subcommand;
 use mosaic_api::{ApprovalRequest, Delivery, Run, SessionState};
 use mosaic_client::{Client, ClientError};
 
 use super::render::{clip, print_json_line, Render, Screen, View};
 use super::{headless, interrupts, Start};
-use crate::cli::SessionRunsCommand;
-use crate::commands::{paged, print_page, Ctx};
+use crate::commands::{paged, print_page, Ctx, PageArgs};
 use crate::output::{fields, json};
+
+/// What runs in a session (`mosaic sessions ...`, beside the session commands).
+#[derive(Debug, Subcommand)]
+pub enum SessionRunsCommand {
+    /// List a session's runs, newest first.
+    Runs {
+        id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show what runs and waits in a session: the active run, queued messages, tool
+    /// calls waiting for approval, the latest event number.
+    State { id: String },
+    /// Print a session's events as they happen, until Ctrl-C (`--json`: one JSON
+    /// object a line, as `mosaic run --json`).
+    Follow {
+        id: String,
+        /// Replay the events after this number first (those the gateway still holds).
+        #[arg(long, value_name = "N")]
+        after: Option<u64>,
+    },
+    /// Stop a session's active run; what it streamed so far is kept.
+    Interrupt { id: String },
+    /// Run the agent again and print the answer as `mosaic run` does: from ENTRY (a
+    /// retry: pass the user message before the answer to replace; the new answer is a
+    /// branch), or from the active leaf.
+    Retry {
+        id: String,
+        /// The entry to continue from.
+        #[arg(long, value_name = "ENTRY")]
+        from: Option<String>,
+        /// Approve every tool call of this run that asks for approval.
+        #[arg(long)]
+        approve: bool,
+        /// Say on standard error which model answered and the tokens used.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Approve a tool call waiting for approval (see `sessions state`), or decline it.
+    Approve {
+        id: String,
+        /// The tool call's id.
+        call: String,
+        /// Decline instead.
+        #[arg(long)]
+        deny: bool,
+        /// Why, passed to the model with a refusal.
+        #[arg(long, requires = "deny")]
+        note: Option<String>,
+    },
+}
 
 async fn follow(ctx: &Ctx, client: &Client, session_id: &str, after: Option<u64>) -> Result<()> {
     let mut events = client.session_events(session_id, after).await?;

@@ -2,25 +2,17 @@
 //! replaced, project cleared with `null`) and deleted; progress counted from the
 //! linked tasks; team missions shared with members and deleted only by managers.
 
+use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use super::{create, error, field, id, ok};
-use crate::support::{Engine, TestGateway};
+use crate::support::TestGateway;
 
-#[tokio::test]
-async fn missions_round_trip_with_progress_from_their_tasks_on_sqlite() {
-    round_trip(Engine::Sqlite).await;
-}
+engines!(missions_round_trip_with_progress_from_their_tasks);
 
-#[tokio::test]
-async fn missions_round_trip_with_progress_from_their_tasks_on_postgres() {
-    round_trip(Engine::Postgres).await;
-}
-
-async fn round_trip(engine: Engine) {
-    let gw = TestGateway::start_on(engine).await;
+async fn missions_round_trip_with_progress_from_their_tasks(gw: TestGateway) {
     let root = gw.admin("root").await;
     let (alice_id, alice) = gw.user(&root, "alice").await;
     let garden = create(&gw, &alice, "/api/v1/projects", json!({"name": "Garden"})).await;

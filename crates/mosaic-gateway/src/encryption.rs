@@ -1,6 +1,6 @@
-//! Secrets at rest (provider API keys): XChaCha20-Poly1305 under one key per gateway.
-//! The key is 32 random bytes in `secret.key` in the data directory, created with mode
-//! 0600 on first use; replicas of a scaled gateway share it through
+//! Encryption of secrets at rest (provider API keys): XChaCha20-Poly1305 under one key
+//! per gateway. The key is 32 random bytes in `secret.key` in the data directory,
+//! created with mode 0600 on first use; replicas of a scaled gateway share it through
 //! `MOSAIC_SECRET_KEY_FILE` (or `secret_key_file`). A stored secret is
 //! `v1:` + base64(nonce ‖ ciphertext); plaintext never touches the database, a log or
 //! an API response.

@@ -1,55 +1,38 @@
-//! Models, routes, their health, and token usage.
+//! Model routing: the models providers offer, routes over them, their health, and token
+//! usage.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::response::Response;
 use mosaic_api::{
-    ConfigScope, ErrorBody, HealthList, ModelInfo, ModelList, RouteInfo, RouteList,
-    SetRouteRequest, UsageQuery, UsageReport,
+    ErrorBody, HealthList, ModelList, RouteInfo, RouteList, SetRouteRequest, UsageQuery,
+    UsageReport,
 };
 
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::routes::no_content;
 use crate::AppState;
+
+/// The routes of models, routes over them, their health, and token usage.
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
+        .routes(routes!(list_models))
+        .routes(routes!(model_health))
+        .routes(routes!(list_routes, set_route))
+        .routes(routes!(get_route, delete_route))
+        .routes(routes!(get_usage))
+}
 
 /// Every model of every provider you can use, as `provider/model`.
 #[utoipa::path(get, path = "/api/v1/models", tag = "models", operation_id = "list_models",
     responses((status = 200, body = ModelList), (status = 401, body = ErrorBody)))]
 pub async fn list_models(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<ModelList>> {
-    Ok(Json(models_of(&state, &auth).await?))
-}
-
-/// All models a principal can call; a provider that cannot list is reported, not fatal.
-pub async fn models_of(state: &AppState, auth: &Auth) -> ApiResult<ModelList> {
-    let providers = state.store.providers_for_calls(&auth.principal).await?;
-    // A user's own provider hides the gateway's of the same name.
-    let mut seen = std::collections::HashSet::new();
-    let chosen: Vec<_> = providers
-        .into_iter()
-        .rev()
-        .filter(|f| seen.insert(f.info.name.clone()))
-        .collect();
-    let lists = futures_util::future::join_all(
-        chosen
-            .iter()
-            .map(|f| state.models.list_models(&auth.principal, f)),
-    )
-    .await;
-    let mut items = Vec::new();
-    let mut errors = Vec::new();
-    for (f, listed) in chosen.iter().zip(lists) {
-        match listed {
-            Ok(models) => items.extend(models.into_iter().map(|m| ModelInfo {
-                id: format!("{}/{m}", f.info.name),
-                provider: f.info.name.clone(),
-                model: m,
-            })),
-            Err(e) => errors.push(e.message),
-        }
-    }
-    items.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(ModelList { items, errors })
+    Ok(Json(
+        crate::catalog::models_of(&state, &auth.principal).await?,
+    ))
 }
 
 /// The routes you can use: the gateway's and your own (yours win by name).
@@ -71,28 +54,8 @@ pub async fn set_route(
     auth: Auth,
     Json(req): Json<SetRouteRequest>,
 ) -> ApiResult<Json<RouteInfo>> {
-    // Every step must name a provider the route's users can use, so a typo fails now:
-    // a gateway-wide route may only use gateway-wide providers.
-    let providers = state.store.list_providers(&auth.principal).await?;
-    let gateway_route = req.scope == ConfigScope::Gateway;
-    let usable = |name: &str| {
-        providers
-            .iter()
-            .any(|p| p.name == name && (!gateway_route || p.scope == ConfigScope::Gateway))
-    };
-    if let Some(step) = req.steps.iter().find(|s| !usable(&s.provider)) {
-        let which = if gateway_route { "gateway-wide " } else { "" };
-        // Well formed, but naming nothing usable: a conflict with what exists.
-        return Err(ApiError::new(
-            mosaic_api::ErrorCode::Conflict,
-            format!("no {which}provider named '{}'", step.provider),
-        ));
-    }
     Ok(Json(
-        state
-            .store
-            .set_route(&auth.principal, req.scope, &req.name, &req.steps)
-            .await?,
+        crate::catalog::set_route(&state, &auth.principal, req).await?,
     ))
 }
 

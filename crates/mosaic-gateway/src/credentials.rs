@@ -1,4 +1,4 @@
-//! Secrets the gateway makes and checks: passwords (argon2id), and random tokens
+//! Credentials the gateway makes and checks: passwords (argon2id), and random tokens
 //! (bearer tokens, session cookies, bootstrap tokens), which are stored as SHA-256
 //! hashes — they carry 256 bits of entropy, so a fast hash is enough.
 
