@@ -134,6 +134,8 @@ impl Server {
         Ok(Memory {
             rss_kib: field("VmRSS:")?,
             peak_kib: field("VmHWM:")?,
+            anon_kib: field("RssAnon:")?,
+            file_kib: field("RssFile:")?,
         })
     }
 
@@ -218,6 +220,13 @@ pub struct Stop {
 pub struct Memory {
     pub rss_kib: u64,
     pub peak_kib: u64,
+    /// The process's own pages (heap, stacks, relocated data).
+    pub anon_kib: u64,
+    /// Clean pages of the binary and libraries, shared with the page cache. How many a
+    /// start maps depends on the kernel as much as on us: Linux 6.x maps a whole large
+    /// page-cache folio per fault, so the same binary shows more when the file was
+    /// written in large chunks (by the linker) than when it was read in at 4 KiB.
+    pub file_kib: u64,
 }
 
 /// `getconf CLK_TCK`, 100 (Linux's value everywhere in practice) when unknown.

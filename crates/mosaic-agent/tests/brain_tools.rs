@@ -599,3 +599,49 @@ async fn notes_are_searchable_and_lists_cut_long_bodies() {
     assert_eq!(hit["kind"], "note");
     assert!(hit["snippet"].as_str().unwrap().contains("«"), "{hit}");
 }
+
+/// Schemas compile at a tool's first call, not at registration: this is where one that
+/// does not compile is caught, before a release.
+#[tokio::test]
+async fn every_builtin_schema_compiles() {
+    let b = Brain::open().await;
+    let all = Registry::builtin(mosaic_agent::tools::FetchConfig::default())
+        .with_brain(b.store.clone(), None);
+    assert!(all.names().len() > 10, "{:?}", all.names());
+    assert_eq!(all.broken_schemas(), Vec::<(String, String)>::new());
+}
+
+struct Broken;
+
+impl mosaic_agent::tools::Tool for Broken {
+    fn spec(&self) -> mosaic_llm::ToolSpec {
+        mosaic_llm::ToolSpec {
+            name: "broken".into(),
+            description: "a schema that is not one".into(),
+            parameters: json!({"type": 12}),
+        }
+    }
+
+    fn call<'a>(
+        &'a self,
+        _ctx: &'a ToolContext,
+        _args: Value,
+    ) -> mosaic_llm::BoxFuture<'a, mosaic_agent::tools::ToolOutput> {
+        Box::pin(async { mosaic_agent::tools::ToolOutput::ok("ran") })
+    }
+}
+
+#[test]
+fn a_tool_whose_schema_does_not_compile_is_never_run() {
+    let mut registry = Registry::default();
+    registry.add(std::sync::Arc::new(Broken));
+    let policy = [AgentTool {
+        name: "broken".into(),
+        policy: ToolPolicy::Allowed,
+    }];
+    match registry.decide(&policy, "broken", "{}") {
+        Decision::Refuse(why) => assert!(why.contains("is broken"), "{why}"),
+        _ => panic!("a broken tool was let through"),
+    }
+    assert_eq!(registry.broken_schemas().len(), 1);
+}

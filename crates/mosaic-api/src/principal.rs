@@ -8,7 +8,7 @@
 //! store's visibility mechanism matches on the variants without a wildcard.
 
 /// The acting party of an operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// A local user, authenticated by the gateway.
     User { user_id: String, is_admin: bool },

@@ -1,16 +1,18 @@
-//! The OpenAPI document and the router, built together: every route is registered
+//! The OpenAPI document and the router, from one list: every route is registered
 //! through its `#[utoipa::path]` description, so the document lists exactly the routes
-//! that exist. The document is checked in (`openapi.json` at the repository root) and a
+//! that exist. Serving builds only the router; the document is built when asked for
+//! ([`lazy`]). The document is checked in (`openapi.json` at the repository root) and a
 //! test fails when it is stale. What holds for every operation alike is added in
 //! [`rules`], after the routes are collected.
 
+pub mod lazy;
 mod rules;
 mod shapes;
 
 use axum::Router;
+use lazy::ApiRouter;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
@@ -60,12 +62,18 @@ impl Modify for Security {
 
 /// The API routes and their document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, described) = ApiRouter::new()
         .merge(crate::routes::router())
         .split_for_parts();
+    let mut doc = described.document(ApiDoc::openapi());
     shapes::apply(&mut doc);
     rules::apply(&mut doc);
     (router, doc)
+}
+
+/// The API routes, to serve: their document is not built (see [`lazy`]).
+pub fn router() -> Router<AppState> {
+    crate::routes::router().split_for_parts().0
 }
 
 /// The OpenAPI document as pretty JSON, as checked in.

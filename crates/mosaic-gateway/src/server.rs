@@ -77,7 +77,7 @@ pub async fn issue_bootstrap_offline(config: &Config) -> Result<Option<String>, 
 
 /// The full HTTP application: API routes, JSON fallbacks, limits and panic safety.
 pub fn app(state: AppState) -> Router {
-    let (api, _doc) = crate::openapi::api();
+    let api = crate::openapi::router();
     let body_limit = state.config.body_limit_bytes;
     api.merge(crate::routes::metrics::router())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })

@@ -194,6 +194,11 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn authenticate_token(&self, token_hash: &str) -> Result<Option<AuthenticatedToken>> {
         let now = now_ms();
+        let hot = &self.inner().hot;
+        let generation = hot.accounts.current();
+        if let Some(found) = hot.tokens.get(&token_hash.to_string(), generation, now) {
+            return Ok(Some(found));
+        }
         let mut tx = self.begin(Acting::System, false).await?;
         let cols = USER_COLUMNS
             .split(", ")
@@ -203,7 +208,8 @@ impl Store {
         let sql = tx
             .sql(&format!(
                 "SELECT {cols}, t.id AS token_id, t.scopes AS token_scopes, \
-                 t.last_used_at AS token_last_used FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                 t.last_used_at AS token_last_used, t.expires_at AS token_expires_at \
+                 FROM api_tokens t JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2) \
                  AND u.disabled = 0"
             ))
@@ -228,6 +234,14 @@ impl Store {
                 .await?;
             tx.commit().await?;
         }
+        let expires: Option<i64> = row.col("token_expires_at")?;
+        hot.tokens.put(
+            token_hash.to_string(),
+            generation,
+            now,
+            expires,
+            auth.clone(),
+        );
         Ok(Some(auth))
     }
 
@@ -264,6 +278,15 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<WebSessionAuth>> {
+        let now = now_ms();
+        let hot = &self.inner().hot;
+        let generation = hot.accounts.current();
+        if let Some(found) = hot
+            .web_sessions
+            .get(&token_hash.to_string(), generation, now)
+        {
+            return Ok(Some(found));
+        }
         let mut tx = self.begin(Acting::System, false).await?;
         let cols = USER_COLUMNS
             .split(", ")
@@ -272,23 +295,30 @@ impl Store {
             .join(", ");
         let sql = tx
             .sql(&format!(
-                "SELECT {cols}, s.id AS session_id, s.csrf_token FROM web_sessions s \
-                 JOIN users u ON u.id = s.user_id \
+                "SELECT {cols}, s.id AS session_id, s.csrf_token, s.expires_at AS session_expires_at \
+                 FROM web_sessions s JOIN users u ON u.id = s.user_id \
                  WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0"
             ))
             .into_owned();
         let row = tx
-            .fetch_optional(sqlx::query(&sql).bind(token_hash).bind(now_ms()))
+            .fetch_optional(sqlx::query(&sql).bind(token_hash).bind(now))
             .await?;
         tx.commit().await?;
-        row.map(|row| {
-            Ok(WebSessionAuth {
-                session_id: row.col("session_id")?,
-                user: User::from_row(&row)?,
-                csrf_token: row.col("csrf_token")?,
-            })
-        })
-        .transpose()
+        let Some(row) = row else { return Ok(None) };
+        let found = WebSessionAuth {
+            session_id: row.col("session_id")?,
+            user: User::from_row(&row)?,
+            csrf_token: row.col("csrf_token")?,
+        };
+        let expires: i64 = row.col("session_expires_at")?;
+        hot.web_sessions.put(
+            token_hash.to_string(),
+            generation,
+            now,
+            Some(expires),
+            found.clone(),
+        );
+        Ok(Some(found))
     }
 
     /// End one of the caller's web sessions (logout).

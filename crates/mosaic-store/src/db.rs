@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     paired_reads: tokio::sync::Semaphore,
     /// Told whenever a credential stops being valid (see `revocation.rs`).
     pub(crate) revoke_listeners: std::sync::Mutex<Vec<crate::revocation::RevokeListener>>,
+    /// What every request reads, kept until it changes (see `cache.rs`).
+    pub(crate) hot: crate::cache::HotReads,
 }
 
 /// A std mutex's guard, poisoned or not (what it guards stays consistent either way).
@@ -168,6 +170,10 @@ impl Store {
         probe(&options.url, backend).await?;
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            // A connection to a local file does not go stale, and the ping would cost
+            // every acquire a round trip to the connection's thread; a PostgreSQL one
+            // can (a restarted server), so it is checked before use.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -199,6 +205,7 @@ impl Store {
                 vectors: tokio::sync::RwLock::new(None),
                 hnsw_ready: std::sync::Mutex::new(Vec::new()),
                 revoke_listeners: std::sync::Mutex::new(Vec::new()),
+                hot: Default::default(),
                 paired_reads: tokio::sync::Semaphore::new(
                     (options.max_connections.max(2) / 2) as usize,
                 ),

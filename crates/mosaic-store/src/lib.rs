@@ -12,6 +12,7 @@
 mod agents;
 mod bootstrap;
 mod brain;
+mod cache;
 mod credentials;
 mod db;
 mod error;

@@ -133,6 +133,7 @@ impl Store {
         };
         let route = select_visible(&mut tx, p, &id).await?;
         tx.commit().await?;
+        self.inner().hot.models.bump();
         Ok(route)
     }
 
@@ -167,11 +168,21 @@ impl Store {
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn resolve_route(&self, p: &Principal, name: &str) -> Result<RouteInfo> {
         let name = name.trim();
-        self.list_routes(p)
+        let now = now_ms();
+        let hot = &self.inner().hot;
+        let generation = hot.models.current();
+        let key = (p.clone(), name.to_string());
+        if let Some(found) = hot.routes.get(&key, generation, now) {
+            return Ok(found);
+        }
+        let found = self
+            .list_routes(p)
             .await?
             .into_iter()
             .find(|r| r.name == name)
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        hot.routes.put(key, generation, now, None, found.clone());
+        Ok(found)
     }
 
     #[tracing::instrument(name = "store.delete_route", skip_all,
@@ -182,6 +193,8 @@ impl Store {
         check_manageable(p, current.scope, "route")?;
         let sql = tx.sql("DELETE FROM routes WHERE id = $1").into_owned();
         tx.execute(sqlx::query(&sql).bind(id)).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.inner().hot.models.bump();
+        Ok(())
     }
 }

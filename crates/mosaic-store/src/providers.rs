@@ -154,6 +154,7 @@ impl Store {
         inserted?;
         let info = select_visible(&mut tx, p, &id).await?.info;
         tx.commit().await?;
+        self.inner().hot.models.bump();
         Ok(info)
     }
 
@@ -173,6 +174,13 @@ impl Store {
     #[tracing::instrument(name = "store.providers_for_calls", skip_all,
         fields(otel.kind = "internal", db.system = self.backend().otel_name()))]
     pub async fn providers_for_calls(&self, p: &Principal) -> Result<Vec<ProviderForCall>> {
+        let now = now_ms();
+        let hot = &self.inner().hot;
+        let generation = hot.models.current();
+        let key = p.clone();
+        if let Some(found) = hot.providers.get(&key, generation, now) {
+            return Ok(found);
+        }
         let mut tx = self.begin(Acting::As(p), false).await?;
         let visible = tx.visible(p, Table::Providers, 1);
         let sql = tx
@@ -183,7 +191,12 @@ impl Store {
             .into_owned();
         let rows = tx.fetch_all(visible.bind(sqlx::query(&sql))).await?;
         tx.commit().await?;
-        rows.iter().map(ProviderForCall::from_row).collect()
+        let found = rows
+            .iter()
+            .map(ProviderForCall::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        hot.providers.put(key, generation, now, None, found.clone());
+        Ok(found)
     }
 
     #[tracing::instrument(name = "store.get_provider", skip_all,
@@ -236,6 +249,7 @@ impl Store {
         .await?;
         let info = select_visible(&mut tx, p, id).await?.info;
         tx.commit().await?;
+        self.inner().hot.models.bump();
         Ok(info)
     }
 
@@ -247,6 +261,8 @@ impl Store {
         check_manageable(p, current.info.scope, "provider")?;
         let sql = tx.sql("DELETE FROM providers WHERE id = $1").into_owned();
         tx.execute(sqlx::query(&sql).bind(id)).await?;
-        tx.commit().await
+        tx.commit().await?;
+        self.inner().hot.models.bump();
+        Ok(())
     }
 }

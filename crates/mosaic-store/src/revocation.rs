@@ -36,6 +36,8 @@ impl Store {
 
     /// Tell the listeners (call after the revoking transaction committed).
     pub(crate) fn revoked(&self, what: Revoked) {
+        // First: no cached answer about a credential outlives its revocation.
+        self.inner().hot.accounts.bump();
         let listeners = crate::db::lock(&self.inner().revoke_listeners).clone();
         for listener in listeners {
             listener(&what);

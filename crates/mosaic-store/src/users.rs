@@ -210,6 +210,8 @@ impl Store {
         }
         let user = select_user(&mut tx, id).await?;
         tx.commit().await?;
+        // What a credential of theirs answers (admin or not, their name) changed.
+        self.inner().hot.accounts.bump();
         if let Some(what) = revoked {
             self.revoked(what);
         }

@@ -74,7 +74,25 @@ pub trait Tool: Send + Sync {
 struct Registered {
     tool: Arc<dyn Tool>,
     spec: ToolSpec,
-    validator: jsonschema::Validator,
+    /// Compiled at the tool's first call: most tools of a gateway are never called
+    /// between two starts, and compiled schemas are the larger part of what a start
+    /// would otherwise allocate for them. (`every_builtin_schema_compiles` keeps a
+    /// schema that does not compile from reaching a release.)
+    validator: std::sync::OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+impl Registered {
+    fn validator(&self) -> Result<&jsonschema::Validator, &str> {
+        self.validator
+            .get_or_init(|| {
+                jsonschema::validator_for(&self.spec.parameters).map_err(|e| {
+                    tracing::error!(tool = %self.spec.name, "tool schema does not compile: {e}");
+                    e.to_string()
+                })
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
 }
 
 /// The tools this gateway has.
@@ -117,23 +135,29 @@ impl Registry {
         self
     }
 
-    /// Register a tool. A schema that does not compile is a programming error in the
-    /// tool; it is logged and the tool left out.
+    /// Register a tool. Its schema is compiled at its first call; one that does not
+    /// compile is a programming error in the tool: logged, and every call refused.
     pub fn add(&mut self, tool: Arc<dyn Tool>) {
         let spec = tool.spec();
-        match jsonschema::validator_for(&spec.parameters) {
-            Ok(validator) => {
-                self.tools.insert(
-                    spec.name.clone(),
-                    Registered {
-                        tool,
-                        spec,
-                        validator,
-                    },
-                );
-            }
-            Err(e) => tracing::error!(tool = %spec.name, "tool schema does not compile: {e}"),
-        }
+        self.tools.insert(
+            spec.name.clone(),
+            Registered {
+                tool,
+                spec,
+                validator: std::sync::OnceLock::new(),
+            },
+        );
+    }
+
+    /// The tools whose schema does not compile, with why (compiling every schema now).
+    pub fn broken_schemas(&self) -> Vec<(String, String)> {
+        let mut broken: Vec<(String, String)> = self
+            .tools
+            .iter()
+            .filter_map(|(name, r)| r.validator().err().map(|e| (name.clone(), e.to_string())))
+            .collect();
+        broken.sort();
+        broken
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -174,8 +198,13 @@ impl Registry {
             Ok(v) => v,
             Err(e) => return Decision::Refuse(format!("the arguments are not valid JSON: {e}")),
         };
-        let problems: Vec<String> = registered
-            .validator
+        let validator = match registered.validator() {
+            Ok(v) => v,
+            Err(e) => {
+                return Decision::Refuse(format!("the tool '{name}' is broken: its schema {e}"))
+            }
+        };
+        let problems: Vec<String> = validator
             .iter_errors(&args)
             .take(5)
             .map(|e| {

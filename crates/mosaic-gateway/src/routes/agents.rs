@@ -1,12 +1,12 @@
 //! Agents: the caller's own configurations of prompt, route and tools.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{Agent, AgentList, CreateAgentRequest, ErrorBody, UpdateAgentRequest};
 use mosaic_store::{AgentChanges, NewAgent};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -15,8 +15,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of agents.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_agents, create_agent))
         .routes(routes!(get_agent, update_agent, delete_agent))
 }

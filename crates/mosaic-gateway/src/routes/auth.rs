@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -9,8 +11,6 @@ use mosaic_api::{
     BootstrapRequest, BootstrapStatus, ChangePasswordRequest, ErrorBody, ErrorCode, LoginRequest,
     LoginResponse, WhoAmI, CSRF_COOKIE, SESSION_COOKIE,
 };
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::accounts::LoggedIn;
 use crate::auth::{Auth, Credential};
@@ -21,8 +21,8 @@ use crate::AppState;
 
 /// The routes of logging in and out, the bootstrap of the first admin, who am I, password
 /// changes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(bootstrap_status, bootstrap))
         .routes(routes!(login))
         .routes(routes!(logout))

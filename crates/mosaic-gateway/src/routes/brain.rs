@@ -3,6 +3,8 @@
 //! (see `mosaic_store::brain`): a team's items are read and written by its members and
 //! deleted by its owners and admins; anything the caller may not see is 404.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,8 +16,6 @@ use mosaic_api::{
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -24,8 +24,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of projects, tasks, missions, notes, and the search over the brain.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_projects, create_project))
         .routes(routes!(get_project, update_project, delete_project))
         .routes(routes!(list_tasks, create_task))

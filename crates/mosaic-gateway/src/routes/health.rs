@@ -1,18 +1,18 @@
 //! Liveness and readiness, for supervisors and load balancers.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::extract::Json;
 use crate::AppState;
 
 /// The routes of liveness and readiness.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
 }

@@ -3,12 +3,12 @@
 //! of that agent's runs). Tenancy and validation are the store's, as for the rest of
 //! the brain.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{CreateMemoryRequest, ErrorBody, Memory, MemoryQuery, Page, UpdateMemoryRequest};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -17,8 +17,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of memories.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_memories, create_memory))
         .routes(routes!(get_memory, update_memory, delete_memory))
 }

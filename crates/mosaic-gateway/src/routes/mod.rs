@@ -19,16 +19,16 @@ pub mod tokens;
 pub mod users;
 pub mod workspaces;
 
+use crate::openapi::lazy::ApiRouter;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
 /// Every documented route: each module's router, merged. `/metrics` is apart
 /// ([`metrics::router`]): a scrape target, not an operation of the contract.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .merge(health::router())
         .merge(auth::router())
         .merge(users::router())

@@ -1,10 +1,10 @@
 //! The caller's preferences: typed values under known keys.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::response::Response;
 use mosaic_api::{ErrorBody, Preference, PreferenceList, SetPreferenceRequest};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -13,8 +13,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of preferences.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_preferences))
         .routes(routes!(get_preference, set_preference, delete_preference))
 }

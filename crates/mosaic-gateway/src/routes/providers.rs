@@ -1,5 +1,7 @@
 //! Model providers: configure (admins for everyone, users for themselves), list, test.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -7,8 +9,6 @@ use mosaic_api::{
     CreateProviderRequest, ErrorBody, ProviderInfo, ProviderList, TestProviderRequest,
     TestProviderResponse, UpdateProviderRequest,
 };
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -19,8 +19,8 @@ use crate::AppState;
 pub use mosaic_agent::egress::is_internal;
 
 /// The routes of model providers.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_providers, create_provider))
         .routes(routes!(get_provider, update_provider, delete_provider))
         .routes(routes!(test_provider))

@@ -1,14 +1,14 @@
 //! Model routing: the models providers offer, routes over them, their health, and token
 //! usage.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::response::Response;
 use mosaic_api::{
     ErrorBody, HealthList, ModelList, RouteInfo, RouteList, SetRouteRequest, UsageQuery,
     UsageReport,
 };
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -17,8 +17,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of models, routes over them, their health, and token usage.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_models))
         .routes(routes!(model_health))
         .routes(routes!(list_routes, set_route))

@@ -1,6 +1,8 @@
 //! Sessions: the caller's conversations, their entry trees, branches and active leaf,
 //! and JSON Lines export and import. Entries are appended by runs, not by these routes.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -10,8 +12,6 @@ use mosaic_api::{
     BranchList, BranchQuery, CreateSessionRequest, EntryList, ErrorBody, ErrorCode, Page, Session,
     SessionQuery, SetLeafRequest, UpdateSessionRequest,
 };
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -20,8 +20,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of sessions: their entry trees, branches, export and import.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_sessions, create_session))
         .routes(routes!(import_session))
         .routes(routes!(get_session, update_session, delete_session))

@@ -1,5 +1,7 @@
 //! Teams the caller belongs to, and their members.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -7,8 +9,6 @@ use mosaic_api::{
     AddMemberRequest, CreateTeamRequest, ErrorBody, Page, PageQuery, Team, TeamMember,
     TeamMemberList, UpdateTeamRequest,
 };
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -17,8 +17,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of teams and their members.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_teams, create_team))
         .routes(routes!(get_team, update_team, delete_team))
         .routes(routes!(list_members, add_member))

@@ -1,11 +1,11 @@
 //! API tokens of the caller: create (shown once), list, show, revoke.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{ApiToken, CreateTokenRequest, CreateTokenResponse, ErrorBody, Page, PageQuery};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -14,8 +14,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of API tokens.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(get_token, revoke_token))
 }

@@ -1,12 +1,12 @@
 //! Users: admins create, list, change and delete them; everyone reads and renames
 //! themselves.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{CreateUserRequest, ErrorBody, Page, PageQuery, UpdateUserRequest, User};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -15,8 +15,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of the accounts of this gateway.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_users, create_user))
         .routes(routes!(get_user, update_user, delete_user))
 }

@@ -1,13 +1,13 @@
 //! Workspaces the caller can see: their own and their teams'.
 
+use crate::openapi::lazy::routes;
+use crate::openapi::lazy::ApiRouter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mosaic_api::{
     CreateWorkspaceRequest, ErrorBody, Page, PageQuery, UpdateWorkspaceRequest, Workspace,
 };
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -16,8 +16,8 @@ use crate::routes::no_content;
 use crate::AppState;
 
 /// The routes of workspaces of users and teams.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+pub fn router() -> ApiRouter<AppState> {
+    ApiRouter::new()
         .routes(routes!(list_workspaces, create_workspace))
         .routes(routes!(get_workspace, update_workspace, delete_workspace))
 }

@@ -16,6 +16,7 @@ engines!(
     web_sessions_are_created_authenticated_and_deleted,
     a_new_password_or_disabling_ends_web_sessions,
     purging_forgets_expired_web_sessions_only,
+    a_credential_answers_with_the_user_as_they_are_now,
 );
 
 const HOUR_MS: i64 = 3_600_000;
@@ -491,4 +492,87 @@ async fn purging_forgets_expired_web_sessions_only(db: TestDb) {
         db.store.get_api_token(&alice, &expired.id).await.unwrap(),
         expired
     );
+}
+
+/// What a token or a session cookie authenticates as is kept in memory between
+/// changes: a promotion, a demotion or a disabled account is seen by the very next
+/// request, and an expiring token stops at its expiry.
+async fn a_credential_answers_with_the_user_as_they_are_now(db: TestDb) {
+    let (admin, [(alice_user, alice)]) = db.admin_and_users(["alice"]).await;
+    db.store
+        .create_api_token(&alice, token("cli", "hash-now", &[Scope::Admin], None))
+        .await
+        .unwrap();
+    db.store
+        .create_web_session(&alice, session("cookie-now", "csrf", now_ms() + HOUR_MS))
+        .await
+        .unwrap();
+    let admin_flags = |db: &TestDb| {
+        let store = db.store.clone();
+        async move {
+            let token = store.authenticate_token("hash-now").await.unwrap();
+            let cookie = store.authenticate_web_session("cookie-now").await.unwrap();
+            (
+                token.map(|t| t.user.is_admin),
+                cookie.map(|c| c.user.is_admin),
+            )
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(admin_flags(&db).await, (Some(false), Some(false)));
+    }
+    let promote = |is_admin: bool| UserChanges {
+        display_name: None,
+        disabled: None,
+        is_admin: Some(is_admin),
+        password_hash: None,
+    };
+    db.store
+        .update_user(&admin, &alice_user.id, promote(true))
+        .await
+        .unwrap();
+    assert_eq!(admin_flags(&db).await, (Some(true), Some(true)));
+    db.store
+        .update_user(&admin, &alice_user.id, promote(false))
+        .await
+        .unwrap();
+    // A token that expires is refused from its expiry on, read from memory or not.
+    let expires = now_ms() + 300;
+    db.store
+        .create_api_token(
+            &alice,
+            token("short", "hash-short", &[Scope::Read], Some(expires)),
+        )
+        .await
+        .unwrap();
+    assert!(db
+        .store
+        .authenticate_token("hash-short")
+        .await
+        .unwrap()
+        .is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(
+        (expires - now_ms()).max(0) as u64 + 20,
+    ))
+    .await;
+    assert!(db
+        .store
+        .authenticate_token("hash-short")
+        .await
+        .unwrap()
+        .is_none());
+
+    assert_eq!(admin_flags(&db).await, (Some(false), Some(false)));
+    db.store
+        .update_user(
+            &admin,
+            &alice_user.id,
+            UserChanges {
+                disabled: Some(true),
+                ..promote(false)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(admin_flags(&db).await, (None, None));
 }

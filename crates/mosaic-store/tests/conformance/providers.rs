@@ -18,6 +18,7 @@ engines!(
     other_users_providers_are_not_found,
     provider_names_are_unique_per_scope_and_checked,
     providers_for_calls_carry_the_encrypted_key_gateway_first,
+    what_a_call_resolves_follows_every_change_at_once,
 );
 
 /// A provider with a placeholder address; `key` is what the gateway would have encrypted.
@@ -626,4 +627,89 @@ async fn providers_for_calls_carry_the_encrypted_key_gateway_first(db: TestDb) {
             ("bobs", Some("enc:bob")),
         ]
     );
+}
+
+/// The providers and routes a call resolves are kept in memory between changes; each
+/// change is seen by the very next call, never a stale answer.
+async fn what_a_call_resolves_follows_every_change_at_once(db: TestDb) {
+    let (admin, [(_, alice)]) = db.admin_and_users(["alice"]).await;
+    let resolved_key = |providers: Vec<mosaic_store::ProviderForCall>| {
+        providers
+            .into_iter()
+            .map(|f| (f.info.name, f.info.base_url, f.api_key_enc))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(db.store.providers_for_calls(&alice).await.unwrap().len(), 0);
+    let gateway = db
+        .store
+        .create_provider(
+            &admin,
+            new_provider(ConfigScope::Gateway, "shared", Some("k1")),
+        )
+        .await
+        .unwrap();
+    // Twice: the second answer may come from memory, and must be the same.
+    for _ in 0..2 {
+        assert_eq!(
+            resolved_key(db.store.providers_for_calls(&alice).await.unwrap()),
+            vec![(
+                "shared".into(),
+                "http://shared.example/v1".into(),
+                Some("k1".into())
+            )]
+        );
+    }
+    db.store
+        .update_provider(
+            &admin,
+            &gateway.id,
+            ProviderChanges {
+                base_url: Some("http://moved.example/v1".into()),
+                api_key_enc: Some(Some("k2".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved_key(db.store.providers_for_calls(&alice).await.unwrap()),
+        vec![(
+            "shared".into(),
+            "http://moved.example/v1".into(),
+            Some("k2".into())
+        )]
+    );
+
+    db.store
+        .set_route(
+            &admin,
+            ConfigScope::Gateway,
+            "fast",
+            &[step("shared", "a", 1_000)],
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let route = db.store.resolve_route(&alice, "fast").await.unwrap();
+        assert_eq!(route.steps, vec![step("shared", "a", 1_000)]);
+    }
+    // Her own route of the same name wins from now on.
+    let own = db
+        .store
+        .set_route(
+            &alice,
+            ConfigScope::User,
+            "fast",
+            &[step("shared", "b", 2_000)],
+        )
+        .await
+        .unwrap();
+    let route = db.store.resolve_route(&alice, "fast").await.unwrap();
+    assert_eq!(route.steps, vec![step("shared", "b", 2_000)]);
+    db.store.delete_route(&alice, &own.id).await.unwrap();
+    let route = db.store.resolve_route(&alice, "fast").await.unwrap();
+    assert_eq!(route.steps, vec![step("shared", "a", 1_000)]);
+
+    db.store.delete_provider(&admin, &gateway.id).await.unwrap();
+    assert_eq!(db.store.providers_for_calls(&alice).await.unwrap().len(), 0);
 }
