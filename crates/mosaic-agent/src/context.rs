@@ -150,7 +150,8 @@ pub fn messages(system_prompt: &str, path: &[Entry]) -> Vec<Message> {
                 };
                 out.push(Message::tool_result(call_id.clone(), text));
             }
-            EntryBody::ModelChange { .. } | EntryBody::Compaction { .. } => {}
+            // An entry of a kind this build does not know cannot be put to the model.
+            EntryBody::ModelChange { .. } | EntryBody::Compaction { .. } | EntryBody::Unknown => {}
         }
     }
     flush(&mut out, &mut pending);

@@ -5,7 +5,7 @@
 
 use mosaic_api::{
     Delivery, Entry, EntryBody, Page, PageQuery, QueuedMessage, Run, RunStatus, RunUsage,
-    DEFAULT_LIMIT, MAX_LIMIT,
+    StopReason, DEFAULT_LIMIT, MAX_LIMIT,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -28,7 +28,7 @@ pub struct RunProgress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunEnd {
     pub status: RunStatus,
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     pub error: Option<String>,
 }
 
@@ -59,7 +59,9 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
         session_id: row.try_get("session_id")?,
         status: RunStatus::parse(&status)
             .ok_or_else(|| StoreError::Invalid(format!("stored run status '{status}'")))?,
-        stop_reason: row.try_get("stop_reason")?,
+        stop_reason: row
+            .try_get::<Option<String>, _>("stop_reason")?
+            .map(|r| StopReason::parse(&r)),
         error: row.try_get("error")?,
         model_calls: count("model_calls")? as u32,
         usage: RunUsage {
@@ -274,7 +276,7 @@ impl Store {
                 .bind(p.user_id())
                 .bind(run_id)
                 .bind(end.status.as_str())
-                .bind(end.stop_reason.clone())
+                .bind(end.stop_reason.as_ref().map(|r| r.as_str().to_string()))
                 .bind(end.error.clone())
                 .bind(now_ms()),
         )
@@ -393,7 +395,7 @@ impl Store {
                 text: partial.text,
                 thinking: partial.thinking,
                 model: partial.model,
-                stop_reason: Some("interrupted".into()),
+                stop_reason: Some(StopReason::Interrupted),
             };
             let at = match &parent {
                 Some(id) => Parent::Entry(id),

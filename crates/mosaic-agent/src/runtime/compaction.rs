@@ -106,10 +106,10 @@ impl RunCtx {
         budget: u64,
     ) -> Result<Option<RunEnd>> {
         if self.progress.model_calls >= max_calls {
-            return Ok(Some(limited("max_model_calls")));
+            return Ok(Some(limited(mosaic_api::StopReason::MaxModelCalls)));
         }
         if self.progress.usage.total() >= budget {
-            return Ok(Some(limited("token_budget")));
+            return Ok(Some(limited(mosaic_api::StopReason::TokenBudget)));
         }
         let (summary, visible) = context::visible(&self.path);
         let Some(cut) = context::compaction_cut(&visible, window / 4) else {
@@ -131,7 +131,7 @@ impl RunCtx {
             return Ok(Some(end));
         }
         if self.progress.model_calls >= max_calls {
-            return Ok(Some(limited("max_model_calls")));
+            return Ok(Some(limited(mosaic_api::StopReason::MaxModelCalls)));
         }
         let request = ChatRequest {
             model: String::new(),

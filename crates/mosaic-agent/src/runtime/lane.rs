@@ -101,7 +101,7 @@ impl Runtime {
                     Ok(end) => end,
                     Err(_) => RunEnd {
                         status: RunStatus::Failed,
-                        stop_reason: Some("error".into()),
+                        stop_reason: Some(mosaic_api::StopReason::Error),
                         error: Some("the run failed inside the gateway".into()),
                     },
                 };

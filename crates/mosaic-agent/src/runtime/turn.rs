@@ -4,7 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex as StdMutex};
 
-use mosaic_api::{Agent, Delivery, Entry, EntryBody, RunStatus, RunUsage, SessionEvent};
+use mosaic_api::{
+    Agent, Delivery, Entry, EntryBody, RunStatus, RunUsage, SessionEvent, StopReason as RunStop,
+};
 use mosaic_llm::{ChatRequest, StopReason, Usage};
 use mosaic_store::{Parent, Principal, RunEnd, RunProgress, Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -46,13 +48,14 @@ pub(super) fn add_usage(total: &mut RunUsage, u: Usage) {
     total.cached_tokens += u.cached_tokens;
 }
 
-fn stop_str(s: StopReason) -> &'static str {
+/// How the contract names why a model call ended.
+fn run_stop(s: StopReason) -> RunStop {
     match s {
-        StopReason::Stop => "stop",
-        StopReason::Length => "length",
-        StopReason::ToolUse => "tool_use",
-        StopReason::Error => "error",
-        StopReason::Aborted => "aborted",
+        StopReason::Stop => RunStop::Stop,
+        StopReason::Length => RunStop::Length,
+        StopReason::ToolUse => RunStop::ToolUse,
+        StopReason::Error => RunStop::Error,
+        StopReason::Aborted => RunStop::Aborted,
     }
 }
 
@@ -88,13 +91,13 @@ impl RunCtx {
 
     pub(super) fn interrupted(&self) -> RunEnd {
         let reason = if self.rt.0.shutting_down.load(Ordering::SeqCst) {
-            "gateway_stopped"
+            RunStop::GatewayStopped
         } else {
-            "interrupted"
+            RunStop::Interrupted
         };
         RunEnd {
             status: RunStatus::Interrupted,
-            stop_reason: Some(reason.into()),
+            stop_reason: Some(reason),
             error: None,
         }
     }
@@ -102,7 +105,7 @@ impl RunCtx {
     pub(super) fn failed(message: String) -> RunEnd {
         RunEnd {
             status: RunStatus::Failed,
-            stop_reason: Some("error".into()),
+            stop_reason: Some(RunStop::Error),
             error: Some(message),
         }
     }
@@ -186,10 +189,10 @@ impl RunCtx {
                 return Ok(self.interrupted());
             }
             if self.progress.model_calls >= max_calls {
-                return Ok(limited("max_model_calls"));
+                return Ok(limited(RunStop::MaxModelCalls));
             }
             if self.progress.usage.total() >= budget {
-                return Ok(limited("token_budget"));
+                return Ok(limited(RunStop::TokenBudget));
             }
             // Pinned memory is read for every call: a tool may just have changed it.
             let system = self.system_prompt(&agent).await;
@@ -220,9 +223,9 @@ impl RunCtx {
             self.note_model_change(&answer).await?;
             let interrupted = self.cancel.is_cancelled();
             let stop = match (&answer.error, interrupted) {
-                (Some(_), _) => "error".to_string(),
-                (None, true) => "interrupted".to_string(),
-                (None, false) => answer.stop.map(stop_str).unwrap_or("error").to_string(),
+                (Some(_), _) => RunStop::Error,
+                (None, true) => RunStop::Interrupted,
+                (None, false) => answer.stop.map(run_stop).unwrap_or(RunStop::Error),
             };
             // Tool calls cut off mid-stream are not run.
             let calls = if answer.error.is_none() && !interrupted {
@@ -276,10 +279,10 @@ impl RunCtx {
             }
             let steered = self.deliver_steers().await?;
             if calls.is_empty() && !steered {
-                let reason = answer.stop.map(stop_str).unwrap_or("stop");
+                let reason = answer.stop.map(run_stop).unwrap_or(RunStop::Stop);
                 return Ok(RunEnd {
                     status: RunStatus::Completed,
-                    stop_reason: Some(reason.into()),
+                    stop_reason: Some(reason),
                     error: None,
                 });
             }
@@ -360,10 +363,10 @@ impl RunCtx {
 /// Characters of pinned memory a run's system prompt carries at most.
 const PINNED_BUDGET_CHARS: usize = 4_000;
 
-pub(super) fn limited(reason: &str) -> RunEnd {
+pub(super) fn limited(reason: RunStop) -> RunEnd {
     RunEnd {
         status: RunStatus::Limited,
-        stop_reason: Some(reason.into()),
+        stop_reason: Some(reason),
         error: None,
     }
 }

@@ -1,7 +1,7 @@
 //! Runs, checkpointed answers, recovery after a crash, event numbers and the message
 //! queue.
 
-use mosaic_api::{Delivery, EntryBody, PageQuery, RunStatus, RunUsage};
+use mosaic_api::{Delivery, EntryBody, PageQuery, RunStatus, RunUsage, StopReason};
 use mosaic_store::{Parent, PartialAnswer, RunEnd, RunProgress};
 use pretty_assertions::assert_eq;
 
@@ -124,7 +124,7 @@ async fn a_run_cut_off_by_a_crash_is_recovered_with_its_partial_answer(db: TestD
 
     let (recovered, entry) = db.store.recover_run(&alice, &run.id).await.unwrap();
     assert_eq!(recovered.status, RunStatus::Interrupted);
-    assert_eq!(recovered.stop_reason.as_deref(), Some("gateway_stopped"));
+    assert_eq!(recovered.stop_reason, Some(StopReason::GatewayStopped));
     let entry = entry.unwrap();
     assert_eq!(entry.parent_id.as_deref(), Some(question.id.as_str()));
     assert_eq!(
