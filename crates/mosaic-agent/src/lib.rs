@@ -9,4 +9,4 @@ pub mod embedder;
 pub mod runtime;
 pub mod tools;
 
-pub use runtime::{ModelStream, Models, Runtime, RuntimeConfig};
+pub use runtime::{Fallback, ModelError, ModelStream, Models, Runtime, RuntimeConfig};

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use mosaic_api::{EntryBody, PostMessageRequest, PostMessageResponse, SessionEvent, SessionState};
-use mosaic_llm::{BoxFuture, ChatRequest, EventStream};
 use mosaic_store::{Parent, Principal, Store, StoreError};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -19,31 +18,13 @@ use crate::tools::Registry;
 
 mod compaction;
 mod lane;
+mod models;
 mod stream;
 mod tool_calls;
 mod turn;
 
 use lane::Lane;
-
-/// A model call under way, and who answers it.
-pub struct ModelStream {
-    pub stream: EventStream,
-    pub provider: String,
-    pub model: String,
-    /// Models tried first that failed (`provider/model: why`).
-    pub fallbacks: Vec<String>,
-}
-
-/// How runs reach models: the gateway resolves a route or `provider/model` for the
-/// user, meters tokens and falls back along the routing matrix.
-pub trait Models: Send + Sync + 'static {
-    fn call<'a>(
-        &'a self,
-        principal: &'a Principal,
-        route: &'a str,
-        request: ChatRequest,
-    ) -> BoxFuture<'a, std::result::Result<ModelStream, String>>;
-}
+pub use models::{Fallback, ModelError, ModelStream, Models};
 
 /// Defaults of run limits, for agents that set none.
 #[derive(Debug, Clone)]

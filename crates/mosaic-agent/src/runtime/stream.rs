@@ -9,6 +9,7 @@ use mosaic_llm::{ChatRequest, StopReason, StreamEvent, Usage};
 use mosaic_store::PartialAnswer;
 
 use super::turn::{add_usage, Answer, RunCtx};
+use super::ModelError;
 
 impl RunCtx {
     /// Stream one model call, publishing deltas and checkpointing the partial answer.
@@ -17,7 +18,7 @@ impl RunCtx {
         &mut self,
         route: &str,
         request: ChatRequest,
-    ) -> std::result::Result<Answer, String> {
+    ) -> std::result::Result<Answer, ModelError> {
         let models = self.rt.0.models.clone();
         let call = tokio::select! {
             call = models.call(&self.p, route, request) => call?,
@@ -38,7 +39,7 @@ impl RunCtx {
             run_id: self.run_id.clone(),
             provider: call.provider.clone(),
             model: call.model.clone(),
-            fallbacks: call.fallbacks.clone(),
+            fallbacks: call.fallbacks.iter().map(ToString::to_string).collect(),
         })
         .await;
         let parent = self.path.last().map(|e| e.id.clone());
@@ -69,8 +70,12 @@ impl RunCtx {
                 None => None,
                 Some(None) => break,
                 Some(Some(Ok(e))) => Some(e),
-                Some(Some(Err(e))) => {
-                    answer.error = Some(format!("{model}: {e}"));
+                Some(Some(Err(error))) => {
+                    answer.error = Some(ModelError::Provider {
+                        provider: call.provider.clone(),
+                        model: call.model.clone(),
+                        error,
+                    });
                     break;
                 }
             };
@@ -99,7 +104,10 @@ impl RunCtx {
         }
         add_usage(&mut self.progress.usage, usage);
         if answer.stop.is_none() && answer.error.is_none() && !self.cancel.is_cancelled() {
-            answer.error = Some(format!("{model}: the answer ended without finishing"));
+            answer.error = Some(ModelError::Unfinished {
+                provider: call.provider.clone(),
+                model: call.model.clone(),
+            });
         }
         answer.calls = indexed.into_iter().map(|(_, c)| c).collect();
         Ok(answer)

@@ -15,7 +15,7 @@ use crate::context;
 use crate::tools::ToolOutput;
 
 use super::lane::Approval;
-use super::{Result, Runtime};
+use super::{ModelError, Result, Runtime};
 
 /// One run's working state.
 pub(super) struct RunCtx {
@@ -39,7 +39,8 @@ pub(super) struct Answer {
     pub(super) calls: Vec<mosaic_llm::ToolCall>,
     pub(super) stop: Option<StopReason>,
     pub(super) model: String,
-    pub(super) error: Option<String>,
+    /// Why the answer broke off, when it did.
+    pub(super) error: Option<ModelError>,
 }
 
 pub(super) fn add_usage(total: &mut RunUsage, u: Usage) {
@@ -218,7 +219,7 @@ impl RunCtx {
             let answer = self.call_model(&agent.route, request).await;
             let answer = match answer {
                 Ok(a) => a,
-                Err(message) => return Ok(Self::failed(message)),
+                Err(error) => return Ok(Self::failed(error.to_string())),
             };
             self.note_model_change(&answer).await?;
             let interrupted = self.cancel.is_cancelled();
@@ -247,8 +248,8 @@ impl RunCtx {
                 })
                 .await?;
             }
-            if let Some(message) = answer.error {
-                return Ok(Self::failed(message));
+            if let Some(error) = answer.error {
+                return Ok(Self::failed(error.to_string()));
             }
             if interrupted {
                 return Ok(self.interrupted());
