@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use mosaic_api::{Entry, EntryBody};
-use mosaic_llm::{Message, Role, ToolCall, ToolSpec};
+use mosaic_llm::{Message, Reasoning, Role, ToolCall, ToolSpec};
 
 /// What a cut-off tool call is answered with.
 pub const NO_RESULT: &str = "no result: the run stopped before the tool answered";
@@ -108,10 +108,15 @@ pub fn messages(system_prompt: &str, path: &[Entry]) -> Vec<Message> {
                 flush(&mut out, &mut pending);
                 out.push(Message::user(text.clone()));
             }
-            EntryBody::Assistant { text, .. } => {
+            EntryBody::Assistant {
+                text, reasoning, ..
+            } => {
                 flush(&mut out, &mut pending);
-                if !text.is_empty() {
-                    out.push(Message::assistant(text.clone()));
+                let reasoning = sent_reasoning(reasoning);
+                if !text.is_empty() || !reasoning.is_empty() {
+                    let mut m = Message::assistant(text.clone());
+                    m.reasoning = reasoning;
+                    out.push(m);
                 }
             }
             EntryBody::ToolCall {
@@ -155,7 +160,26 @@ pub fn messages(system_prompt: &str, path: &[Entry]) -> Vec<Message> {
         }
     }
     flush(&mut out, &mut pending);
+    // Reasoning that led to neither text nor a tool call has nothing to continue.
+    out.retain(|m| m.role != Role::Assistant || !m.content.is_empty() || !m.tool_calls.is_empty());
     out
+}
+
+/// An answer's reasoning records as the assistant entry stores them.
+pub fn stored_reasoning(reasoning: &[Reasoning]) -> Vec<serde_json::Value> {
+    reasoning
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect()
+}
+
+/// The stored records this build can send back (one of a kind it does not know is left
+/// out: its provider would get it in a shape it may not take).
+fn sent_reasoning(stored: &[serde_json::Value]) -> Vec<Reasoning> {
+    stored
+        .iter()
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect()
 }
 
 /// Where to cut for a compaction: the index into `visible` of the first entry kept (a
@@ -230,6 +254,7 @@ mod tests {
                     thinking: String::new(),
                     model: None,
                     stop_reason: Some("tool_use".into()),
+                    reasoning: Vec::new(),
                 },
             ),
             entry(

@@ -23,6 +23,12 @@ pub enum EntryBody {
         /// `stop`, `length`, `tool_use`, `error`, `aborted` or `interrupted`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stop_reason: Option<crate::runs::StopReason>,
+        /// What the provider that answered needs to continue the answer (its signed
+        /// thinking, its encrypted reasoning), sent back to it with the answer. Opaque:
+        /// kept as the gateway wrote it, not meant to be read.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[schema(value_type = Vec<Object>)]
+        reasoning: Vec<serde_json::Value>,
     },
     /// The model called a tool.
     ToolCall {

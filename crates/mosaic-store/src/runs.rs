@@ -396,6 +396,7 @@ impl Store {
                 thinking: partial.thinking,
                 model: partial.model,
                 stop_reason: Some(StopReason::Interrupted),
+                reasoning: Vec::new(),
             };
             let at = match &parent {
                 Some(id) => Parent::Entry(id),

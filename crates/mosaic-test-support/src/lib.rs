@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod chat;
+pub mod reasoning;
 pub mod scripted;
 
 use sqlx::postgres::PgConnectOptions;

@@ -27,6 +27,7 @@ impl RunCtx {
                     text: String::new(),
                     thinking: String::new(),
                     calls: Vec::new(),
+                    reasoning: Vec::new(),
                     stop: Some(StopReason::Aborted),
                     model: route.to_string(),
                     error: None,
@@ -47,6 +48,7 @@ impl RunCtx {
             text: String::new(),
             thinking: String::new(),
             calls: Vec::new(),
+            reasoning: Vec::new(),
             stop: None,
             model: model.clone(),
             error: None,
@@ -152,6 +154,7 @@ impl RunCtx {
                 }
             }
             StreamEvent::ToolCallEnd { .. } => {}
+            StreamEvent::Reasoning { reasoning } => answer.reasoning.push(reasoning.clone()),
             StreamEvent::Usage { usage: u } => usage.merge(*u),
             StreamEvent::Done { stop_reason } => answer.stop = Some(*stop_reason),
         }

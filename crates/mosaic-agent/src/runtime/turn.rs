@@ -37,6 +37,8 @@ pub(super) struct Answer {
     pub(super) text: String,
     pub(super) thinking: String,
     pub(super) calls: Vec<mosaic_llm::ToolCall>,
+    /// What the provider needs back to continue the answer.
+    pub(super) reasoning: Vec<mosaic_llm::Reasoning>,
     pub(super) stop: Option<StopReason>,
     pub(super) model: String,
     /// Why the answer broke off, when it did.
@@ -214,6 +216,7 @@ impl RunCtx {
                 messages,
                 tools: tools.clone(),
                 max_tokens: Some(max_tokens),
+                thinking_budget: agent.limits.thinking_budget,
                 ..ChatRequest::default()
             };
             let answer = self.call_model(&agent.route, request).await;
@@ -236,8 +239,11 @@ impl RunCtx {
             };
             // An answer cut off before any text leaves no entry (the run records why).
             let cut_off = answer.error.is_some() || interrupted;
+            // Reasoning without text (redacted, or unsummarised) still needs its entry:
+            // the provider wants it back with the tool calls that follow.
             if !answer.text.is_empty()
                 || !answer.thinking.is_empty()
+                || (!answer.reasoning.is_empty() && !cut_off)
                 || (calls.is_empty() && !cut_off)
             {
                 self.commit(EntryBody::Assistant {
@@ -245,6 +251,7 @@ impl RunCtx {
                     thinking: answer.thinking.clone(),
                     model: Some(answer.model.clone()),
                     stop_reason: Some(stop),
+                    reasoning: context::stored_reasoning(&answer.reasoning),
                 })
                 .await?;
             }

@@ -300,6 +300,7 @@ mod tests {
                     thinking: "The tool failed.\nSay so.".into(),
                     model: Some("local/qwen".into()),
                     stop_reason: Some("stop".into()),
+                    reasoning: Vec::new(),
                 },
             ),
         ];

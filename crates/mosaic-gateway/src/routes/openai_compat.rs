@@ -96,6 +96,8 @@ pub fn parse_request(body: &Value) -> ApiResult<(String, ChatRequest, bool, bool
             content: text_of(&m["content"])?,
             tool_calls,
             tool_call_id: m["tool_call_id"].as_str().map(str::to_string),
+            // Chat Completions has no way to carry a provider's reasoning back.
+            reasoning: Vec::new(),
         });
     }
     let tools = match body["tools"].as_array() {
@@ -313,7 +315,8 @@ fn stream_answer(
                     None,
                 )]
             }
-            Ok(StreamEvent::ToolCallEnd { .. }) => Vec::new(),
+            // Nothing in Chat Completions carries it.
+            Ok(StreamEvent::ToolCallEnd { .. } | StreamEvent::Reasoning { .. }) => Vec::new(),
             Ok(StreamEvent::Usage { usage: u }) => {
                 usage.merge(u);
                 Vec::new()

@@ -122,6 +122,7 @@ async fn export_import_round_trip(engine: Engine) {
             thinking: "Let me think.".into(),
             model: None,
             stop_reason: None,
+            reasoning: Vec::new(),
         },
     )
     .await;

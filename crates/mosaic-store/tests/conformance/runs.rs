@@ -134,6 +134,7 @@ async fn a_run_cut_off_by_a_crash_is_recovered_with_its_partial_answer(db: TestD
             thinking: "hmm".into(),
             model: Some("mock/m".into()),
             stop_reason: Some("interrupted".into()),
+            reasoning: Vec::new(),
         }
     );
     let path = db.store.session_path(&alice, &s.id, None).await.unwrap();
@@ -168,6 +169,7 @@ async fn an_entry_made_by_a_run_forgets_the_partial_copy(db: TestDb) {
         thinking: String::new(),
         model: None,
         stop_reason: Some("stop".into()),
+        reasoning: Vec::new(),
     };
     let progress = RunProgress {
         model_calls: 1,
