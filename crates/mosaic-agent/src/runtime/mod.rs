@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use mosaic_api::{EntryBody, PostMessageRequest, PostMessageResponse, SessionEvent, SessionState};
+use mosaic_api::{
+    EntryBody, PostMessageRequest, PostMessageResponse, Session, SessionEvent, SessionState,
+};
 use mosaic_llm::{BoxFuture, ChatRequest, EventStream};
 use mosaic_store::{Parent, Principal, Store, StoreError};
 use tokio::sync::Mutex;
@@ -343,36 +345,54 @@ impl Runtime {
         })
     }
 
-    /// Tell subscribers the active leaf moved.
-    pub async fn leaf_changed(&self, p: &Principal, session_id: &str, leaf_id: &str) {
+    /// Continue the session from another entry (switch branches). Refused while a run
+    /// is active: a run appends at the active leaf, so the leaf may not move under it.
+    /// The lane is held from the check to the move, so no run starts in between.
+    pub async fn set_leaf(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        entry_id: &str,
+    ) -> Result<Session> {
+        let lane = self.lane(session_id);
+        let mut lane = lane.lock().await;
+        self.0.store.get_session(p, session_id).await?;
+        if lane.active.is_some() {
+            return Err(StoreError::Conflict(
+                "a run is active in this session: wait for it or interrupt it first".into(),
+            ));
+        }
+        let session = self
+            .0
+            .store
+            .set_active_leaf(p, session_id, entry_id)
+            .await?;
+        lane.path.clear();
         self.publish(
             p,
             session_id,
             SessionEvent::LeafChanged {
-                leaf_id: leaf_id.to_string(),
+                leaf_id: entry_id.to_string(),
             },
         )
         .await;
+        Ok(session)
     }
 
-    /// Whether a run is active in the session.
-    pub async fn is_running(&self, session_id: &str) -> bool {
-        let lane = lock(&self.0.lanes).get(session_id).cloned();
-        match lane {
-            Some(l) => l.lock().await.active.is_some(),
-            None => false,
+    /// Delete a session and every entry of it. A run still going there stops; its last
+    /// writes find the session gone. The lane is held throughout, so no run starts in
+    /// the session while it goes.
+    pub async fn delete_session(&self, p: &Principal, session_id: &str) -> Result<()> {
+        let lane = self.lane(session_id);
+        let lane = lane.lock().await;
+        self.0.store.get_session(p, session_id).await?;
+        if let Some(a) = &lane.active {
+            a.cancel.cancel();
         }
-    }
-
-    /// Stop the run of a session about to be deleted.
-    pub async fn forget_session(&self, session_id: &str) {
-        let lane = lock(&self.0.lanes).remove(session_id);
-        if let Some(lane) = lane {
-            if let Some(a) = &lane.lock().await.active {
-                a.cancel.cancel();
-            }
-        }
+        let deleted = self.0.store.delete_session(p, session_id).await;
+        lock(&self.0.lanes).remove(session_id);
         self.0.bus.forget(session_id);
+        deleted
     }
 
     /// Interrupt every run acting for this user (disabled or deleted): what streamed
