@@ -7,6 +7,7 @@ pub mod context;
 pub mod egress;
 pub mod embedder;
 pub mod runtime;
+pub mod search;
 pub mod tools;
 
 pub use runtime::{ModelStream, Models, Runtime, RuntimeConfig};
