@@ -10,4 +10,4 @@ pub mod runtime;
 pub mod search;
 pub mod tools;
 
-pub use runtime::{ModelStream, Models, Runtime, RuntimeConfig};
+pub use runtime::{ModelStream, Models, Runtime, RuntimeBuilder, RuntimeConfig};

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::turn::RunCtx;
 use super::{lock, Result, Runtime};
+use crate::tools::ToolSet;
 
 pub(super) struct Approval {
     pub(super) info: PendingApproval,
@@ -94,6 +95,7 @@ impl Runtime {
                     cancel,
                     approvals,
                     progress: RunProgress::default(),
+                    tools: ToolSet::new(this.0.tools.clone(), &[], Vec::new()),
                     path,
                 };
                 let outcome = AssertUnwindSafe(ctx.run()).catch_unwind().await;

@@ -17,7 +17,8 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusLimits, SessionBus};
-use crate::tools::Registry;
+use crate::context::{self, EntrySource};
+use crate::tools::{Registry, RunToolProvider};
 
 mod compaction;
 mod lane;
@@ -79,7 +80,10 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 struct Inner {
     store: Store,
     models: Arc<dyn Models>,
-    tools: Registry,
+    /// The gateway's tools, shared by every run.
+    tools: Arc<Registry>,
+    run_tools: Option<Arc<dyn RunToolProvider>>,
+    entries: Arc<dyn EntrySource>,
     bus: Bus,
     config: RuntimeConfig,
     lanes: StdMutex<HashMap<String, Arc<Mutex<Lane>>>>,
@@ -102,6 +106,49 @@ fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// A runtime with its extension points set: where per-run tools and referenced
+/// entries come from. [`Runtime::new`] is a builder built at once.
+pub struct RuntimeBuilder {
+    store: Store,
+    models: Arc<dyn Models>,
+    tools: Registry,
+    config: RuntimeConfig,
+    run_tools: Option<Arc<dyn RunToolProvider>>,
+    entries: Arc<dyn EntrySource>,
+}
+
+impl RuntimeBuilder {
+    /// Tools each run has beyond the gateway's registry, asked for when it starts.
+    pub fn run_tools(mut self, provider: Arc<dyn RunToolProvider>) -> Self {
+        self.run_tools = Some(provider);
+        self
+    }
+
+    /// Where the content of referenced entries is fetched for a model call.
+    pub fn entries(mut self, source: Arc<dyn EntrySource>) -> Self {
+        self.entries = source;
+        self
+    }
+
+    pub fn build(self) -> Runtime {
+        let bus = Bus::new(self.store.clone(), self.config.bus);
+        Runtime(Arc::new(Inner {
+            store: self.store,
+            models: self.models,
+            tools: Arc::new(self.tools),
+            run_tools: self.run_tools,
+            entries: self.entries,
+            bus,
+            config: self.config,
+            lanes: StdMutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            stopping: CancellationToken::new(),
+            tasks: StdMutex::new(Vec::new()),
+        }))
+    }
+}
+
 impl Runtime {
     pub fn new(
         store: Store,
@@ -109,19 +156,23 @@ impl Runtime {
         tools: Registry,
         config: RuntimeConfig,
     ) -> Runtime {
-        let bus = Bus::new(store.clone(), config.bus);
-        Runtime(Arc::new(Inner {
+        Runtime::builder(store, models, tools, config).build()
+    }
+
+    pub fn builder(
+        store: Store,
+        models: Arc<dyn Models>,
+        tools: Registry,
+        config: RuntimeConfig,
+    ) -> RuntimeBuilder {
+        RuntimeBuilder {
             store,
             models,
             tools,
-            bus,
             config,
-            lanes: StdMutex::new(HashMap::new()),
-            shutting_down: AtomicBool::new(false),
-            running: AtomicUsize::new(0),
-            stopping: CancellationToken::new(),
-            tasks: StdMutex::new(Vec::new()),
-        }))
+            run_tools: None,
+            entries: Arc::new(context::Stored),
+        }
     }
 
     pub fn tools(&self) -> &Registry {

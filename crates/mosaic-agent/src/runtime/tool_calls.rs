@@ -18,12 +18,7 @@ impl RunCtx {
             agent_id: Some(agent.id.clone()),
             cancel: self.cancel.clone(),
         };
-        let (tool, args) = match self
-            .rt
-            .0
-            .tools
-            .decide(&agent.tools, &call.name, &call.arguments)
-        {
+        let (tool, args) = match self.tools.decide(&call.name, &call.arguments) {
             Decision::Refuse(why) => return ToolOutput::error(why),
             Decision::Run(tool, args) => (tool, args),
             Decision::Ask(tool, args) => {

@@ -4,4 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod lanes;
+mod references;
 mod support;
+mod tools;

@@ -33,6 +33,18 @@ fn user(name: &str, is_admin: bool) -> NewUser {
 }
 
 impl World {
+    /// From here on the world's session is a new one of Bob's, and "alice" in the
+    /// helpers below acts as Bob.
+    pub async fn switch_to_bob(&mut self) {
+        std::mem::swap(&mut self.alice, &mut self.bob);
+        self.session_id = self
+            .store
+            .create_session(&self.alice, None, "s")
+            .await
+            .unwrap()
+            .id;
+    }
+
     pub async fn open() -> World {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&StoreOptions::sqlite_file(&dir.path().join("rt.db")))
@@ -89,7 +101,6 @@ impl Reply {
         }
     }
 
-    #[allow(dead_code)] // used by the tool tests
     pub fn tool_call(id: &str, name: &str, arguments: &str) -> Reply {
         Reply {
             events: vec![
