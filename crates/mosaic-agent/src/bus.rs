@@ -5,14 +5,104 @@
 //! Numbers are reserved from the store in blocks, so they keep rising across restarts;
 //! a client resuming from a number this bus no longer holds (from before a restart, or
 //! older than the ring) gets a `resync` event and then the live events.
+//!
+//! The runtime and the gateway use a bus through [`EventBus`]: publish, and subscribe
+//! after a number as a stream. [`Bus`] is the in-process implementation; one shared by
+//! several replicas (Valkey streams, or the database) implements the same trait and
+//! passes the same suite ([`crate::conformance::event_bus`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
+use futures_util::Stream;
 use mosaic_api::SessionEvent;
-use mosaic_store::{Principal, Store};
+use mosaic_llm::BoxFuture;
+use mosaic_store::{Principal, Store, StoreError};
 use tokio::sync::{broadcast, Mutex};
+
+/// What a subscriber receives, in order.
+#[derive(Debug, Clone)]
+pub enum Received {
+    /// The next event: numbers rise by one, none is delivered twice.
+    Event(Arc<Numbered>),
+    /// Events were lost to this subscriber (it fell too far behind, or resumed from a
+    /// number the bus no longer holds): read the session again. Events after `latest`
+    /// follow.
+    Resync { reason: String, latest: u64 },
+}
+
+/// A subscriber's events, until the bus forgets the session.
+pub type Events = Pin<Box<dyn Stream<Item = Received> + Send>>;
+
+/// A subscription: the latest number when it began, and the events from there (after
+/// the replay of missed ones, when it resumed).
+pub struct Subscribed {
+    pub latest: u64,
+    pub events: Events,
+}
+
+/// Why a bus could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bus's own backend (another process's) failed.
+    #[error("the event bus is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<BusError> for StoreError {
+    fn from(e: BusError) -> StoreError {
+        match e {
+            BusError::Store(e) => e,
+            // A backend of its own failing is, to callers, the storage failing.
+            BusError::Unavailable(why) => StoreError::Db(sqlx::Error::Io(std::io::Error::other(
+                format!("the event bus is unavailable: {why}"),
+            ))),
+        }
+    }
+}
+
+/// Each session's numbered live events. Every method is async and fallible and hands
+/// out owned values, so an implementation may keep events in another process.
+pub trait EventBus: Send + Sync + 'static {
+    /// Number an event of a session `owner` may see (the caller checked) and deliver it
+    /// to every subscriber of the session.
+    fn publish<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+        event: SessionEvent,
+    ) -> BoxFuture<'a, Result<Arc<Numbered>, BusError>>;
+
+    /// Follow a session: with `after`, first the events after it (or a resync when they
+    /// are no longer held), then the live ones.
+    fn subscribe<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+        after: Option<u64>,
+    ) -> BoxFuture<'a, Result<Subscribed, BusError>>;
+
+    /// The number of the session's latest event (0 when none was ever sent).
+    fn last_event_id<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<u64, BusError>>;
+
+    /// A deleted session: its events go (a later subscriber starts afresh).
+    fn forget<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()>;
+
+    /// Subscribers of this process, over all sessions.
+    fn subscriber_count(&self) -> usize;
+
+    /// Drop what quiet sessions hold here (`busy` ones keep theirs). Nothing to do for
+    /// a bus that keeps events elsewhere.
+    fn sweep(&self, _idle: Duration, _busy: &(dyn Fn(&str) -> bool + Sync)) {}
+}
 
 /// One numbered event, its SSE data serialised once for every subscriber.
 #[derive(Debug)]
@@ -98,6 +188,78 @@ pub struct Subscription {
     pub replay: Vec<Arc<Numbered>>,
     pub resync: Option<String>,
     pub live: broadcast::Receiver<Arc<Numbered>>,
+}
+
+impl Subscription {
+    /// As a stream: the replay (or a resync), then the live events in order. A
+    /// subscriber that falls behind the live channel catches up from the ring, or is
+    /// told to resync when even that has moved past it.
+    pub fn into_events(self, bus: Arc<SessionBus>) -> Events {
+        let mut first: VecDeque<Received> = VecDeque::new();
+        if let Some(reason) = self.resync {
+            first.push_back(Received::Resync {
+                reason,
+                latest: self.latest,
+            });
+        }
+        first.extend(self.replay.into_iter().map(Received::Event));
+        let state = Follower {
+            pending: first,
+            last: self.latest,
+            live: self.live,
+            bus,
+        };
+        Box::pin(futures_util::stream::unfold(state, |mut f| async move {
+            let next = f.next().await?;
+            Some((next, f))
+        }))
+    }
+}
+
+/// One subscriber's place in a session's events.
+struct Follower {
+    pending: VecDeque<Received>,
+    /// The number of the last event delivered (or skipped past by a resync).
+    last: u64,
+    live: broadcast::Receiver<Arc<Numbered>>,
+    bus: Arc<SessionBus>,
+}
+
+impl Follower {
+    async fn next(&mut self) -> Option<Received> {
+        loop {
+            if let Some(next) = self.pending.pop_front() {
+                match &next {
+                    Received::Event(e) => self.last = e.id,
+                    Received::Resync { latest, .. } => self.last = *latest,
+                }
+                return Some(next);
+            }
+            match self.live.recv().await {
+                // Replayed already.
+                Ok(e) if e.id <= self.last => continue,
+                Ok(e) => {
+                    self.last = e.id;
+                    return Some(Received::Event(e));
+                }
+                // Behind by more than the channel holds: catch up from the ring, which
+                // holds more; resync only if even that is past.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let sub = self.bus.subscribe(Some(self.last)).await;
+                    self.live = sub.live;
+                    if let Some(reason) = sub.resync {
+                        self.pending.push_back(Received::Resync {
+                            reason,
+                            latest: sub.latest,
+                        });
+                    }
+                    self.pending
+                        .extend(sub.replay.into_iter().map(Received::Event));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
 }
 
 /// How long a publisher waits for a block of numbers it could not reserve ahead.
@@ -421,5 +583,53 @@ impl Bus {
             .lock()
             .map(|m| m.values().map(|b| b.subscribers()).sum())
             .unwrap_or(0)
+    }
+}
+
+impl EventBus for Bus {
+    fn publish<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+        event: SessionEvent,
+    ) -> BoxFuture<'a, Result<Arc<Numbered>, BusError>> {
+        Box::pin(async move { Ok(self.session(owner, session_id).await?.publish(event).await) })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+        after: Option<u64>,
+    ) -> BoxFuture<'a, Result<Subscribed, BusError>> {
+        Box::pin(async move {
+            let bus = self.session(owner, session_id).await?;
+            let sub = bus.subscribe(after).await;
+            Ok(Subscribed {
+                latest: sub.latest,
+                events: sub.into_events(bus),
+            })
+        })
+    }
+
+    fn last_event_id<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<u64, BusError>> {
+        Box::pin(async move { Ok(self.session(owner, session_id).await?.last_event_id().await) })
+    }
+
+    fn forget<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()> {
+        Bus::forget(self, session_id);
+        Box::pin(async {})
+    }
+
+    fn subscriber_count(&self) -> usize {
+        Bus::subscriber_count(self)
+    }
+
+    fn sweep(&self, idle: Duration, busy: &(dyn Fn(&str) -> bool + Sync)) {
+        Bus::sweep(self, idle, busy)
     }
 }

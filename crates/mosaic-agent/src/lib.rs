@@ -3,6 +3,7 @@
 //! subscriber.
 
 pub mod bus;
+pub mod conformance;
 pub mod context;
 pub mod egress;
 pub mod embedder;

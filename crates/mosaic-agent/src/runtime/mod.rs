@@ -16,7 +16,7 @@ use mosaic_store::{Parent, Principal, Store, StoreError};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, BusLimits, SessionBus};
+use crate::bus::{Bus, BusLimits, EventBus, Subscribed};
 use crate::context::{self, EntrySource};
 use crate::tools::{Registry, RunToolProvider};
 
@@ -84,7 +84,7 @@ struct Inner {
     tools: Arc<Registry>,
     run_tools: Option<Arc<dyn RunToolProvider>>,
     entries: Arc<dyn EntrySource>,
-    bus: Bus,
+    bus: Arc<dyn EventBus>,
     config: RuntimeConfig,
     lanes: StdMutex<HashMap<String, Arc<Mutex<Lane>>>>,
     shutting_down: AtomicBool,
@@ -115,9 +115,16 @@ pub struct RuntimeBuilder {
     config: RuntimeConfig,
     run_tools: Option<Arc<dyn RunToolProvider>>,
     entries: Arc<dyn EntrySource>,
+    bus: Option<Arc<dyn EventBus>>,
 }
 
 impl RuntimeBuilder {
+    /// Where live events go; the in-process [`Bus`] (sized by the config) by default.
+    pub fn bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
     /// Tools each run has beyond the gateway's registry, asked for when it starts.
     pub fn run_tools(mut self, provider: Arc<dyn RunToolProvider>) -> Self {
         self.run_tools = Some(provider);
@@ -131,7 +138,10 @@ impl RuntimeBuilder {
     }
 
     pub fn build(self) -> Runtime {
-        let bus = Bus::new(self.store.clone(), self.config.bus);
+        let bus = match self.bus {
+            Some(bus) => bus,
+            None => Arc::new(Bus::new(self.store.clone(), self.config.bus)),
+        };
         Runtime(Arc::new(Inner {
             store: self.store,
             models: self.models,
@@ -172,6 +182,7 @@ impl Runtime {
             config,
             run_tools: None,
             entries: Arc::new(context::Stored),
+            bus: None,
         }
     }
 
@@ -184,18 +195,21 @@ impl Runtime {
         self.0.stopping.clone()
     }
 
-    /// The bus of a session the principal may see.
-    pub async fn bus(&self, p: &Principal, session_id: &str) -> Result<Arc<SessionBus>> {
+    /// Follow the live events of a session the principal may see, resuming after event
+    /// `after` when given.
+    pub async fn subscribe(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        after: Option<u64>,
+    ) -> Result<Subscribed> {
         self.0.store.get_session(p, session_id).await?;
-        self.0.bus.session(p, session_id).await
+        Ok(self.0.bus.subscribe(p, session_id, after).await?)
     }
 
     async fn publish(&self, p: &Principal, session_id: &str, event: SessionEvent) {
-        match self.0.bus.session(p, session_id).await {
-            Ok(bus) => {
-                bus.publish(event).await;
-            }
-            Err(e) => tracing::warn!(session = %session_id, "event not published: {e}"),
+        if let Err(e) = self.0.bus.publish(p, session_id, event).await {
+            tracing::warn!(session = %session_id, "event not published: {e}");
         }
     }
 
@@ -372,7 +386,8 @@ impl Runtime {
 
     /// What runs and waits in a session, and its latest event number.
     pub async fn state(&self, p: &Principal, session_id: &str) -> Result<SessionState> {
-        let bus = self.bus(p, session_id).await?;
+        self.0.store.get_session(p, session_id).await?;
+        let last_event_id = self.0.bus.last_event_id(p, session_id).await?;
         let lane = self.lane(session_id);
         let (run_id, approvals) = {
             let lane = lane.lock().await;
@@ -392,7 +407,7 @@ impl Runtime {
             run,
             queue: self.0.store.queued_messages(p, session_id).await?,
             approvals,
-            last_event_id: bus.last_event_id().await,
+            last_event_id,
         })
     }
 
@@ -442,7 +457,7 @@ impl Runtime {
         }
         let deleted = self.0.store.delete_session(p, session_id).await;
         lock(&self.0.lanes).remove(session_id);
-        self.0.bus.forget(session_id);
+        self.0.bus.forget(session_id).await;
         deleted
     }
 
@@ -480,7 +495,7 @@ impl Runtime {
             .filter(|(_, l)| l.try_lock().map(|l| l.active.is_some()).unwrap_or(true))
             .map(|(id, _)| id.clone())
             .collect();
-        self.0.bus.sweep(idle, |id| busy.iter().any(|b| b == id));
+        self.0.bus.sweep(idle, &|id| busy.iter().any(|b| b == id));
         // A lane someone holds (about to post into it) stays: dropping it would let a
         // second lane, and a second run, start beside it.
         lock(&self.0.lanes).retain(|_, l| {

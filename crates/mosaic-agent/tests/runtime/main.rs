@@ -3,6 +3,7 @@
 //! conformance suites run against the in-process implementations.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod conformance;
 mod lanes;
 mod references;
 mod support;

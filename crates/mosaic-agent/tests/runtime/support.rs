@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
-use mosaic_agent::bus::Subscription;
+use mosaic_agent::bus::Received;
 use mosaic_agent::{ModelStream, Models, Runtime, RuntimeConfig};
 use mosaic_api::{
     Delivery, Entry, PostMessageRequest, PostMessageResponse, Run, RunStatus, SessionEvent,
@@ -198,33 +198,26 @@ pub fn runtime(
 }
 
 /// A session's events, followed from before the test's first run.
-pub struct Events(Subscription);
+pub struct Events(mosaic_agent::bus::Events);
 
 impl Events {
     pub async fn follow(rt: &Runtime, w: &World) -> Events {
         Events(
-            rt.bus(&w.alice, &w.session_id)
+            rt.subscribe(&w.alice, &w.session_id, None)
                 .await
                 .unwrap()
-                .subscribe(None)
-                .await,
+                .events,
         )
     }
 
     /// Wait for the end of a run.
     pub async fn finished(&mut self, run_id: &str) -> Run {
-        for e in std::mem::take(&mut self.0.replay) {
-            if let SessionEvent::RunFinished { run } = &e.event {
-                if run.id == run_id {
-                    return run.clone();
-                }
-            }
-        }
         loop {
-            let e = self.0.live.recv().await.unwrap();
-            if let SessionEvent::RunFinished { run } = &e.event {
-                if run.id == run_id {
-                    return run.clone();
+            if let Received::Event(e) = self.0.next().await.unwrap() {
+                if let SessionEvent::RunFinished { run } = &e.event {
+                    if run.id == run_id {
+                        return run.clone();
+                    }
                 }
             }
         }
