@@ -1,6 +1,6 @@
 //! The suites every implementation of the runtime's seams must pass, written once over
 //! the traits: [`event_bus`] for an [`EventBus`], [`run_control`] for a
-//! [`RunControl`](crate::control::RunControl). The in-process implementations run them
+//! [`RunControl`]. The in-process implementations run them
 //! in this crate's tests; one backed by Valkey or the database (for several replicas)
 //! runs the same functions in its own.
 //!
@@ -10,10 +10,11 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mosaic_api::SessionEvent;
+use mosaic_api::{PendingApproval, SessionEvent};
 use mosaic_store::Principal;
 
 use crate::bus::{EventBus, Events, Received};
+use crate::control::{ControlError, RunControl, Signal, Signals};
 
 /// Longest wait for something a promise says must come.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -154,5 +155,151 @@ pub async fn event_bus(bus: &dyn EventBus, owner: &Principal, sessions: [&str; 2
         if last == after {
             break;
         }
+    }
+}
+
+async fn signal(signals: &mut Signals, what: &str) -> Signal {
+    match tokio::time::timeout(PATIENCE, signals.next()).await {
+        Ok(Some(signal)) => signal,
+        Ok(None) => panic!("{what}: the run's signals ended"),
+        Err(_) => panic!("{what}: no signal came within {PATIENCE:?}"),
+    }
+}
+
+/// Nothing more has reached the run (signals are sent before the call returns).
+async fn quiet(signals: &mut Signals, what: &str) {
+    if let Ok(Some(signal)) = tokio::time::timeout(Duration::from_millis(50), signals.next()).await
+    {
+        panic!("{what}: an extra signal {signal:?}");
+    }
+}
+
+fn approval(run_id: &str, call_id: &str) -> PendingApproval {
+    PendingApproval {
+        run_id: run_id.into(),
+        call_id: call_id.into(),
+        name: "http_fetch".into(),
+        arguments: "{}".into(),
+    }
+}
+
+/// Run control keeps its promises: an interrupt, an approval's answer and a steer reach
+/// the session's active run, each once; an approval is answered once, and an answer
+/// for a call nobody waits for is `NotFound`; a second run cannot start beside the
+/// active one; a user's interrupt reaches their runs only; an ended run hears nothing
+/// and leaves no approvals. `sessions` are three sessions' ids, no run active in any.
+pub async fn run_control(control: &dyn RunControl, sessions: [&str; 3]) {
+    let [s1, s2, s3] = sessions;
+    assert_eq!(control.active(s1).await.unwrap(), None);
+    assert_eq!(
+        control.interrupt(s1).await.unwrap(),
+        None,
+        "no run to interrupt"
+    );
+    assert!(!control.steer(s1).await.unwrap(), "no run to steer");
+
+    let mut run = control.started(s1, "r1", "u1").await.unwrap();
+    assert_eq!(
+        control.started(s1, "r2", "u1").await.err(),
+        Some(ControlError::Busy),
+        "a second run beside the active one"
+    );
+
+    // A steer, then an interrupt: both reach the run, in order.
+    assert!(control.steer(s1).await.unwrap());
+    assert_eq!(control.interrupt(s1).await.unwrap().as_deref(), Some("r1"));
+    assert_eq!(signal(&mut run, "steer").await, Signal::Steer);
+    assert_eq!(signal(&mut run, "interrupt").await, Signal::Interrupt);
+
+    // An approval waits, shows, is answered once.
+    control.ask(s1, approval("r1", "c1")).await.unwrap();
+    control.ask(s1, approval("r1", "c2")).await.unwrap();
+    let active = control.active(s1).await.unwrap().unwrap();
+    assert_eq!(active.run_id, "r1");
+    assert_eq!(active.owner, "u1");
+    assert_eq!(
+        active.approvals,
+        vec![approval("r1", "c1"), approval("r1", "c2")]
+    );
+    control
+        .answer(s1, "c2", false, Some("not that".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        signal(&mut run, "the answer").await,
+        Signal::Approval {
+            call_id: "c2".into(),
+            approved: false,
+            note: Some("not that".into()),
+        }
+    );
+    assert_eq!(
+        control.answer(s1, "c2", true, None).await,
+        Err(ControlError::NotFound),
+        "answered twice"
+    );
+    assert_eq!(
+        control.answer(s1, "c9", true, None).await,
+        Err(ControlError::NotFound),
+        "nobody waits for c9"
+    );
+    assert_eq!(
+        control.answer(s2, "c1", true, None).await,
+        Err(ControlError::NotFound),
+        "c1 waits in another session"
+    );
+    assert_eq!(
+        control.active(s1).await.unwrap().unwrap().approvals,
+        vec![approval("r1", "c1")]
+    );
+    // Withdrawn (the run stopped waiting): no longer to be answered.
+    control.withdraw(s1, "c1").await;
+    assert_eq!(
+        control.answer(s1, "c1", true, None).await,
+        Err(ControlError::NotFound)
+    );
+    quiet(&mut run, "after the answers").await;
+
+    // A user's interrupt reaches that user's runs and no one else's.
+    let mut other_user = control.started(s2, "r3", "u2").await.unwrap();
+    let mut same_user = control.started(s3, "r4", "u1").await.unwrap();
+    let mut interrupted = control.interrupt_user("u1").await.unwrap();
+    interrupted.sort();
+    assert_eq!(interrupted, vec!["r1".to_string(), "r4".to_string()]);
+    assert_eq!(
+        signal(&mut run, "the user's interrupt").await,
+        Signal::Interrupt
+    );
+    assert_eq!(
+        signal(&mut same_user, "the user's interrupt").await,
+        Signal::Interrupt
+    );
+    quiet(&mut other_user, "another user's run").await;
+
+    // Ended: nothing reaches it, its approvals went, and the session is free again.
+    control.ask(s1, approval("r1", "c3")).await.unwrap();
+    control.ended(s1, "r1").await;
+    assert_eq!(control.active(s1).await.unwrap(), None);
+    assert_eq!(control.interrupt(s1).await.unwrap(), None);
+    assert_eq!(
+        control.answer(s1, "c3", true, None).await,
+        Err(ControlError::NotFound)
+    );
+    // The end of another run leaves the active one alone.
+    control.ended(s2, "r1").await;
+    assert_eq!(
+        control
+            .active(s2)
+            .await
+            .unwrap()
+            .map(|a| a.run_id)
+            .as_deref(),
+        Some("r3")
+    );
+    let mut next = control.started(s1, "r5", "u1").await.unwrap();
+    assert_eq!(control.interrupt(s1).await.unwrap().as_deref(), Some("r5"));
+    assert_eq!(signal(&mut next, "the next run").await, Signal::Interrupt);
+    for (s, r) in [(s1, "r5"), (s2, "r3"), (s3, "r4")] {
+        control.ended(s, r).await;
     }
 }

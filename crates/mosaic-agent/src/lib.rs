@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod conformance;
 pub mod context;
+pub mod control;
 pub mod egress;
 pub mod embedder;
 pub mod runtime;

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use mosaic_api::{
-    EntryBody, PostMessageRequest, PostMessageResponse, Session, SessionEvent, SessionState,
+    Delivery, EntryBody, PostMessageRequest, PostMessageResponse, Session, SessionEvent,
+    SessionState,
 };
 use mosaic_llm::{BoxFuture, ChatRequest, EventStream};
 use mosaic_store::{Parent, Principal, Store, StoreError};
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusLimits, EventBus, Subscribed};
 use crate::context::{self, EntrySource};
+use crate::control::{LocalControl, RunControl};
 use crate::tools::{Registry, RunToolProvider};
 
 mod compaction;
@@ -84,6 +86,7 @@ struct Inner {
     tools: Arc<Registry>,
     run_tools: Option<Arc<dyn RunToolProvider>>,
     entries: Arc<dyn EntrySource>,
+    control: Arc<dyn RunControl>,
     bus: Arc<dyn EventBus>,
     config: RuntimeConfig,
     lanes: StdMutex<HashMap<String, Arc<Mutex<Lane>>>>,
@@ -116,9 +119,16 @@ pub struct RuntimeBuilder {
     run_tools: Option<Arc<dyn RunToolProvider>>,
     entries: Arc<dyn EntrySource>,
     bus: Option<Arc<dyn EventBus>>,
+    control: Arc<dyn RunControl>,
 }
 
 impl RuntimeBuilder {
+    /// How runs are reached (interrupts, approvals, steers); in-process by default.
+    pub fn control(mut self, control: Arc<dyn RunControl>) -> Self {
+        self.control = control;
+        self
+    }
+
     /// Where live events go; the in-process [`Bus`] (sized by the config) by default.
     pub fn bus(mut self, bus: Arc<dyn EventBus>) -> Self {
         self.bus = Some(bus);
@@ -148,6 +158,7 @@ impl RuntimeBuilder {
             tools: Arc::new(self.tools),
             run_tools: self.run_tools,
             entries: self.entries,
+            control: self.control,
             bus,
             config: self.config,
             lanes: StdMutex::new(HashMap::new()),
@@ -183,6 +194,7 @@ impl Runtime {
             run_tools: None,
             entries: Arc::new(context::Stored),
             bus: None,
+            control: Arc::new(LocalControl::default()),
         }
     }
 
@@ -271,6 +283,9 @@ impl Runtime {
                 },
             )
             .await;
+            if message.delivery == Delivery::Steer {
+                self.0.control.steer(session_id).await?;
+            }
             return Ok(PostMessageResponse::Queued { message });
         }
         let parent = match (&req.parent_id, req.new_root) {
@@ -306,7 +321,12 @@ impl Runtime {
         )
         .await;
         let run_id = run.id.clone();
-        self.spawn_run(p, session_id, run, &mut lane);
+        let signals = self
+            .0
+            .control
+            .started(session_id, &run.id, p.user_id())
+            .await;
+        self.spawn_run(p, session_id, run, signals, &mut lane);
         Ok(PostMessageResponse::Started { entry, run_id })
     }
 
@@ -346,7 +366,12 @@ impl Runtime {
         }
         let run = self.0.store.start_run(p, session_id).await?;
         let run_id = run.id.clone();
-        self.spawn_run(p, session_id, run, &mut lane);
+        let signals = self
+            .0
+            .control
+            .started(session_id, &run.id, p.user_id())
+            .await;
+        self.spawn_run(p, session_id, run, signals, &mut lane);
         Ok(run_id)
     }
 
@@ -354,11 +379,9 @@ impl Runtime {
     pub async fn interrupt(&self, p: &Principal, session_id: &str) -> Result<Option<String>> {
         self.0.store.get_session(p, session_id).await?;
         let lane = self.lane(session_id);
-        let lane = lane.lock().await;
-        Ok(lane.active.as_ref().map(|a| {
-            a.cancel.cancel();
-            a.run_id.clone()
-        }))
+        // Behind a run being started now, so that it is the one interrupted.
+        let _lane = lane.lock().await;
+        Ok(self.0.control.interrupt(session_id).await?)
     }
 
     /// Answer an approval request. `NotFound` when none waits under that call id.
@@ -372,16 +395,12 @@ impl Runtime {
     ) -> Result<()> {
         self.0.store.get_session(p, session_id).await?;
         let lane = self.lane(session_id);
-        let lane = lane.lock().await;
-        let waiting = lane.active.as_ref().and_then(|a| {
-            let mut approvals = lock(&a.approvals);
-            let at = approvals.iter().position(|x| x.info.call_id == call_id)?;
-            Some(approvals.remove(at))
-        });
-        let approval = waiting.ok_or(StoreError::NotFound)?;
-        // The run may have stopped meanwhile; then there is nobody left to tell.
-        let _ = approval.answer.send((approve, note));
-        Ok(())
+        let _lane = lane.lock().await;
+        Ok(self
+            .0
+            .control
+            .answer(session_id, call_id, approve, note)
+            .await?)
     }
 
     /// What runs and waits in a session, and its latest event number.
@@ -389,15 +408,13 @@ impl Runtime {
         self.0.store.get_session(p, session_id).await?;
         let last_event_id = self.0.bus.last_event_id(p, session_id).await?;
         let lane = self.lane(session_id);
-        let (run_id, approvals) = {
-            let lane = lane.lock().await;
-            match &lane.active {
-                Some(a) => (
-                    Some(a.run_id.clone()),
-                    lock(&a.approvals).iter().map(|x| x.info.clone()).collect(),
-                ),
-                None => (None, Vec::new()),
-            }
+        let active = {
+            let _lane = lane.lock().await;
+            self.0.control.active(session_id).await?
+        };
+        let (run_id, approvals) = match active {
+            Some(a) => (Some(a.run_id), a.approvals),
+            None => (None, Vec::new()),
         };
         let run = match run_id {
             Some(id) => Some(self.0.store.get_run(p, &id).await?),
@@ -452,8 +469,8 @@ impl Runtime {
         let lane = self.lane(session_id);
         let lane = lane.lock().await;
         self.0.store.get_session(p, session_id).await?;
-        if let Some(a) = &lane.active {
-            a.cancel.cancel();
+        if lane.active.is_some() {
+            self.0.control.interrupt(session_id).await?;
         }
         let deleted = self.0.store.delete_session(p, session_id).await;
         lock(&self.0.lanes).remove(session_id);
@@ -463,17 +480,18 @@ impl Runtime {
 
     /// Interrupt every run acting for this user (disabled or deleted): what streamed
     /// is kept, and the store starts no new run for them. Returns at once; the runs
-    /// are told from a task, since lanes are locked asynchronously.
+    /// are told from a task, since run control is asynchronous.
     pub fn interrupt_user(&self, user_id: &str) {
-        let lanes: Vec<Arc<Mutex<Lane>>> = lock(&self.0.lanes).values().cloned().collect();
+        let control = self.0.control.clone();
         let user_id = user_id.to_string();
         tokio::spawn(async move {
-            for lane in lanes {
-                let lane = lane.lock().await;
-                if let Some(a) = lane.active.as_ref().filter(|a| a.owner == user_id) {
-                    tracing::info!(run = %a.run_id, "interrupting the run of a revoked user");
-                    a.cancel.cancel();
+            match control.interrupt_user(&user_id).await {
+                Ok(runs) => {
+                    for run in runs {
+                        tracing::info!(run = %run, "interrupting the run of a revoked user");
+                    }
                 }
+                Err(e) => tracing::warn!("the runs of a revoked user not interrupted: {e}"),
             }
         });
     }

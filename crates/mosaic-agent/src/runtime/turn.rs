@@ -1,8 +1,8 @@
 //! The turn loop: a run's working state, and the loop of model calls and tool calls
 //! until the answer is complete, a limit is reached or the run is interrupted.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use mosaic_api::{Agent, Delivery, Entry, EntryBody, RunStatus, RunUsage, SessionEvent};
 use mosaic_llm::{ChatRequest, StopReason, Usage};
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context;
 use crate::tools::{ToolOutput, ToolSet};
 
-use super::lane::Approval;
+use super::lane::Answers;
 use super::{Result, Runtime};
 
 /// One run's working state.
@@ -22,7 +22,10 @@ pub(super) struct RunCtx {
     pub(super) session_id: String,
     pub(super) run_id: String,
     pub(super) cancel: CancellationToken,
-    pub(super) approvals: Arc<StdMutex<Vec<Approval>>>,
+    /// Where the answers to this run's approvals arrive.
+    pub(super) answers: Answers,
+    /// Set when a steer waits in the queue.
+    pub(super) steers: Arc<AtomicBool>,
     pub(super) progress: RunProgress,
     /// The run's tools: the gateway's and its own (set when the run knows its agent).
     pub(super) tools: ToolSet,
@@ -341,6 +344,10 @@ impl RunCtx {
 
     /// Messages sent as steers join the run now. Whether any did.
     pub(super) async fn deliver_steers(&mut self) -> Result<bool> {
+        // Run control says when one waits; the queue is read only then.
+        if !self.steers.swap(false, Ordering::SeqCst) {
+            return Ok(false);
+        }
         let queue = self
             .store()
             .queued_messages(&self.p, &self.session_id)

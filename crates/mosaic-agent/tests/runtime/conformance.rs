@@ -24,3 +24,9 @@ async fn the_in_process_bus_passes_the_event_bus_suite() {
     let bus = Bus::new(w.store.clone(), limits);
     mosaic_agent::conformance::event_bus(&bus, &w.alice, [&w.session_id, &other], 8).await;
 }
+
+#[tokio::test]
+async fn the_in_process_run_control_passes_the_run_control_suite() {
+    let control = mosaic_agent::control::LocalControl::default();
+    mosaic_agent::conformance::run_control(&control, ["s1", "s2", "s3"]).await;
+}

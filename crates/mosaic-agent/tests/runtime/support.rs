@@ -210,17 +210,24 @@ impl Events {
         )
     }
 
-    /// Wait for the end of a run.
-    pub async fn finished(&mut self, run_id: &str) -> Run {
+    /// Wait for the first event that `pick` takes.
+    pub async fn until<T>(&mut self, pick: impl Fn(&SessionEvent) -> Option<T>) -> T {
         loop {
             if let Received::Event(e) = self.0.next().await.unwrap() {
-                if let SessionEvent::RunFinished { run } = &e.event {
-                    if run.id == run_id {
-                        return run.clone();
-                    }
+                if let Some(found) = pick(&e.event) {
+                    return found;
                 }
             }
         }
+    }
+
+    /// Wait for the end of a run.
+    pub async fn finished(&mut self, run_id: &str) -> Run {
+        self.until(|e| match e {
+            SessionEvent::RunFinished { run } if run.id == run_id => Some(run.clone()),
+            _ => None,
+        })
+        .await
     }
 
     /// Alice posts `text`; wait until its run has completed and the lane is free.
