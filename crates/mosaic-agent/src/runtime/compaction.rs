@@ -24,10 +24,8 @@ impl RunCtx {
         budget: u64,
     ) -> Result<Option<RunEnd>> {
         let tools: Vec<ToolSpec> = self
-            .rt
-            .0
             .tools
-            .offered(&agent.tools)
+            .offered()
             .into_iter()
             .filter(|t| t.name == FLUSH_TOOL)
             .collect();

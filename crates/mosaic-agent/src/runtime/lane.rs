@@ -1,13 +1,15 @@
-//! Lanes: one run at a time per session. A lane holds the session's active run (its
-//! cancel token and waiting approvals) and the path the last run left; every operation
-//! that starts a run, or changes what a run reads, holds it.
+//! Lanes: one run at a time per session. A lane holds the session's active run and the
+//! path the last run left; every operation that starts a run, or changes what a run
+//! reads, holds it. A run hears interrupts, approvals and steers through run control
+//! (`crate::control`), which it joins when it starts and leaves when it ends.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
-use futures_util::FutureExt;
-use mosaic_api::{Entry, PendingApproval, Run, RunStatus, SessionEvent};
+use futures_util::{FutureExt, StreamExt};
+use mosaic_api::{Entry, Run, RunStatus, SessionEvent};
 use mosaic_store::{Principal, RunEnd, RunProgress, StoreError};
 use tokio::sync::{oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -15,19 +17,18 @@ use tracing::Instrument;
 
 use super::turn::RunCtx;
 use super::{lock, Result, Runtime};
+use crate::control::{ControlError, Signal, Signals};
+use crate::tools::ToolSet;
 
-pub(super) struct Approval {
-    pub(super) info: PendingApproval,
-    pub(super) answer: oneshot::Sender<(bool, Option<String>)>,
-}
+/// What a run waiting for an approval is told, by the call's id.
+pub(super) type Answers = Arc<StdMutex<HashMap<String, oneshot::Sender<(bool, Option<String>)>>>>;
 
 /// The run active in a session.
 pub(super) struct Active {
     pub(super) run_id: String,
-    /// The user the run acts for.
-    pub(super) owner: String,
+    /// Stops the run; this process's own stop uses it directly, everything else goes
+    /// through run control.
     pub(super) cancel: CancellationToken,
-    pub(super) approvals: Arc<StdMutex<Vec<Approval>>>,
 }
 
 #[derive(Default)]
@@ -59,14 +60,20 @@ impl Runtime {
             .clone()
     }
 
-    pub(super) fn spawn_run(&self, p: &Principal, session_id: &str, run: Run, lane: &mut Lane) {
+    /// Start a run the store has opened. `signals` are the run's from run control,
+    /// joined while the lane is held, so that an interrupt right after reaches it.
+    pub(super) fn spawn_run(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        run: Run,
+        signals: std::result::Result<Signals, ControlError>,
+        lane: &mut Lane,
+    ) {
         let cancel = CancellationToken::new();
-        let approvals = Arc::new(StdMutex::new(Vec::new()));
         lane.active = Some(Active {
             run_id: run.id.clone(),
-            owner: p.user_id().to_string(),
             cancel: cancel.clone(),
-            approvals: approvals.clone(),
         });
         let this = self.clone();
         let p = p.clone();
@@ -86,24 +93,39 @@ impl Runtime {
         let run_span = span.clone();
         let handle = tokio::spawn(
             async move {
+                let answers: Answers = Arc::default();
+                let steers = Arc::new(AtomicBool::new(false));
                 let mut ctx = RunCtx {
                     rt: this.clone(),
                     p: p.clone(),
                     session_id: session_id.clone(),
                     run_id: run.id.clone(),
-                    cancel,
-                    approvals,
+                    cancel: cancel.clone(),
+                    answers: answers.clone(),
+                    steers: steers.clone(),
                     progress: RunProgress::default(),
+                    tools: ToolSet::new(this.0.tools.clone(), &[], Vec::new()),
                     path,
                 };
-                let outcome = AssertUnwindSafe(ctx.run()).catch_unwind().await;
-                let end = match outcome {
-                    Ok(end) => end,
-                    Err(_) => RunEnd {
-                        status: RunStatus::Failed,
-                        stop_reason: Some(mosaic_api::StopReason::Error),
-                        error: Some("the run failed inside the gateway".into()),
-                    },
+                let end = match signals {
+                    Ok(signals) => {
+                        let heard = hear(signals, cancel, answers, steers);
+                        let outcome = tokio::select! {
+                            // Signals first, so the run acts on what it was told.
+                            biased;
+                            never = heard => match never {},
+                            outcome = AssertUnwindSafe(ctx.run()).catch_unwind() => outcome,
+                        };
+                        match outcome {
+                            Ok(end) => end,
+                            Err(_) => RunEnd {
+                                status: RunStatus::Failed,
+                                stop_reason: Some(mosaic_api::StopReason::Error),
+                                error: Some("the run failed inside the gateway".into()),
+                            },
+                        }
+                    }
+                    Err(e) => RunCtx::failed(format!("the run could not join run control: {e}")),
                 };
                 run_span.record("mosaic.run.status", end.status.as_str());
                 if let Some(reason) = &end.stop_reason {
@@ -124,7 +146,9 @@ impl Runtime {
     pub(super) async fn after_run(&self, p: &Principal, session_id: &str, path: Vec<Entry>) {
         let lane = self.lane(session_id);
         let mut lane = lane.lock().await;
-        lane.active = None;
+        if let Some(ended) = lane.active.take() {
+            self.0.control.ended(session_id, &ended.run_id).await;
+        }
         lane.path = path;
         if self.0.shutting_down.load(Ordering::SeqCst) {
             return;
@@ -169,7 +193,39 @@ impl Runtime {
                 Err(e) => return Err(e),
             }
         }
-        self.spawn_run(p, session_id, run, lane);
+        let signals = self
+            .0
+            .control
+            .started(session_id, &run.id, p.user_id())
+            .await;
+        self.spawn_run(p, session_id, run, signals, lane);
         Ok(())
     }
+}
+
+/// Act on a run's signals for as long as it runs (the run's end drops this).
+async fn hear(
+    mut signals: Signals,
+    cancel: CancellationToken,
+    answers: Answers,
+    steers: Arc<AtomicBool>,
+) -> std::convert::Infallible {
+    while let Some(signal) = signals.next().await {
+        match signal {
+            Signal::Interrupt => cancel.cancel(),
+            Signal::Approval {
+                call_id,
+                approved,
+                note,
+            } => {
+                if let Some(waiting) = lock(&answers).remove(&call_id) {
+                    // The run may have stopped waiting meanwhile.
+                    let _ = waiting.send((approved, note));
+                }
+            }
+            Signal::Steer => steers.store(true, Ordering::SeqCst),
+        }
+    }
+    // Run control let go of the run (it can no longer be told anything): run on.
+    std::future::pending().await
 }

@@ -8,13 +8,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use mosaic_api::{EntryBody, PostMessageRequest, PostMessageResponse, SessionEvent, SessionState};
+use mosaic_api::{
+    Delivery, EntryBody, PostMessageRequest, PostMessageResponse, Session, SessionEvent,
+    SessionState,
+};
 use mosaic_store::{Parent, Principal, Store, StoreError};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, BusLimits, SessionBus};
-use crate::tools::Registry;
+use crate::bus::{Bus, BusLimits, EventBus, Subscribed};
+use crate::context::{self, EntrySource};
+use crate::control::{LocalControl, RunControl};
+use crate::tools::{Registry, RunToolProvider};
 
 mod compaction;
 mod lane;
@@ -58,8 +63,12 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 struct Inner {
     store: Store,
     models: Arc<dyn Models>,
-    tools: Registry,
-    bus: Bus,
+    /// The gateway's tools, shared by every run.
+    tools: Arc<Registry>,
+    run_tools: Option<Arc<dyn RunToolProvider>>,
+    entries: Arc<dyn EntrySource>,
+    control: Arc<dyn RunControl>,
+    bus: Arc<dyn EventBus>,
     config: RuntimeConfig,
     lanes: StdMutex<HashMap<String, Arc<Mutex<Lane>>>>,
     shutting_down: AtomicBool,
@@ -81,6 +90,67 @@ fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// A runtime with its extension points set: where per-run tools and referenced
+/// entries come from. [`Runtime::new`] is a builder built at once.
+pub struct RuntimeBuilder {
+    store: Store,
+    models: Arc<dyn Models>,
+    tools: Registry,
+    config: RuntimeConfig,
+    run_tools: Option<Arc<dyn RunToolProvider>>,
+    entries: Arc<dyn EntrySource>,
+    bus: Option<Arc<dyn EventBus>>,
+    control: Arc<dyn RunControl>,
+}
+
+impl RuntimeBuilder {
+    /// How runs are reached (interrupts, approvals, steers); in-process by default.
+    pub fn control(mut self, control: Arc<dyn RunControl>) -> Self {
+        self.control = control;
+        self
+    }
+
+    /// Where live events go; the in-process [`Bus`] (sized by the config) by default.
+    pub fn bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Tools each run has beyond the gateway's registry, asked for when it starts.
+    pub fn run_tools(mut self, provider: Arc<dyn RunToolProvider>) -> Self {
+        self.run_tools = Some(provider);
+        self
+    }
+
+    /// Where the content of referenced entries is fetched for a model call.
+    pub fn entries(mut self, source: Arc<dyn EntrySource>) -> Self {
+        self.entries = source;
+        self
+    }
+
+    pub fn build(self) -> Runtime {
+        let bus = match self.bus {
+            Some(bus) => bus,
+            None => Arc::new(Bus::new(self.store.clone(), self.config.bus)),
+        };
+        Runtime(Arc::new(Inner {
+            store: self.store,
+            models: self.models,
+            tools: Arc::new(self.tools),
+            run_tools: self.run_tools,
+            entries: self.entries,
+            control: self.control,
+            bus,
+            config: self.config,
+            lanes: StdMutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            stopping: CancellationToken::new(),
+            tasks: StdMutex::new(Vec::new()),
+        }))
+    }
+}
+
 impl Runtime {
     pub fn new(
         store: Store,
@@ -88,19 +158,25 @@ impl Runtime {
         tools: Registry,
         config: RuntimeConfig,
     ) -> Runtime {
-        let bus = Bus::new(store.clone(), config.bus);
-        Runtime(Arc::new(Inner {
+        Runtime::builder(store, models, tools, config).build()
+    }
+
+    pub fn builder(
+        store: Store,
+        models: Arc<dyn Models>,
+        tools: Registry,
+        config: RuntimeConfig,
+    ) -> RuntimeBuilder {
+        RuntimeBuilder {
             store,
             models,
             tools,
-            bus,
             config,
-            lanes: StdMutex::new(HashMap::new()),
-            shutting_down: AtomicBool::new(false),
-            running: AtomicUsize::new(0),
-            stopping: CancellationToken::new(),
-            tasks: StdMutex::new(Vec::new()),
-        }))
+            run_tools: None,
+            entries: Arc::new(context::Stored),
+            bus: None,
+            control: Arc::new(LocalControl::default()),
+        }
     }
 
     pub fn tools(&self) -> &Registry {
@@ -112,18 +188,21 @@ impl Runtime {
         self.0.stopping.clone()
     }
 
-    /// The bus of a session the principal may see.
-    pub async fn bus(&self, p: &Principal, session_id: &str) -> Result<Arc<SessionBus>> {
+    /// Follow the live events of a session the principal may see, resuming after event
+    /// `after` when given.
+    pub async fn subscribe(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        after: Option<u64>,
+    ) -> Result<Subscribed> {
         self.0.store.get_session(p, session_id).await?;
-        self.0.bus.session(p, session_id).await
+        Ok(self.0.bus.subscribe(p, session_id, after).await?)
     }
 
     async fn publish(&self, p: &Principal, session_id: &str, event: SessionEvent) {
-        match self.0.bus.session(p, session_id).await {
-            Ok(bus) => {
-                bus.publish(event).await;
-            }
-            Err(e) => tracing::warn!(session = %session_id, "event not published: {e}"),
+        if let Err(e) = self.0.bus.publish(p, session_id, event).await {
+            tracing::warn!(session = %session_id, "event not published: {e}");
         }
     }
 
@@ -185,6 +264,9 @@ impl Runtime {
                 },
             )
             .await;
+            if message.delivery == Delivery::Steer {
+                self.0.control.steer(session_id).await?;
+            }
             return Ok(PostMessageResponse::Queued { message });
         }
         let parent = match (&req.parent_id, req.new_root) {
@@ -220,7 +302,12 @@ impl Runtime {
         )
         .await;
         let run_id = run.id.clone();
-        self.spawn_run(p, session_id, run, &mut lane);
+        let signals = self
+            .0
+            .control
+            .started(session_id, &run.id, p.user_id())
+            .await;
+        self.spawn_run(p, session_id, run, signals, &mut lane);
         Ok(PostMessageResponse::Started { entry, run_id })
     }
 
@@ -260,7 +347,12 @@ impl Runtime {
         }
         let run = self.0.store.start_run(p, session_id).await?;
         let run_id = run.id.clone();
-        self.spawn_run(p, session_id, run, &mut lane);
+        let signals = self
+            .0
+            .control
+            .started(session_id, &run.id, p.user_id())
+            .await;
+        self.spawn_run(p, session_id, run, signals, &mut lane);
         Ok(run_id)
     }
 
@@ -268,11 +360,9 @@ impl Runtime {
     pub async fn interrupt(&self, p: &Principal, session_id: &str) -> Result<Option<String>> {
         self.0.store.get_session(p, session_id).await?;
         let lane = self.lane(session_id);
-        let lane = lane.lock().await;
-        Ok(lane.active.as_ref().map(|a| {
-            a.cancel.cancel();
-            a.run_id.clone()
-        }))
+        // Behind a run being started now, so that it is the one interrupted.
+        let _lane = lane.lock().await;
+        Ok(self.0.control.interrupt(session_id).await?)
     }
 
     /// Answer an approval request. `NotFound` when none waits under that call id.
@@ -286,31 +376,26 @@ impl Runtime {
     ) -> Result<()> {
         self.0.store.get_session(p, session_id).await?;
         let lane = self.lane(session_id);
-        let lane = lane.lock().await;
-        let waiting = lane.active.as_ref().and_then(|a| {
-            let mut approvals = lock(&a.approvals);
-            let at = approvals.iter().position(|x| x.info.call_id == call_id)?;
-            Some(approvals.remove(at))
-        });
-        let approval = waiting.ok_or(StoreError::NotFound)?;
-        // The run may have stopped meanwhile; then there is nobody left to tell.
-        let _ = approval.answer.send((approve, note));
-        Ok(())
+        let _lane = lane.lock().await;
+        Ok(self
+            .0
+            .control
+            .answer(session_id, call_id, approve, note)
+            .await?)
     }
 
     /// What runs and waits in a session, and its latest event number.
     pub async fn state(&self, p: &Principal, session_id: &str) -> Result<SessionState> {
-        let bus = self.bus(p, session_id).await?;
+        self.0.store.get_session(p, session_id).await?;
+        let last_event_id = self.0.bus.last_event_id(p, session_id).await?;
         let lane = self.lane(session_id);
-        let (run_id, approvals) = {
-            let lane = lane.lock().await;
-            match &lane.active {
-                Some(a) => (
-                    Some(a.run_id.clone()),
-                    lock(&a.approvals).iter().map(|x| x.info.clone()).collect(),
-                ),
-                None => (None, Vec::new()),
-            }
+        let active = {
+            let _lane = lane.lock().await;
+            self.0.control.active(session_id).await?
+        };
+        let (run_id, approvals) = match active {
+            Some(a) => (Some(a.run_id), a.approvals),
+            None => (None, Vec::new()),
         };
         let run = match run_id {
             Some(id) => Some(self.0.store.get_run(p, &id).await?),
@@ -320,55 +405,74 @@ impl Runtime {
             run,
             queue: self.0.store.queued_messages(p, session_id).await?,
             approvals,
-            last_event_id: bus.last_event_id().await,
+            last_event_id,
         })
     }
 
-    /// Tell subscribers the active leaf moved.
-    pub async fn leaf_changed(&self, p: &Principal, session_id: &str, leaf_id: &str) {
+    /// Continue the session from another entry (switch branches). Refused while a run
+    /// is active: a run appends at the active leaf, so the leaf may not move under it.
+    /// The lane is held from the check to the move, so no run starts in between.
+    pub async fn set_leaf(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        entry_id: &str,
+    ) -> Result<Session> {
+        let lane = self.lane(session_id);
+        let mut lane = lane.lock().await;
+        self.0.store.get_session(p, session_id).await?;
+        if lane.active.is_some() {
+            return Err(StoreError::Conflict(
+                "a run is active in this session: wait for it or interrupt it first".into(),
+            ));
+        }
+        let session = self
+            .0
+            .store
+            .set_active_leaf(p, session_id, entry_id)
+            .await?;
+        lane.path.clear();
         self.publish(
             p,
             session_id,
             SessionEvent::LeafChanged {
-                leaf_id: leaf_id.to_string(),
+                leaf_id: entry_id.to_string(),
             },
         )
         .await;
+        Ok(session)
     }
 
-    /// Whether a run is active in the session.
-    pub async fn is_running(&self, session_id: &str) -> bool {
-        let lane = lock(&self.0.lanes).get(session_id).cloned();
-        match lane {
-            Some(l) => l.lock().await.active.is_some(),
-            None => false,
+    /// Delete a session and every entry of it. A run still going there stops; its last
+    /// writes find the session gone. The lane is held throughout, so no run starts in
+    /// the session while it goes.
+    pub async fn delete_session(&self, p: &Principal, session_id: &str) -> Result<()> {
+        let lane = self.lane(session_id);
+        let lane = lane.lock().await;
+        self.0.store.get_session(p, session_id).await?;
+        if lane.active.is_some() {
+            self.0.control.interrupt(session_id).await?;
         }
-    }
-
-    /// Stop the run of a session about to be deleted.
-    pub async fn forget_session(&self, session_id: &str) {
-        let lane = lock(&self.0.lanes).remove(session_id);
-        if let Some(lane) = lane {
-            if let Some(a) = &lane.lock().await.active {
-                a.cancel.cancel();
-            }
-        }
-        self.0.bus.forget(session_id);
+        let deleted = self.0.store.delete_session(p, session_id).await;
+        lock(&self.0.lanes).remove(session_id);
+        self.0.bus.forget(session_id).await;
+        deleted
     }
 
     /// Interrupt every run acting for this user (disabled or deleted): what streamed
     /// is kept, and the store starts no new run for them. Returns at once; the runs
-    /// are told from a task, since lanes are locked asynchronously.
+    /// are told from a task, since run control is asynchronous.
     pub fn interrupt_user(&self, user_id: &str) {
-        let lanes: Vec<Arc<Mutex<Lane>>> = lock(&self.0.lanes).values().cloned().collect();
+        let control = self.0.control.clone();
         let user_id = user_id.to_string();
         tokio::spawn(async move {
-            for lane in lanes {
-                let lane = lane.lock().await;
-                if let Some(a) = lane.active.as_ref().filter(|a| a.owner == user_id) {
-                    tracing::info!(run = %a.run_id, "interrupting the run of a revoked user");
-                    a.cancel.cancel();
+            match control.interrupt_user(&user_id).await {
+                Ok(runs) => {
+                    for run in runs {
+                        tracing::info!(run = %run, "interrupting the run of a revoked user");
+                    }
                 }
+                Err(e) => tracing::warn!("the runs of a revoked user not interrupted: {e}"),
             }
         });
     }
@@ -390,7 +494,7 @@ impl Runtime {
             .filter(|(_, l)| l.try_lock().map(|l| l.active.is_some()).unwrap_or(true))
             .map(|(id, _)| id.clone())
             .collect();
-        self.0.bus.sweep(idle, |id| busy.iter().any(|b| b == id));
+        self.0.bus.sweep(idle, &|id| busy.iter().any(|b| b == id));
         // A lane someone holds (about to post into it) stays: dropping it would let a
         // second lane, and a second run, start beside it.
         lock(&self.0.lanes).retain(|_, l| {

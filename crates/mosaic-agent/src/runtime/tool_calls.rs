@@ -6,7 +6,6 @@ use tracing::Instrument;
 
 use crate::tools::{Decision, ToolContext, ToolOutput};
 
-use super::lane::Approval;
 use super::lock;
 use super::turn::RunCtx;
 
@@ -18,12 +17,7 @@ impl RunCtx {
             agent_id: Some(agent.id.clone()),
             cancel: self.cancel.clone(),
         };
-        let (tool, args) = match self
-            .rt
-            .0
-            .tools
-            .decide(&agent.tools, &call.name, &call.arguments)
-        {
+        let (tool, args) = match self.tools.decide(&call.name, &call.arguments) {
             Decision::Refuse(why) => return ToolOutput::error(why),
             Decision::Run(tool, args) => (tool, args),
             Decision::Ask(tool, args) => {
@@ -34,17 +28,20 @@ impl RunCtx {
                     name: call.name.clone(),
                     arguments: call.arguments.clone(),
                 };
-                lock(&self.approvals).push(Approval {
-                    info: info.clone(),
-                    answer: tx,
-                });
+                lock(&self.answers).insert(call.id.clone(), tx);
+                let control = &self.rt.0.control;
+                if let Err(e) = control.ask(&self.session_id, info.clone()).await {
+                    lock(&self.answers).remove(&call.id);
+                    return ToolOutput::error(format!("not run: approval could not be asked: {e}"));
+                }
                 self.emit(SessionEvent::ApprovalNeeded { approval: info })
                     .await;
                 let answer = tokio::select! {
                     a = rx => a.ok(),
                     _ = self.cancel.cancelled() => None,
                 };
-                lock(&self.approvals).retain(|a| a.info.call_id != call.id);
+                control.withdraw(&self.session_id, &call.id).await;
+                lock(&self.answers).remove(&call.id);
                 let Some((approved, note)) = answer else {
                     return ToolOutput::error("not run: the run was interrupted");
                 };

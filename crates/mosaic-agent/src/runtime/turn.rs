@@ -1,8 +1,8 @@
 //! The turn loop: a run's working state, and the loop of model calls and tool calls
 //! until the answer is complete, a limit is reached or the run is interrupted.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use mosaic_api::{
     Agent, Delivery, Entry, EntryBody, RunStatus, RunUsage, SessionEvent, StopReason as RunStop,
@@ -12,9 +12,9 @@ use mosaic_store::{Parent, Principal, RunEnd, RunProgress, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::context;
-use crate::tools::ToolOutput;
+use crate::tools::{ToolOutput, ToolSet};
 
-use super::lane::Approval;
+use super::lane::Answers;
 use super::{ModelError, Result, Runtime};
 
 /// One run's working state.
@@ -24,8 +24,13 @@ pub(super) struct RunCtx {
     pub(super) session_id: String,
     pub(super) run_id: String,
     pub(super) cancel: CancellationToken,
-    pub(super) approvals: Arc<StdMutex<Vec<Approval>>>,
+    /// Where the answers to this run's approvals arrive.
+    pub(super) answers: Answers,
+    /// Set when a steer waits in the queue.
+    pub(super) steers: Arc<AtomicBool>,
     pub(super) progress: RunProgress,
+    /// The run's tools: the gateway's and its own (set when the run knows its agent).
+    pub(super) tools: ToolSet,
     /// The session's path from its root to the active leaf. Only this run appends to
     /// the session while it runs (edits and branch switches wait for it), so the path is
     /// read once and kept up to date here.
@@ -175,7 +180,8 @@ impl RunCtx {
             .unwrap_or(config.max_model_calls);
         let budget = agent.limits.token_budget.unwrap_or(config.token_budget);
         let window = u64::from(agent.limits.context_window.unwrap_or(config.context_window));
-        let tools = self.rt.0.tools.offered(&agent.tools);
+        self.tools = self.tool_set(&agent).await;
+        let tools = self.tools.offered();
         if leaf.is_none() || self.path.last().map(|e| &e.id) != leaf.as_ref() {
             self.path = self
                 .store()
@@ -199,14 +205,14 @@ impl RunCtx {
             }
             // Pinned memory is read for every call: a tool may just have changed it.
             let system = self.system_prompt(&agent).await;
-            let mut messages = context::messages(&system, &self.path);
+            let mut messages = self.context(&system).await;
             let reserve = (window / 4).min(16_384);
             let mut max_tokens = config.max_output_tokens;
             if context::estimate_tokens(&messages, &tools) > window.saturating_sub(reserve) {
                 if let Some(end) = self.compact(&agent, window, max_calls, budget).await? {
                     return Ok(end);
                 }
-                messages = context::messages(&system, &self.path);
+                messages = self.context(&system).await;
             }
             // Never ask for more than the window leaves.
             let room = window.saturating_sub(context::estimate_tokens(&messages, &tools));
@@ -297,6 +303,20 @@ impl RunCtx {
         }
     }
 
+    /// The gateway's tools and the ones the provider gives this run.
+    async fn tool_set(&self, agent: &Agent) -> ToolSet {
+        let own = match &self.rt.0.run_tools {
+            Some(provider) => provider.tools_for(&self.p, &self.session_id, agent).await,
+            None => Vec::new(),
+        };
+        ToolSet::new(self.rt.0.tools.clone(), &agent.tools, own)
+    }
+
+    /// The messages of the next model call, built from the path.
+    async fn context(&self, system: &str) -> Vec<mosaic_llm::Message> {
+        context::build(system, &self.path, &self.p, self.rt.0.entries.as_ref()).await
+    }
+
     /// The agent's system prompt, followed by the owner's pinned memories for it.
     pub(super) async fn system_prompt(&self, agent: &Agent) -> String {
         let pinned = match self.store().pinned_memories(&self.p, &agent.id).await {
@@ -335,6 +355,10 @@ impl RunCtx {
 
     /// Messages sent as steers join the run now. Whether any did.
     pub(super) async fn deliver_steers(&mut self) -> Result<bool> {
+        // Run control says when one waits; the queue is read only then.
+        if !self.steers.swap(false, Ordering::SeqCst) {
+            return Ok(false);
+        }
         let queue = self
             .store()
             .queued_messages(&self.p, &self.session_id)
