@@ -540,4 +540,77 @@ mod tests {
             messages("sys", &path)
         );
     }
+
+    fn assistant(id: &str, text: &str, reasoning: Vec<serde_json::Value>) -> Entry {
+        entry(
+            id,
+            None,
+            EntryBody::Assistant {
+                text: text.into(),
+                thinking: String::new(),
+                model: None,
+                stop_reason: None,
+                reasoning,
+            },
+        )
+    }
+
+    #[test]
+    fn an_answers_reasoning_goes_back_with_it_and_with_its_tool_calls() {
+        let signed = Reasoning::AnthropicThinking {
+            thinking: "the clock".into(),
+            signature: "sig".into(),
+        };
+        let stored = stored_reasoning(std::slice::from_ref(&signed));
+        let path = vec![
+            user("1", "what time is it"),
+            // Reasoning, then only a call: the message carries both.
+            assistant("2", "", stored.clone()),
+            entry(
+                "3",
+                None,
+                EntryBody::ToolCall {
+                    call_id: "c1".into(),
+                    name: "current_time".into(),
+                    arguments: "{}".into(),
+                },
+            ),
+            entry(
+                "4",
+                None,
+                EntryBody::ToolResult {
+                    call_id: "c1".into(),
+                    output: "noon".into(),
+                    is_error: false,
+                },
+            ),
+            // A record of a kind this build does not know is left out.
+            assistant(
+                "5",
+                "It is noon.",
+                vec![serde_json::json!({"type": "gemini_thought"})],
+            ),
+            user("6", "thanks"),
+            // Reasoning that led to nothing shown has nothing to continue.
+            assistant("7", "", stored),
+        ];
+        let out = messages("", &path);
+        let mut call = Message::assistant("");
+        call.reasoning = vec![signed];
+        call.tool_calls = vec![ToolCall {
+            id: "c1".into(),
+            name: "current_time".into(),
+            arguments: "{}".into(),
+        }];
+        pretty_assertions::assert_eq!(
+            out,
+            vec![
+                Message::user("what time is it"),
+                call,
+                Message::tool_result("c1", "noon"),
+                Message::assistant("It is noon."),
+                Message::user("thanks"),
+            ]
+        );
+    }
 }
