@@ -133,6 +133,7 @@ pub async fn run(
         match api.post_message(&session, &format!("message {n}")).await? {
             PostMessageResponse::Started { .. } => {}
             PostMessageResponse::Queued { .. } => bail!("run {n} was queued behind another"),
+            PostMessageResponse::Unknown => bail!("run {n}: an answer this bench does not know"),
         }
         let mut each = Vec::with_capacity(args.subscribers);
         let mut deadline = tokio::time::Instant::from_std(posted + RUN_TIMEOUT);

@@ -76,7 +76,7 @@ pub async fn run(api: &Api, upstream: &Upstream, args: &Args) -> Result<Latency>
         let accepted = posted.elapsed();
         let run_id = match answer {
             PostMessageResponse::Started { run_id, .. } => Some(run_id),
-            PostMessageResponse::Queued { .. } => None,
+            PostMessageResponse::Queued { .. } | PostMessageResponse::Unknown => None,
         };
         let mut seen: [Option<Duration>; 7] = [None; 7];
         seen[1] = Some(accepted);

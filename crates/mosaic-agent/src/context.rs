@@ -1,11 +1,106 @@
 //! From a session's path to a model's context: entries become messages, the latest
 //! compaction summary stands in for what it covers, and tool calls left without a result
 //! (a run cut off mid-tool) get one, since every provider insists on it.
+//!
+//! A run builds its context through [`build`] alone. It asks an [`EntrySource`] for the
+//! content of each entry: an entry stored in full is its own content, but an entry may
+//! also be a reference whose content lives elsewhere (a peer gateway's message, which is
+//! fetched for each model call and never stored). A reference that cannot be fetched
+//! becomes a placeholder that tells the model so; the run goes on.
 
 use std::collections::HashSet;
 
 use mosaic_api::{Entry, EntryBody};
-use mosaic_llm::{Message, Role, ToolCall, ToolSpec};
+use mosaic_llm::{BoxFuture, Message, Reasoning, Role, ToolCall, ToolSpec};
+use mosaic_store::Principal;
+
+/// Where the content of entries comes from when a context is built.
+pub trait EntrySource: Send + Sync {
+    /// `None` for an entry stored in full (used as it is, nothing awaited); for a
+    /// reference, the fetch of its content for `p`, or why it cannot be had.
+    fn resolve<'a>(
+        &'a self,
+        p: &'a Principal,
+        entry: &'a Entry,
+    ) -> Option<BoxFuture<'a, Result<EntryBody, String>>>;
+}
+
+/// Every entry is stored in full: the source of a gateway without references.
+pub struct Stored;
+
+impl EntrySource for Stored {
+    fn resolve<'a>(
+        &'a self,
+        _p: &'a Principal,
+        _entry: &'a Entry,
+    ) -> Option<BoxFuture<'a, Result<EntryBody, String>>> {
+        None
+    }
+}
+
+/// What a reference that could not be fetched shows the model: the entry's own shape
+/// (so a tool call keeps its result), its text replaced by why it is missing.
+pub fn placeholder(stored: &EntryBody, why: &str) -> EntryBody {
+    let text = format!("[this message is not available now: {why}]");
+    match stored {
+        EntryBody::User { .. } => EntryBody::User { text },
+        EntryBody::Assistant {
+            model, stop_reason, ..
+        } => EntryBody::Assistant {
+            text,
+            thinking: String::new(),
+            model: model.clone(),
+            stop_reason: stop_reason.clone(),
+            reasoning: Vec::new(),
+        },
+        EntryBody::ToolCall { call_id, name, .. } => EntryBody::ToolCall {
+            call_id: call_id.clone(),
+            name: name.clone(),
+            arguments: "{}".into(),
+        },
+        EntryBody::ToolResult { call_id, .. } => EntryBody::ToolResult {
+            call_id: call_id.clone(),
+            output: text,
+            is_error: true,
+        },
+        EntryBody::ModelChange { route } => EntryBody::ModelChange {
+            route: route.clone(),
+        },
+        EntryBody::Compaction {
+            through_entry_id, ..
+        } => EntryBody::Compaction {
+            summary: text,
+            through_entry_id: through_entry_id.clone(),
+        },
+        EntryBody::Unknown => EntryBody::Unknown,
+    }
+}
+
+/// The messages of a run's next model call: the system prompt, then the path's entries
+/// with every reference resolved through `source` (or replaced by a [`placeholder`]).
+/// The path is copied only when it holds a reference.
+pub async fn build(
+    system_prompt: &str,
+    path: &[Entry],
+    p: &Principal,
+    source: &dyn EntrySource,
+) -> Vec<Message> {
+    let mut resolved: Option<Vec<Entry>> = None;
+    for (i, entry) in path.iter().enumerate() {
+        let Some(fetch) = source.resolve(p, entry) else {
+            continue;
+        };
+        let body = match fetch.await {
+            Ok(body) => body,
+            Err(why) => {
+                tracing::warn!(entry = %entry.id, "a referenced entry is not available: {why}");
+                placeholder(&entry.body, &why)
+            }
+        };
+        resolved.get_or_insert_with(|| path.to_vec())[i].body = body;
+    }
+    messages(system_prompt, resolved.as_deref().unwrap_or(path))
+}
 
 /// What a cut-off tool call is answered with.
 pub const NO_RESULT: &str = "no result: the run stopped before the tool answered";
@@ -73,8 +168,8 @@ pub fn visible(path: &[Entry]) -> (Option<&str>, Vec<&Entry>) {
     (Some(summary.as_str()), rest)
 }
 
-/// The messages of a context: the system prompt (with the summary of compacted history),
-/// then the visible entries.
+/// The messages of a context of stored entries: the system prompt (with the summary of
+/// compacted history), then the visible entries. Runs go through [`build`].
 pub fn messages(system_prompt: &str, path: &[Entry]) -> Vec<Message> {
     let (summary, entries) = visible(path);
     let mut out = Vec::new();
@@ -108,10 +203,15 @@ pub fn messages(system_prompt: &str, path: &[Entry]) -> Vec<Message> {
                 flush(&mut out, &mut pending);
                 out.push(Message::user(text.clone()));
             }
-            EntryBody::Assistant { text, .. } => {
+            EntryBody::Assistant {
+                text, reasoning, ..
+            } => {
                 flush(&mut out, &mut pending);
-                if !text.is_empty() {
-                    out.push(Message::assistant(text.clone()));
+                let reasoning = sent_reasoning(reasoning);
+                if !text.is_empty() || !reasoning.is_empty() {
+                    let mut m = Message::assistant(text.clone());
+                    m.reasoning = reasoning;
+                    out.push(m);
                 }
             }
             EntryBody::ToolCall {
@@ -150,11 +250,31 @@ pub fn messages(system_prompt: &str, path: &[Entry]) -> Vec<Message> {
                 };
                 out.push(Message::tool_result(call_id.clone(), text));
             }
-            EntryBody::ModelChange { .. } | EntryBody::Compaction { .. } => {}
+            // An entry of a kind this build does not know cannot be put to the model.
+            EntryBody::ModelChange { .. } | EntryBody::Compaction { .. } | EntryBody::Unknown => {}
         }
     }
     flush(&mut out, &mut pending);
+    // Reasoning that led to neither text nor a tool call has nothing to continue.
+    out.retain(|m| m.role != Role::Assistant || !m.content.is_empty() || !m.tool_calls.is_empty());
     out
+}
+
+/// An answer's reasoning records as the assistant entry stores them.
+pub fn stored_reasoning(reasoning: &[Reasoning]) -> Vec<serde_json::Value> {
+    reasoning
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect()
+}
+
+/// The stored records this build can send back (one of a kind it does not know is left
+/// out: its provider would get it in a shape it may not take).
+fn sent_reasoning(stored: &[serde_json::Value]) -> Vec<Reasoning> {
+    stored
+        .iter()
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect()
 }
 
 /// Where to cut for a compaction: the index into `visible` of the first entry kept (a
@@ -229,6 +349,7 @@ mod tests {
                     thinking: String::new(),
                     model: None,
                     stop_reason: Some("tool_use".into()),
+                    reasoning: Vec::new(),
                 },
             ),
             entry(
@@ -340,5 +461,156 @@ mod tests {
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].role, Role::User);
         assert_eq!(visible(&path).1.len(), 1);
+    }
+
+    /// A stand-in for entries whose content lives at a peer: ids starting `peer:`.
+    /// It knows one of them; the others cannot be fetched.
+    struct Peer;
+
+    impl EntrySource for Peer {
+        fn resolve<'a>(
+            &'a self,
+            _p: &'a Principal,
+            entry: &'a Entry,
+        ) -> Option<BoxFuture<'a, Result<EntryBody, String>>> {
+            let id = entry.id.strip_prefix("peer:")?;
+            Some(Box::pin(async move {
+                match id {
+                    "known" => Ok(EntryBody::User {
+                        text: "the peer's question".into(),
+                    }),
+                    _ => Err("the peer does not answer".into()),
+                }
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn references_are_fetched_for_the_context_and_a_missing_one_is_a_placeholder() {
+        let p = Principal::user("u", false);
+        let path = vec![
+            user("peer:known", ""),
+            entry(
+                "2",
+                None,
+                EntryBody::ToolCall {
+                    call_id: "c1".into(),
+                    name: "lookup".into(),
+                    arguments: "{}".into(),
+                },
+            ),
+            entry(
+                "peer:gone",
+                None,
+                EntryBody::ToolResult {
+                    call_id: "c1".into(),
+                    output: String::new(),
+                    is_error: false,
+                },
+            ),
+            user("4", "and then?"),
+        ];
+        let m = build("sys", &path, &p, &Peer).await;
+        let shown: Vec<(Role, &str)> = m.iter().map(|m| (m.role, m.content.as_str())).collect();
+        assert_eq!(
+            shown,
+            vec![
+                (Role::System, "sys"),
+                (Role::User, "the peer's question"),
+                (Role::Assistant, ""),
+                (
+                    Role::Tool,
+                    "error: [this message is not available now: the peer does not answer]"
+                ),
+                (Role::User, "and then?"),
+            ]
+        );
+        // The placeholder keeps the tool call answered.
+        assert_eq!(m[3].tool_call_id.as_deref(), Some("c1"));
+        // Nothing fetched lands in the path (which is what gets stored).
+        assert_eq!(
+            path[0].body,
+            EntryBody::User {
+                text: String::new()
+            }
+        );
+        // Without references, the context is the stored entries'.
+        assert_eq!(
+            build("sys", &path, &p, &Stored).await,
+            messages("sys", &path)
+        );
+    }
+
+    fn assistant(id: &str, text: &str, reasoning: Vec<serde_json::Value>) -> Entry {
+        entry(
+            id,
+            None,
+            EntryBody::Assistant {
+                text: text.into(),
+                thinking: String::new(),
+                model: None,
+                stop_reason: None,
+                reasoning,
+            },
+        )
+    }
+
+    #[test]
+    fn an_answers_reasoning_goes_back_with_it_and_with_its_tool_calls() {
+        let signed = Reasoning::AnthropicThinking {
+            thinking: "the clock".into(),
+            signature: "sig".into(),
+        };
+        let stored = stored_reasoning(std::slice::from_ref(&signed));
+        let path = vec![
+            user("1", "what time is it"),
+            // Reasoning, then only a call: the message carries both.
+            assistant("2", "", stored.clone()),
+            entry(
+                "3",
+                None,
+                EntryBody::ToolCall {
+                    call_id: "c1".into(),
+                    name: "current_time".into(),
+                    arguments: "{}".into(),
+                },
+            ),
+            entry(
+                "4",
+                None,
+                EntryBody::ToolResult {
+                    call_id: "c1".into(),
+                    output: "noon".into(),
+                    is_error: false,
+                },
+            ),
+            // A record of a kind this build does not know is left out.
+            assistant(
+                "5",
+                "It is noon.",
+                vec![serde_json::json!({"type": "gemini_thought"})],
+            ),
+            user("6", "thanks"),
+            // Reasoning that led to nothing shown has nothing to continue.
+            assistant("7", "", stored),
+        ];
+        let out = messages("", &path);
+        let mut call = Message::assistant("");
+        call.reasoning = vec![signed];
+        call.tool_calls = vec![ToolCall {
+            id: "c1".into(),
+            name: "current_time".into(),
+            arguments: "{}".into(),
+        }];
+        pretty_assertions::assert_eq!(
+            out,
+            vec![
+                Message::user("what time is it"),
+                call,
+                Message::tool_result("c1", "noon"),
+                Message::assistant("It is noon."),
+                Message::user("thanks"),
+            ]
+        );
     }
 }

@@ -3,10 +3,15 @@
 //! subscriber.
 
 pub mod bus;
+pub mod conformance;
 pub mod context;
+pub mod control;
 pub mod egress;
 pub mod embedder;
 pub mod runtime;
+pub mod search;
 pub mod tools;
 
-pub use runtime::{ModelStream, Models, Runtime, RuntimeConfig};
+pub use runtime::{
+    Fallback, ModelError, ModelStream, Models, Runtime, RuntimeBuilder, RuntimeConfig,
+};

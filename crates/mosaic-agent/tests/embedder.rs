@@ -5,10 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mosaic_agent::embedder::{Embedder, EmbedderConfig};
-use mosaic_api::{BrainKind, CreateMemoryRequest, CreateNoteRequest, MemoryQuery};
+use mosaic_agent::tools::{Decision, Registry, ToolContext};
+use mosaic_api::{
+    AgentTool, BrainKind, CreateMemoryRequest, CreateNoteRequest, MemoryQuery, SearchMode,
+    ToolPolicy,
+};
 use mosaic_store::{BootstrapSource, NewUser, Principal, Store, StoreOptions};
 use mosaic_test_support::scripted::{Answer, Scripted};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 const EMBED_URL_VAR: &str = "MOSAIC_TEST_EMBED_URL";
 
@@ -277,7 +282,7 @@ fn scripted_embedder(store: &Store, server: &Scripted, key: Option<&str>) -> Emb
 }
 
 /// A fresh SQLite store holding one memory waiting for its embedding.
-async fn one_pending_memory() -> (tempfile::TempDir, Store) {
+async fn one_pending_memory() -> (tempfile::TempDir, Store, Principal) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&StoreOptions::sqlite_file(&dir.path().join("m.db")))
         .await
@@ -293,17 +298,22 @@ async fn one_pending_memory() -> (tempfile::TempDir, Store) {
         )
         .await
         .unwrap();
-    (dir, store)
+    (dir, store, alice)
+}
+
+/// A server whose model is still loading: every request fails with a 503.
+async fn loading_model() -> Scripted {
+    Scripted::start(vec![Answer::json(
+        503,
+        json!({"error": {"message": "loading model"}}),
+    )])
+    .await
 }
 
 #[tokio::test]
 async fn a_failing_server_leaves_items_pending_and_query_embedding_says_why() {
-    let (_dir, store) = one_pending_memory().await;
-    let server = Scripted::start(vec![Answer::json(
-        503,
-        json!({"error": {"message": "loading model"}}),
-    )])
-    .await;
+    let (_dir, store, _) = one_pending_memory().await;
+    let server = loading_model().await;
     let embedder = scripted_embedder(&store, &server, None);
     let error = embedder.step().await.unwrap_err();
     assert!(error.contains("503"), "{error}");
@@ -314,7 +324,7 @@ async fn a_failing_server_leaves_items_pending_and_query_embedding_says_why() {
 
 #[tokio::test]
 async fn the_embedder_follows_no_redirect() {
-    let (_dir, store) = one_pending_memory().await;
+    let (_dir, store, _) = one_pending_memory().await;
     let elsewhere = Scripted::start(vec![vectors(1)]).await;
     for status in [302, 307] {
         let moved = Scripted::start(vec![Answer::json(status, json!({}))
@@ -333,7 +343,7 @@ async fn the_embedder_follows_no_redirect() {
 #[tokio::test]
 async fn the_embedders_errors_never_quote_its_key() {
     let key = "sk-embed-Qw3rTy9Uu1Op5As7Df2Gh4Jk";
-    let (_dir, store) = one_pending_memory().await;
+    let (_dir, store, _) = one_pending_memory().await;
     let server = Scripted::start(vec![Answer::json(
         401,
         json!({"error": {"message": format!("Incorrect API key provided: {key}")}}),
@@ -353,4 +363,67 @@ async fn the_embedders_errors_never_quote_its_key() {
         "{error}"
     );
     assert_eq!(store.pending_embeddings(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_search_whose_query_cannot_be_embedded_goes_by_words_and_says_why() {
+    let (_dir, store, alice) = one_pending_memory().await;
+    let server = loading_model().await;
+    let embedder = std::sync::Arc::new(scripted_embedder(&store, &server, None));
+
+    let search = |mode| {
+        mosaic_agent::search::search(
+            &store,
+            Some(&embedder),
+            &alice,
+            "kept",
+            &[BrainKind::Memory],
+            10,
+            mode,
+        )
+    };
+
+    // The search every surface calls: words only, and why.
+    let found = search(None).await.unwrap();
+    assert_eq!(found.mode, SearchMode::Lexical);
+    let notice = found.notice.unwrap_or_default();
+    assert!(notice.starts_with("searched by words only: "), "{notice}");
+    assert!(notice.contains("loading model"), "{notice}");
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].scores.lexical_rank, Some(1));
+    assert_eq!(found.items[0].scores.vector_rank, None);
+
+    // Asked for words only, nothing is embedded and nothing is noted.
+    let asked = server.received().len();
+    let lexical = search(Some(SearchMode::Lexical)).await.unwrap();
+    assert_eq!((lexical.mode, lexical.notice), (SearchMode::Lexical, None));
+    assert_eq!(server.received().len(), asked);
+
+    // The model's recall tool tells it too, instead of passing for a search by meaning.
+    let tools = Registry::default().with_brain(store.clone(), Some(embedder.clone()));
+    let policy = [AgentTool {
+        name: "recall".into(),
+        policy: ToolPolicy::Allowed,
+    }];
+    let Decision::Run(recall, args) = tools.decide(&policy, "recall", r#"{"query": "kept"}"#)
+    else {
+        panic!("recall was not run");
+    };
+    let ctx = ToolContext {
+        principal: alice.clone(),
+        session_id: "s".into(),
+        agent_id: None,
+        cancel: CancellationToken::new(),
+    };
+    let out = recall.call(&ctx, args).await;
+    assert!(!out.is_error, "{}", out.output);
+    let out: serde_json::Value = serde_json::from_str(&out.output).unwrap();
+    assert_eq!(out["memories"].as_array().map(Vec::len), Some(1));
+    assert!(
+        out["notice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("loading model"),
+        "{out}"
+    );
 }

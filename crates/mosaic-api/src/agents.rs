@@ -43,6 +43,13 @@ pub struct AgentLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 256, maximum = 4_294_967_295_u64, format = Int64)]
     pub context_window: Option<u32>,
+    /// Tokens the model may spend thinking before each answer: Anthropic's thinking
+    /// budget, or the Responses API's effort (under 4,096 low, under 16,384 medium,
+    /// else high). The model is not asked to think when unset; models that cannot
+    /// refuse the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1024, maximum = 4_294_967_295_u64, format = Int64)]
+    pub thinking_budget: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -52,6 +52,9 @@ pub enum PostMessageResponse {
     Started { entry: Entry, run_id: String },
     /// A run is active: the message waits (see `delivery`).
     Queued { message: QueuedMessage },
+    /// An outcome this build does not know (a newer gateway's). Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 /// Start a run without a new message: a retry of the last turn, or a continuation.
@@ -105,6 +108,114 @@ impl RunStatus {
     }
 }
 
+/// Why a run, or one answer of the model, ended. On the wire a snake_case string; a
+/// value this build does not know (a newer gateway's) is kept as [`StopReason::Other`],
+/// so a client keeps going and shows it as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    /// The model finished its answer.
+    Stop,
+    /// The output token limit cut the answer off.
+    Length,
+    /// The model called tools (an answer; a run goes on with their results).
+    ToolUse,
+    /// The model or the gateway failed (the run's `error` says why).
+    Error,
+    /// The call was stopped before it answered.
+    Aborted,
+    /// A client interrupted the run.
+    Interrupted,
+    /// The gateway went down mid-run.
+    GatewayStopped,
+    /// The run made as many model calls as its limit allows.
+    MaxModelCalls,
+    /// The run used its token budget.
+    TokenBudget,
+    /// A reason this build does not know, as it was written.
+    Other(String),
+}
+
+impl StopReason {
+    /// Every reason this build knows, as the document lists them.
+    pub const KNOWN: [StopReason; 9] = [
+        StopReason::Stop,
+        StopReason::Length,
+        StopReason::ToolUse,
+        StopReason::Error,
+        StopReason::Aborted,
+        StopReason::Interrupted,
+        StopReason::GatewayStopped,
+        StopReason::MaxModelCalls,
+        StopReason::TokenBudget,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            StopReason::Stop => "stop",
+            StopReason::Length => "length",
+            StopReason::ToolUse => "tool_use",
+            StopReason::Error => "error",
+            StopReason::Aborted => "aborted",
+            StopReason::Interrupted => "interrupted",
+            StopReason::GatewayStopped => "gateway_stopped",
+            StopReason::MaxModelCalls => "max_model_calls",
+            StopReason::TokenBudget => "token_budget",
+            StopReason::Other(other) => other,
+        }
+    }
+
+    /// The reason a string names; never fails (see [`StopReason::Other`]).
+    pub fn parse(s: &str) -> StopReason {
+        StopReason::KNOWN
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .unwrap_or_else(|| StopReason::Other(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for StopReason {
+    fn from(s: &str) -> StopReason {
+        StopReason::parse(s)
+    }
+}
+
+impl Serialize for StopReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StopReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| StopReason::parse(&s))
+    }
+}
+
+/// The document lists the known reasons; a client must still take others (see
+/// [`StopReason::Other`]).
+impl utoipa::PartialSchema for StopReason {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "Why a run or an answer ended. A client takes values not listed here too \
+                 (a newer gateway's).",
+            ))
+            .enum_values(Some(
+                StopReason::KNOWN.iter().map(|r| r.as_str().to_string()),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StopReason {}
+
 /// Tokens used, summed over a run's model calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunUsage {
@@ -128,7 +239,7 @@ pub struct Run {
     /// `gateway_stopped` (the gateway went down mid-run), `max_model_calls`,
     /// `token_budget`, or `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub model_calls: u32,
@@ -245,6 +356,10 @@ pub enum SessionEvent {
         reason: StreamCloseReason,
         message: String,
     },
+    /// An event of a kind this build does not know (a newer gateway's): a client skips
+    /// it and goes on. Never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 /// Why the gateway ended an event stream.
@@ -274,6 +389,7 @@ impl SessionEvent {
             SessionEvent::Error { .. } => "error",
             SessionEvent::Resync { .. } => "resync",
             SessionEvent::StreamClosed { .. } => "stream_closed",
+            SessionEvent::Unknown => "unknown",
         }
     }
 }
@@ -302,4 +418,73 @@ pub struct NumberedEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<u64>,
     pub event: SessionEvent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::EntryBody;
+    use serde_json::json;
+
+    #[test]
+    fn stop_reasons_are_the_snake_case_strings_stored_before() {
+        let written = [
+            "stop",
+            "length",
+            "tool_use",
+            "error",
+            "aborted",
+            "interrupted",
+            "gateway_stopped",
+            "max_model_calls",
+            "token_budget",
+        ];
+        for (reason, text) in StopReason::KNOWN.iter().zip(written) {
+            assert_eq!(serde_json::to_value(reason).unwrap(), json!(text));
+            assert_eq!(
+                serde_json::from_value::<StopReason>(json!(text)).unwrap(),
+                *reason
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_stop_reason_is_kept_as_it_came() {
+        let reason: StopReason = serde_json::from_value(json!("pause_turn")).unwrap();
+        assert_eq!(reason, StopReason::Other("pause_turn".into()));
+        assert_eq!(serde_json::to_value(&reason).unwrap(), json!("pause_turn"));
+    }
+
+    #[test]
+    fn events_entries_and_outcomes_of_unknown_kinds_decode_as_unknown() {
+        let event: SessionEvent =
+            serde_json::from_value(json!({"type": "tool_progress", "run_id": "r1", "pct": 40}))
+                .unwrap();
+        assert_eq!(event, SessionEvent::Unknown);
+        let body: EntryBody =
+            serde_json::from_value(json!({"type": "image", "url": "https://x/y.png"})).unwrap();
+        assert_eq!(body, EntryBody::Unknown);
+        // Inside a known event too: a new kind of entry does not sink the event.
+        let event: SessionEvent = serde_json::from_value(json!({
+            "type": "entry",
+            "entry": {"id": "e1", "parent_id": null, "created_at": "2026-12-04T18:30:00Z",
+                      "body": {"type": "image", "url": "https://x/y.png"}},
+        }))
+        .unwrap();
+        assert!(matches!(
+            event,
+            SessionEvent::Entry {
+                entry: Entry {
+                    body: EntryBody::Unknown,
+                    ..
+                },
+                ..
+            }
+        ));
+        let outcome: PostMessageResponse =
+            serde_json::from_value(json!({"status": "scheduled", "at": "later"})).unwrap();
+        assert_eq!(outcome, PostMessageResponse::Unknown);
+        // A known kind with a broken body is still an error, not unknown.
+        assert!(serde_json::from_value::<SessionEvent>(json!({"type": "text_delta"})).is_err());
+    }
 }

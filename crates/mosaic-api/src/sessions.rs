@@ -22,7 +22,13 @@ pub enum EntryBody {
         model: Option<String>,
         /// `stop`, `length`, `tool_use`, `error`, `aborted` or `interrupted`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        stop_reason: Option<String>,
+        stop_reason: Option<crate::runs::StopReason>,
+        /// What the provider that answered needs to continue the answer (its signed
+        /// thinking, its encrypted reasoning), sent back to it with the answer. Opaque:
+        /// kept as the gateway wrote it, not meant to be read.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[schema(value_type = Vec<Object>)]
+        reasoning: Vec<serde_json::Value>,
     },
     /// The model called a tool.
     ToolCall {
@@ -47,6 +53,10 @@ pub enum EntryBody {
         /// The last entry the summary covers.
         through_entry_id: String,
     },
+    /// An entry of a kind this build does not know (a newer gateway's): a client shows
+    /// that something is there and goes on. Never sent, never stored.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 impl EntryBody {
@@ -61,6 +71,7 @@ impl EntryBody {
             EntryBody::ToolResult { output, .. } => output.clone(),
             EntryBody::ModelChange { route } => route.clone(),
             EntryBody::Compaction { summary, .. } => summary.clone(),
+            EntryBody::Unknown => String::new(),
         }
     }
 
@@ -72,6 +83,7 @@ impl EntryBody {
             EntryBody::ToolResult { .. } => "tool_result",
             EntryBody::ModelChange { .. } => "model_change",
             EntryBody::Compaction { .. } => "compaction",
+            EntryBody::Unknown => "unknown",
         }
     }
 }

@@ -260,12 +260,18 @@ fn shape(entry: &Entry) -> Shape {
         EntryBody::User { text } => (kind, text.clone(), None),
         EntryBody::Assistant {
             text, stop_reason, ..
-        } => (kind, text.clone(), stop_reason.clone()),
+        } => (
+            kind,
+            text.clone(),
+            stop_reason.as_ref().map(ToString::to_string),
+        ),
         EntryBody::ToolCall { call_id, name, .. } => (kind, format!("{name}({call_id})"), None),
         EntryBody::ToolResult {
             call_id, is_error, ..
         } => (kind, format!("{call_id} error={is_error}"), None),
-        EntryBody::ModelChange { .. } | EntryBody::Compaction { .. } => (kind, String::new(), None),
+        EntryBody::ModelChange { .. } | EntryBody::Compaction { .. } | EntryBody::Unknown => {
+            (kind, String::new(), None)
+        }
     }
 }
 
@@ -281,7 +287,10 @@ fn shapes(entries: &[Entry]) -> Vec<Shape> {
 type Outcome = (RunStatus, Option<String>);
 
 fn outcome(run: &Run) -> Outcome {
-    (run.status, run.stop_reason.clone())
+    (
+        run.status,
+        run.stop_reason.as_ref().map(ToString::to_string),
+    )
 }
 
 fn completed() -> Outcome {

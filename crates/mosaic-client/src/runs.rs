@@ -104,17 +104,9 @@ fn decode(raw: &SseEvent) -> Result<Option<LiveEvent>> {
         })?),
     };
     match serde_json::from_str::<SessionEvent>(&raw.data) {
+        Ok(SessionEvent::Unknown) => Ok(None),
         Ok(event) => Ok(Some(LiveEvent { id, event })),
-        Err(e) => {
-            let typed = serde_json::from_str::<serde_json::Value>(&raw.data)
-                .map(|v| v["type"].is_string())
-                .unwrap_or(false);
-            if typed && e.to_string().contains("unknown variant") {
-                Ok(None)
-            } else {
-                Err(ClientError::Decode(format!("session event: {e}")))
-            }
-        }
+        Err(e) => Err(ClientError::Decode(format!("session event: {e}"))),
     }
 }
 

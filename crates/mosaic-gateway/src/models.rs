@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use mosaic_api::{ConfigScope, ErrorCode, ModelHealth, ProviderInfo, WireApi};
-use mosaic_llm::routing::{Fallback, Route, RouteEntry, RouteError, Router};
-use mosaic_llm::{ChatRequest, EventStream, Provider, StreamEvent, Usage};
+use mosaic_llm::routing::{Route, RouteEntry, RouteError, Router};
+use mosaic_llm::{ChatRequest, EventStream, LlmError, Provider, StreamEvent, Usage};
 use mosaic_store::{Principal, ProviderForCall, Store, StoreError};
 use tracing::Instrument;
 
 use mosaic_agent::egress::{self, AddressPolicy, Egress};
+use mosaic_agent::{Fallback, ModelError};
 
 use crate::encryption::SecretBox;
 use crate::error::{ApiError, ApiResult};
@@ -60,7 +61,36 @@ pub struct Call {
     pub stream: EventStream,
     pub provider: String,
     pub model: String,
+    /// The steps that failed first, named and with what the caller may read of each.
     pub fallbacks: Vec<Fallback>,
+}
+
+/// A failed call as the HTTP API answers it: the code its kind implies (a rate limit on
+/// every step is a 429 of our own, with the shortest wait asked for).
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> ApiError {
+        let message = e.to_string();
+        match &e {
+            ModelError::Route { code, .. } => ApiError::new(*code, message),
+            // Already as the caller may see it.
+            ModelError::Provider {
+                provider,
+                model,
+                error,
+            } => crate::upstream::api_error(&format!("{provider}/{model}"), error, true),
+            ModelError::Unfinished { .. } => ApiError::new(ErrorCode::UpstreamError, message),
+            ModelError::Exhausted { .. } => match e.rate_limited() {
+                Some(wait) => {
+                    let error = ApiError::new(ErrorCode::RateLimited, message);
+                    match wait {
+                        Some(wait) => error.with_retry_after(wait),
+                        None => error,
+                    }
+                }
+                None => ApiError::new(ErrorCode::Unavailable, message),
+            },
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -265,8 +295,14 @@ impl ModelHub {
         p: &Principal,
         spec: &str,
         request: ChatRequest,
-    ) -> ApiResult<Call> {
-        let (route, names) = self.resolve(store, p, spec).await?;
+    ) -> Result<Call, ModelError> {
+        let (route, names) = self
+            .resolve(store, p, spec)
+            .await
+            .map_err(|e| ModelError::Route {
+                code: e.code,
+                message: e.message,
+            })?;
         let name_of = |id: &str| {
             names
                 .get(id)
@@ -298,17 +334,24 @@ impl ModelHub {
             gen_ai.response.finish_reasons = tracing::field::Empty,
         );
         // Named, and with only what this caller may read of each failure.
-        let named = |fallbacks: Vec<Fallback>| -> Vec<Fallback> {
+        let named = |fallbacks: Vec<mosaic_llm::routing::Fallback>| -> Vec<Fallback> {
             fallbacks
                 .into_iter()
-                .map(|f| Fallback {
-                    provider: name_of(&f.provider),
-                    error: if detail_of(&f.provider) {
-                        f.error
-                    } else {
-                        f.hidden.clone()
-                    },
-                    ..f
+                .map(|f| {
+                    let error = match f.failure {
+                        Some(failure) => crate::upstream::shown(&failure, detail_of(&f.provider)),
+                        None => LlmError::Provider(if detail_of(&f.provider) {
+                            f.error
+                        } else {
+                            f.hidden
+                        }),
+                    };
+                    Fallback {
+                        step: f.step,
+                        provider: name_of(&f.provider),
+                        model: f.model,
+                        error,
+                    }
                 })
                 .collect()
         };
@@ -356,16 +399,15 @@ impl ModelHub {
                 ..
             }) => {
                 span.record("otel.status_code", "ERROR");
-                let label = format!("{}/{model}", name_of(&provider));
-                self.metrics
-                    .model_call(&name_of(&provider), &model, "error", 0, 0);
+                let name = name_of(&provider);
+                self.metrics.model_call(&name, &model, "error", 0, 0);
                 // Redacted already; the log is where admins find what users were not shown.
-                tracing::warn!(call = %label, %error, "model call failed");
-                Err(crate::upstream::api_error(
-                    &label,
-                    &error,
-                    detail_of(&provider),
-                ))
+                tracing::warn!(call = %format!("{name}/{model}"), %error, "model call failed");
+                Err(ModelError::Provider {
+                    error: crate::upstream::shown(&error, detail_of(&provider)),
+                    provider: name,
+                    model,
+                })
             }
             Err(RouteError::Exhausted(fallbacks)) => {
                 span.record("otel.status_code", "ERROR");
@@ -373,33 +415,16 @@ impl ModelHub {
                     self.metrics
                         .model_call(&name_of(&f.provider), &f.model, "error", 0, 0);
                 }
-                let limited = rate_limit(&fallbacks);
-                let why = named(fallbacks)
-                    .iter()
-                    .map(|f| format!("{}/{}: {}", f.provider, f.model, f.error))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                Err(match limited {
-                    // Every model turned the call away for its rate limit: the caller is
-                    // told so, and when to come back, as a 429 of our own.
-                    Some(wait) => {
-                        let error = ApiError::new(
-                            ErrorCode::RateLimited,
-                            format!("every model of '{}' is rate-limited: {why}", route.name),
-                        );
-                        match wait {
-                            Some(wait) => error.with_retry_after(wait),
-                            None => error,
-                        }
-                    }
-                    None => ApiError::new(
-                        ErrorCode::Unavailable,
-                        format!("no model of '{}' answered: {why}", route.name),
-                    ),
+                Err(ModelError::Exhausted {
+                    route: route.name.clone(),
+                    fallbacks: named(fallbacks),
                 })
             }
             Err(e @ (RouteError::Empty(_) | RouteError::UnknownProvider(_))) => {
-                Err(ApiError::bad_request(e.to_string()))
+                Err(ModelError::Route {
+                    code: ErrorCode::BadRequest,
+                    message: e.to_string(),
+                })
             }
         }
     }
@@ -445,19 +470,6 @@ impl ModelHub {
             )
         })
     }
-}
-
-/// When every entry tried failed for its rate limit: `Some` with the shortest wait any
-/// of them asked for (`None` inside when none said).
-fn rate_limit(fallbacks: &[Fallback]) -> Option<Option<Duration>> {
-    let failures: Vec<&mosaic_llm::LlmError> = fallbacks
-        .iter()
-        .filter_map(|f| f.failure.as_ref())
-        .collect();
-    let all_limited = !failures.is_empty()
-        && failures.len() == fallbacks.len()
-        && failures.iter().all(|e| e.is_rate_limit());
-    all_limited.then(|| failures.iter().filter_map(|e| e.retry_after()).min())
 }
 
 /// Count a call's tokens for the principal: recorded before `Done` is passed on (so a
@@ -588,22 +600,17 @@ impl mosaic_agent::Models for RunModels {
         principal: &'a Principal,
         route: &'a str,
         request: ChatRequest,
-    ) -> mosaic_llm::BoxFuture<'a, Result<mosaic_agent::ModelStream, String>> {
+    ) -> mosaic_llm::BoxFuture<'a, Result<mosaic_agent::ModelStream, ModelError>> {
         Box::pin(async move {
             let call = self
                 .hub
                 .call(&self.store, principal, route, request)
-                .await
-                .map_err(|e| e.message)?;
+                .await?;
             Ok(mosaic_agent::ModelStream {
                 stream: call.stream,
                 provider: call.provider,
                 model: call.model,
-                fallbacks: call
-                    .fallbacks
-                    .iter()
-                    .map(|f| format!("{}/{}: {}", f.provider, f.model, f.error))
-                    .collect(),
+                fallbacks: call.fallbacks,
             })
         })
     }

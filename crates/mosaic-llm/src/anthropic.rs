@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::openai_chat::{clip, parse_model_list};
 use crate::sse::SseEvent;
 use crate::stream::{check_status, decode_sse, BoxFuture, EventStream, Provider, WireDecoder};
-use crate::{ChatRequest, LlmError, Message, Role, StopReason, StreamEvent, Usage};
+use crate::{ChatRequest, LlmError, Message, Reasoning, Role, StopReason, StreamEvent, Usage};
 
 /// The `anthropic-version` header sent with every request.
 pub const API_VERSION: &str = "2023-06-01";
@@ -120,7 +120,12 @@ fn turns(messages: &[Message]) -> Vec<Value> {
             Role::System => continue,
             Role::User => ("user", text_block(&m.content)),
             Role::Assistant => {
-                let mut blocks = text_block(&m.content);
+                // Thinking comes first in the turn, as it came: the API checks each block
+                // against its signature, and refuses a tool-use turn of a thinking model
+                // that does not begin with one.
+                let mut blocks: Vec<Value> =
+                    m.reasoning.iter().filter_map(thinking_block).collect();
+                blocks.extend(text_block(&m.content));
                 blocks.extend(m.tool_calls.iter().map(|c| {
                     json!({
                         "type": "tool_use",
@@ -158,6 +163,20 @@ fn turns(messages: &[Message]) -> Vec<Value> {
             json!({"role": role, "content": content})
         })
         .collect()
+}
+
+/// The block a reasoning record of this API came as; `None` for other APIs' records.
+fn thinking_block(r: &Reasoning) -> Option<Value> {
+    match r {
+        Reasoning::AnthropicThinking {
+            thinking,
+            signature,
+        } => Some(json!({"type": "thinking", "thinking": thinking, "signature": signature})),
+        Reasoning::AnthropicRedactedThinking { data } => {
+            Some(json!({"type": "redacted_thinking", "data": data}))
+        }
+        Reasoning::ResponsesReasoning { .. } => None,
+    }
 }
 
 /// A text block, or none for empty text (the API rejects empty text blocks).
@@ -248,6 +267,8 @@ enum Block {
 pub struct MessagesDecoder {
     started: bool,
     open: BTreeMap<usize, Block>,
+    /// Open thinking blocks: their text and signature so far, to be sent back whole.
+    thinking: BTreeMap<usize, (String, String)>,
     usage: Option<Usage>,
     stop: Option<StopReason>,
     done: bool,
@@ -329,10 +350,21 @@ impl MessagesDecoder {
                 Block::Text
             }
             Some("thinking") => {
-                if let Some(text) = block["thinking"].as_str().filter(|t| !t.is_empty()) {
+                let text = block["thinking"].as_str().unwrap_or_default();
+                if !text.is_empty() {
                     out.push(StreamEvent::ThinkingDelta { text: text.into() });
                 }
+                let signature = block["signature"].as_str().unwrap_or_default();
+                self.thinking
+                    .insert(index, (text.to_string(), signature.to_string()));
                 Block::Thinking
+            }
+            Some("redacted_thinking") => {
+                let data = text_field(block, "data", "a redacted_thinking block")?;
+                out.push(StreamEvent::Reasoning {
+                    reasoning: Reasoning::AnthropicRedactedThinking { data: data.into() },
+                });
+                Block::Opaque
             }
             Some("tool_use") => {
                 let id = text_field(block, "id", "a tool_use block")?;
@@ -370,7 +402,17 @@ impl MessagesDecoder {
             }
             (Block::Thinking, Some("thinking_delta")) => {
                 let text = text_field(delta, "thinking", "a thinking_delta")?;
+                if let Some((kept, _)) = self.thinking.get_mut(&index) {
+                    kept.push_str(text);
+                }
                 StreamEvent::ThinkingDelta { text: text.into() }
+            }
+            (Block::Thinking, Some("signature_delta")) => {
+                let signature = text_field(delta, "signature", "a signature_delta")?;
+                if let Some((_, kept)) = self.thinking.get_mut(&index) {
+                    kept.push_str(signature);
+                }
+                return Ok(Vec::new());
             }
             (Block::ToolUse, Some("input_json_delta")) => {
                 let json = text_field(delta, "partial_json", "an input_json_delta")?;
@@ -387,8 +429,7 @@ impl MessagesDecoder {
                     "`{t}` for content block {index}, which is a {kind:?} block"
                 )))
             }
-            // Signatures (needed only to send thinking back, which the unified
-            // message does not carry), citations, opaque blocks, unknown kinds.
+            // Citations, opaque blocks, unknown kinds.
             _ => return Ok(Vec::new()),
         };
         let empty = match &event {
@@ -405,21 +446,37 @@ impl MessagesDecoder {
         let index = index_of(data)?;
         match self.open.remove(&index) {
             Some(Block::ToolUse) => Ok(vec![StreamEvent::ToolCallEnd { index }]),
-            Some(Block::Text | Block::Thinking | Block::Opaque) => Ok(Vec::new()),
+            Some(Block::Thinking) => Ok(self.thinking_done(index).into_iter().collect()),
+            Some(Block::Text | Block::Opaque) => Ok(Vec::new()),
             None => Err(protocol(format!(
                 "content block {index} stopped, but it is not open"
             ))),
         }
     }
 
+    /// A thinking block ended: its record, when it is signed (a compatible server that
+    /// signs nothing has nothing to be sent back).
+    fn thinking_done(&mut self, index: usize) -> Option<StreamEvent> {
+        let (thinking, signature) = self.thinking.remove(&index)?;
+        (!signature.is_empty()).then_some(StreamEvent::Reasoning {
+            reasoning: Reasoning::AnthropicThinking {
+                thinking,
+                signature,
+            },
+        })
+    }
+
     fn finish(&mut self) -> Vec<StreamEvent> {
         // A block left open at `message_stop` is complete as far as the server is
         // concerned; tool calls are closed so the caller sees them end.
-        let mut out: Vec<StreamEvent> = std::mem::take(&mut self.open)
-            .into_iter()
-            .filter(|(_, kind)| *kind == Block::ToolUse)
-            .map(|(index, _)| StreamEvent::ToolCallEnd { index })
-            .collect();
+        let mut out = Vec::new();
+        for (index, kind) in std::mem::take(&mut self.open) {
+            match kind {
+                Block::ToolUse => out.push(StreamEvent::ToolCallEnd { index }),
+                Block::Thinking => out.extend(self.thinking_done(index)),
+                Block::Text | Block::Opaque => {}
+            }
+        }
         if let Some(usage) = self.usage.take() {
             out.push(StreamEvent::Usage { usage });
         }

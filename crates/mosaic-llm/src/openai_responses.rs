@@ -9,13 +9,17 @@
 //! top-level `instructions` (where the API, and the Codex backend, expect the system
 //! prompt); a system message later in the conversation stays in its place as a
 //! `system` message, so its position keeps its meaning.
+//!
+//! Being stateless, a reasoning model's reasoning items cannot be referred to by id: they
+//! are asked for with their encrypted content (`include: ["reasoning.encrypted_content"]`)
+//! and sent back whole, without the id, before the output they led to.
 
 use serde_json::{json, Value};
 
 use crate::openai_chat::{clip, parse_model_list};
 use crate::sse::SseEvent;
 use crate::stream::{check_status, decode_sse, BoxFuture, EventStream, Provider, WireDecoder};
-use crate::{ChatRequest, LlmError, Role, StopReason, StreamEvent, Usage};
+use crate::{ChatRequest, LlmError, Reasoning, Role, StopReason, StreamEvent, Usage};
 
 /// A Responses endpoint.
 #[derive(Clone)]
@@ -61,6 +65,7 @@ pub fn request_body(req: &ChatRequest) -> Value {
             Role::System => input.push(message("system", &m.content)),
             Role::User => input.push(message("user", &m.content)),
             Role::Assistant => {
+                input.extend(m.reasoning.iter().filter_map(reasoning_item));
                 // An assistant turn that only called tools has no text worth a message.
                 if !m.content.is_empty() || m.tool_calls.is_empty() {
                     input.push(message("assistant", &m.content));
@@ -116,7 +121,39 @@ pub fn request_body(req: &ChatRequest) -> Value {
         // reasoning reject the parameter.
         body["reasoning"] = json!({"effort": effort(budget), "summary": "auto"});
     }
+    // Reasoning is kept to be sent back only where the model reasons (asked to, or did
+    // before): models without reasoning refuse to include encrypted content.
+    let reasons = req.thinking_budget.is_some()
+        || req
+            .messages
+            .iter()
+            .any(|m| m.reasoning.iter().any(|r| reasoning_item(r).is_some()));
+    if reasons {
+        body["include"] = json!(["reasoning.encrypted_content"]);
+    }
     body
+}
+
+/// A reasoning item to send back: only one of this API with its encrypted content (the
+/// id alone names an item a stateless request cannot find), and without the id.
+fn reasoning_item(r: &Reasoning) -> Option<Value> {
+    match r {
+        Reasoning::ResponsesReasoning {
+            summary,
+            encrypted_content: Some(encrypted),
+            ..
+        } => Some(json!({
+            "type": "reasoning",
+            "summary": summary
+                .iter()
+                .map(|text| json!({"type": "summary_text", "text": text}))
+                .collect::<Vec<_>>(),
+            "encrypted_content": encrypted,
+        })),
+        Reasoning::ResponsesReasoning { .. }
+        | Reasoning::AnthropicThinking { .. }
+        | Reasoning::AnthropicRedactedThinking { .. } => None,
+    }
 }
 
 fn message(role: &str, text: &str) -> Value {
@@ -260,8 +297,10 @@ impl ResponsesDecoder {
 
     fn on_item_done(&mut self, data: &Value) -> Result<Vec<StreamEvent>, LlmError> {
         let item = &data["item"];
-        if item["type"].as_str() != Some("function_call") {
-            return Ok(Vec::new());
+        match item["type"].as_str() {
+            Some("function_call") => {}
+            Some("reasoning") => return Ok(reasoning_of(item).into_iter().collect()),
+            _ => return Ok(Vec::new()),
         }
         let call = self.call(data, "response.output_item.done")?;
         let mut out = Vec::new();
@@ -309,6 +348,24 @@ impl ResponsesDecoder {
         self.done = true;
         out
     }
+}
+
+/// A finished reasoning item, to be sent back with the answer.
+fn reasoning_of(item: &Value) -> Option<StreamEvent> {
+    let id = item["id"].as_str()?;
+    let summary = item["summary"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|part| part["text"].as_str().map(str::to_string))
+        .collect();
+    Some(StreamEvent::Reasoning {
+        reasoning: Reasoning::ResponsesReasoning {
+            id: id.to_string(),
+            summary,
+            encrypted_content: item["encrypted_content"].as_str().map(str::to_string),
+        },
+    })
 }
 
 /// A required string field of an event.

@@ -39,6 +39,9 @@ pub struct Route {
 /// One entry that was tried and failed, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fallback {
+    /// The entry's place in the route, from 0.
+    #[serde(skip)]
+    pub step: usize,
     pub provider: String,
     pub model: String,
     pub error: String,
@@ -223,11 +226,13 @@ impl Router {
 
     /// The order to try a route's entries in: healthy ones as listed; if none is
     /// healthy, the one whose cool-down ends first (a probe).
-    fn plan<'r>(&self, route: &'r Route) -> Vec<&'r RouteEntry> {
-        let healthy: Vec<&RouteEntry> = route
+    /// Each with its place in the route.
+    fn plan<'r>(&self, route: &'r Route) -> Vec<(usize, &'r RouteEntry)> {
+        let healthy: Vec<(usize, &RouteEntry)> = route
             .entries
             .iter()
-            .filter(|e| self.cooling_until(e).is_none())
+            .enumerate()
+            .filter(|(_, e)| self.cooling_until(e).is_none())
             .collect();
         if !healthy.is_empty() {
             return healthy;
@@ -235,7 +240,8 @@ impl Router {
         route
             .entries
             .iter()
-            .min_by_key(|e| self.cooling_until(e))
+            .enumerate()
+            .min_by_key(|(_, e)| self.cooling_until(e))
             .into_iter()
             .collect()
     }
@@ -246,7 +252,7 @@ impl Router {
             return Err(RouteError::Empty(route.name.clone()));
         }
         let mut fallbacks = Vec::new();
-        for entry in self.plan(route) {
+        for (step, entry) in self.plan(route) {
             let provider = self
                 .provider(&entry.provider)
                 .ok_or_else(|| RouteError::UnknownProvider(entry.provider.clone()))?;
@@ -274,6 +280,7 @@ impl Router {
                         model = %entry.model, %error, "model failed before its first token; falling back");
                     self.record_failure(entry, &error);
                     fallbacks.push(Fallback {
+                        step,
                         provider: entry.provider.clone(),
                         model: entry.model.clone(),
                         error: error.to_string(),

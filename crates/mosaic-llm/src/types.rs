@@ -31,6 +31,32 @@ pub struct Message {
     /// Tool messages: the call this answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Assistant messages: the provider's record of its reasoning, sent back with the
+    /// message so the provider can continue it (each API takes only its own kinds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<Reasoning>,
+}
+
+/// What a provider needs back to continue an answer it reasoned its way to, kept as
+/// it came: Anthropic verifies a thinking block against its signature, and the
+/// Responses API (stateless here, `store: false`) knows a reasoning item only by its
+/// encrypted content. Opaque to everything above the provider that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reasoning {
+    /// Anthropic Messages: a `thinking` block and the signature that authenticates it.
+    AnthropicThinking { thinking: String, signature: String },
+    /// Anthropic Messages: a `redacted_thinking` block (thinking the provider encrypted).
+    AnthropicRedactedThinking { data: String },
+    /// OpenAI Responses: a `reasoning` output item: its summary parts and, when asked
+    /// for (`include: ["reasoning.encrypted_content"]`), its encrypted content.
+    ResponsesReasoning {
+        id: String,
+        #[serde(default)]
+        summary: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encrypted_content: Option<String>,
+    },
 }
 
 impl Message {
@@ -52,6 +78,7 @@ impl Message {
             content: text.into(),
             tool_calls: Vec::new(),
             tool_call_id: Some(call_id.into()),
+            reasoning: Vec::new(),
         }
     }
 
@@ -61,6 +88,7 @@ impl Message {
             content: text.into(),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            reasoning: Vec::new(),
         }
     }
 }
@@ -149,6 +177,11 @@ pub enum StreamEvent {
     ToolCallEnd {
         index: usize,
     },
+    /// A reasoning record is complete (after its thinking deltas): to be sent back with
+    /// the answer ([`Message::reasoning`]).
+    Reasoning {
+        reasoning: Reasoning,
+    },
     Usage {
         usage: Usage,
     },
@@ -164,6 +197,8 @@ pub struct Completion {
     pub text: String,
     pub thinking: String,
     pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<Reasoning>,
     pub usage: Usage,
     pub stop_reason: Option<StopReason>,
 }
@@ -188,6 +223,7 @@ impl Completion {
                 }
             }
             StreamEvent::ToolCallEnd { .. } => {}
+            StreamEvent::Reasoning { reasoning } => self.reasoning.push(reasoning.clone()),
             StreamEvent::Usage { usage } => self.usage.merge(*usage),
             StreamEvent::Done { stop_reason } => self.stop_reason = Some(*stop_reason),
         }

@@ -145,6 +145,11 @@ fn limits_json(limits: &AgentLimits) -> Result<String> {
             "context_window must be at least 256 tokens".into(),
         ));
     }
+    if limits.thinking_budget.is_some_and(|b| b < 1024) {
+        return Err(StoreError::Invalid(
+            "thinking_budget must be at least 1024 tokens".into(),
+        ));
+    }
     serde_json::to_string(limits).map_err(|e| StoreError::Invalid(format!("limits: {e}")))
 }
 

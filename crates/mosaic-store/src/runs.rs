@@ -5,7 +5,7 @@
 
 use mosaic_api::{
     Delivery, Entry, EntryBody, Page, PageQuery, QueuedMessage, Run, RunStatus, RunUsage,
-    DEFAULT_LIMIT, MAX_LIMIT,
+    StopReason, DEFAULT_LIMIT, MAX_LIMIT,
 };
 use sqlx::any::AnyRow;
 
@@ -30,7 +30,7 @@ pub struct RunProgress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunEnd {
     pub status: RunStatus,
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     pub error: Option<String>,
 }
 
@@ -61,7 +61,9 @@ impl FromRow for Run {
             id: row.col("id")?,
             session_id: row.col("session_id")?,
             status: parsed("run status", &status, RunStatus::parse)?,
-            stop_reason: row.col("stop_reason")?,
+            stop_reason: row
+                .col::<Option<String>>("stop_reason")?
+                .map(|r| StopReason::parse(&r)),
             error: row.col("error")?,
             model_calls: count("model_calls")? as u32,
             usage: RunUsage {
@@ -283,7 +285,7 @@ impl Store {
                 sqlx::query(&sql)
                     .bind(run_id)
                     .bind(end.status.as_str())
-                    .bind(end.stop_reason.clone())
+                    .bind(end.stop_reason.as_ref().map(|r| r.as_str().to_string()))
                     .bind(end.error.clone())
                     .bind(now_ms()),
             ),
@@ -406,7 +408,8 @@ impl Store {
                 text: partial.text,
                 thinking: partial.thinking,
                 model: partial.model,
-                stop_reason: Some("interrupted".into()),
+                stop_reason: Some(StopReason::Interrupted),
+                reasoning: Vec::new(),
             };
             let at = match &parent {
                 Some(id) => Parent::Entry(id),

@@ -518,6 +518,12 @@ impl Store {
         for (i, line) in lines.enumerate() {
             let entry: Entry = serde_json::from_str(line)
                 .map_err(|e| StoreError::Invalid(format!("line {} is not an entry: {e}", i + 2)))?;
+            if entry.body == EntryBody::Unknown {
+                return Err(StoreError::Invalid(format!(
+                    "line {}: an entry of a kind this gateway does not know",
+                    i + 2
+                )));
+            }
             if let Some(parent) = &entry.parent_id {
                 if !ids.contains(parent) {
                     return Err(StoreError::Invalid(format!(

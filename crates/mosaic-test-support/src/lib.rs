@@ -12,6 +12,7 @@ pub mod chat;
 pub mod engines;
 #[cfg(feature = "gateway")]
 pub mod gateway;
+pub mod reasoning;
 pub mod scripted;
 
 pub use engines::{Engine, OnEngine};

@@ -1,5 +1,7 @@
 //! A scripted HTTP server on loopback, speaking whatever wire format a test scripts: each request gets the next scripted answer (a
 //! status, headers, and body chunks sent with delays), and every request is recorded.
+//! A server may also check each request as the real API would ([`Check`]) and refuse it
+//! instead, without using up an answer.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,11 +136,15 @@ impl Recorded {
     }
 }
 
+/// A rule of the real API about the request body: `Some` is the refusal it answers with.
+pub type Check = Arc<dyn Fn(&Value) -> Option<Answer> + Send + Sync>;
+
 #[derive(Default)]
 struct Script {
     answers: Vec<Answer>,
     next: usize,
     received: Vec<Recorded>,
+    check: Option<Check>,
 }
 
 /// The server; stops when dropped.
@@ -157,8 +163,19 @@ impl Scripted {
     /// Serve on another address: `[::1]:0`, or `127.0.0.2:0` (another loopback address,
     /// which an address policy can allow while refusing 127.0.0.1).
     pub async fn start_on(addr: &str, answers: Vec<Answer>) -> Scripted {
+        Scripted::serve(addr, answers, None).await
+    }
+
+    /// Serve `answers` in order, refusing a request `check` refuses (the refusal uses no
+    /// answer up).
+    pub async fn start_checked(answers: Vec<Answer>, check: Check) -> Scripted {
+        Scripted::serve("127.0.0.1:0", answers, Some(check)).await
+    }
+
+    async fn serve(addr: &str, answers: Vec<Answer>, check: Option<Check>) -> Scripted {
         let script = Arc::new(Mutex::new(Script {
             answers,
+            check,
             ..Script::default()
         }));
         let app = axum::Router::new()
@@ -206,9 +223,18 @@ async fn handle(State(script): State<Arc<Mutex<Script>>>, req: Request) -> Respo
                 .collect(),
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         });
-        let i = s.next.min(s.answers.len().saturating_sub(1));
-        s.next += 1;
-        s.answers.get(i).cloned()
+        let refusal = match (&s.check, s.received.last()) {
+            (Some(check), Some(request)) => check(&request.body),
+            _ => None,
+        };
+        match refusal {
+            Some(refusal) => Some(refusal),
+            None => {
+                let i = s.next.min(s.answers.len().saturating_sub(1));
+                s.next += 1;
+                s.answers.get(i).cloned()
+            }
+        }
     };
     let Some(answer) = answer else {
         return Response::builder()

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use mosaic_api::{
     BrainKind, CreateMissionRequest, CreateNoteRequest, CreateProjectRequest, CreateTaskRequest,
-    MissionQuery, NoteQuery, ProjectQuery, SearchHit, TaskQuery, UpdateMissionRequest,
+    MissionQuery, NoteQuery, ProjectQuery, SearchResults, TaskQuery, UpdateMissionRequest,
     UpdateNoteRequest, UpdateProjectRequest, UpdateTaskRequest, MAX_LABELS, MAX_LABEL_CHARS,
     MAX_MILESTONES, MAX_TITLE_CHARS,
 };
@@ -487,8 +487,6 @@ fn limit_of(args: &Value) -> u32 {
         .clamp(1, MAX_ITEMS)
 }
 
-/// Lexical search as `p`. Kept alone so a change of the store's search (ranking,
-/// arguments) touches one place.
 /// By words, and by meaning when an embedding model is configured and answers.
 async fn search(
     tool: &BrainTool,
@@ -496,14 +494,17 @@ async fn search(
     q: &str,
     kinds: &[BrainKind],
     limit: u32,
-) -> Result<Vec<SearchHit>, StoreError> {
-    let vector = match &tool.embedder {
-        Some(e) => e.embed_query(q).await.ok(),
-        None => None,
-    };
-    tool.store
-        .search_hybrid(p, q, kinds, limit, vector.as_ref())
-        .await
+) -> Result<SearchResults, StoreError> {
+    crate::search::search(
+        &tool.store,
+        tool.embedder.as_deref(),
+        p,
+        q,
+        kinds,
+        limit,
+        None,
+    )
+    .await
 }
 
 async fn run(tool: &BrainTool, p: &Principal, args: Value) -> Result<Value, String> {
@@ -516,16 +517,20 @@ async fn run(tool: &BrainTool, p: &Principal, args: Value) -> Result<Value, Stri
                 // Tasks and notes only, as the tool says; memories have tools of their own.
                 None => vec![BrainKind::Task, BrainKind::Note],
             };
-            let hits = search(tool, p, q, &kinds, limit_of(&args))
+            let found = search(tool, p, q, &kinds, limit_of(&args))
                 .await
                 .map_err(|e| refusal(e, "search"))?;
-            let items: Vec<Value> = hits
+            let items: Vec<Value> = found
+                .items
                 .into_iter()
                 .map(
                     |h| json!({"kind": h.kind, "id": h.id, "title": h.title, "snippet": h.snippet}),
                 )
                 .collect();
-            Ok(json!({ "items": items }))
+            Ok(match found.notice {
+                Some(notice) => json!({ "items": items, "notice": notice }),
+                None => json!({ "items": items }),
+            })
         }
         Op::GetBrainItem => {
             let kind = args.get("kind").and_then(Value::as_str).unwrap_or_default();

@@ -202,41 +202,41 @@ impl Tool for Recall {
                 Err(out) => return out,
             };
             let limit = args.limit.unwrap_or(DEFAULT_RECALL).clamp(1, MAX_RECALL);
-            let vector = match &self.embedder {
-                Some(e) => e.embed_query(&args.query).await.ok(),
-                None => None,
-            };
-            let hits = match self
-                .store
-                .search_hybrid(
-                    &ctx.principal,
-                    &args.query,
-                    &[BrainKind::Memory],
-                    limit,
-                    vector.as_ref(),
-                )
-                .await
+            let found = match crate::search::search(
+                &self.store,
+                self.embedder.as_deref(),
+                &ctx.principal,
+                &args.query,
+                &[BrainKind::Memory],
+                limit,
+                None,
+            )
+            .await
             {
-                Ok(h) => h,
+                Ok(found) => found,
                 Err(e) => return store_error(e, None),
             };
-            let mut found = Vec::new();
+            let hits = found.items;
+            let mut memories = Vec::new();
             let mut ids = Vec::new();
             for hit in hits {
                 if let Ok(m) = self.store.get_memory(&ctx.principal, &hit.id).await {
                     ids.push(m.id.clone());
-                    found.push(shown(&m));
+                    memories.push(shown(&m));
                 }
             }
             if let Err(e) = self.store.touch_memories(&ctx.principal, &ids).await {
                 tracing::warn!("cannot mark recalled memories as used: {e}");
             }
-            if found.is_empty() {
-                return ToolOutput::ok(
-                    json!({"memories": [], "note": "nothing found"}).to_string(),
-                );
+            let mut answer = if memories.is_empty() {
+                json!({"memories": [], "note": "nothing found"})
+            } else {
+                json!({ "memories": memories })
+            };
+            if let Some(notice) = found.notice {
+                answer["notice"] = json!(notice);
             }
-            ToolOutput::ok(json!({ "memories": found }).to_string())
+            ToolOutput::ok(answer.to_string())
         })
     }
 }

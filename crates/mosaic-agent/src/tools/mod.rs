@@ -3,7 +3,9 @@
 //! that fails validation goes back to the model as an error result, so it can retry.
 //!
 //! A registry holds every tool the gateway has; an agent's policy picks which of them
-//! its model is offered. The default agent (`mosaic_store::default_agent`) lists only
+//! its model is offered. A run may have tools of its own on top (the user's MCP
+//! servers, a peer's tools): a [`RunToolProvider`] names them when the run starts, and
+//! the run's [`ToolSet`] puts them beside the gateway's registry without changing it. The default agent (`mosaic_store::default_agent`) lists only
 //! `current_time` and `http_fetch`, so brain tools reach a model only once a person
 //! puts them on an agent.
 
@@ -16,7 +18,7 @@ mod time;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mosaic_api::{AgentTool, ToolPolicy};
+use mosaic_api::{Agent, AgentTool, ToolPolicy};
 use mosaic_llm::{BoxFuture, ToolSpec};
 use mosaic_store::Principal;
 use tokio_util::sync::CancellationToken;
@@ -160,6 +162,10 @@ impl Registry {
         broken
     }
 
+    pub fn contains(&self, name: &str) -> bool {
+        self.tools.contains_key(name)
+    }
+
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.tools.keys().cloned().collect();
         names.sort();
@@ -226,5 +232,75 @@ impl Registry {
             ToolPolicy::NeedsApproval => Decision::Ask(registered.tool.clone(), args),
             _ => Decision::Run(registered.tool.clone(), args),
         }
+    }
+}
+
+/// A tool only one run has, and its policy unless the agent's names the tool.
+pub struct RunTool {
+    pub tool: Arc<dyn Tool>,
+    pub policy: ToolPolicy,
+}
+
+/// Names the tools a run has beyond the gateway's, when it starts: the user's MCP
+/// servers, a peer's tools. Asked once per run.
+pub trait RunToolProvider: Send + Sync {
+    fn tools_for<'a>(
+        &'a self,
+        principal: &'a Principal,
+        session_id: &'a str,
+        agent: &'a Agent,
+    ) -> BoxFuture<'a, Vec<RunTool>>;
+}
+
+/// The tools of one run: the gateway's registry (shared, never changed by a run) and the
+/// run's own. The gateway's win a clash of names, so a run's tool cannot stand in for a
+/// built-in one.
+pub struct ToolSet {
+    shared: Arc<Registry>,
+    own: Registry,
+    /// The agent's policy, then the run's own tools' policies for the names it lacks.
+    policy: Vec<AgentTool>,
+}
+
+impl ToolSet {
+    pub fn new(shared: Arc<Registry>, agent: &[AgentTool], run_tools: Vec<RunTool>) -> ToolSet {
+        let mut own = Registry::default();
+        let mut policy = agent.to_vec();
+        for RunTool { tool, policy: rule } in run_tools {
+            let name = tool.spec().name;
+            if shared.contains(&name) {
+                tracing::warn!(tool = %name, "a run's tool has the name of a gateway tool; left out");
+                continue;
+            }
+            if !policy.iter().any(|t| t.name == name) {
+                policy.push(AgentTool {
+                    name: name.clone(),
+                    policy: rule,
+                });
+            }
+            own.add(tool);
+        }
+        ToolSet {
+            shared,
+            own,
+            policy,
+        }
+    }
+
+    /// The tools offered to the model.
+    pub fn offered(&self) -> Vec<ToolSpec> {
+        let mut specs = self.shared.offered(&self.policy);
+        specs.extend(self.own.offered(&self.policy));
+        specs
+    }
+
+    /// Decide about one call the model made.
+    pub fn decide(&self, name: &str, arguments: &str) -> Decision {
+        let registry = if self.own.contains(name) {
+            &self.own
+        } else {
+            &self.shared
+        };
+        registry.decide(&self.policy, name, arguments)
     }
 }

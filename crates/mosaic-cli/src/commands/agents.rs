@@ -111,6 +111,7 @@ impl LimitArgs {
             max_model_calls: self.max_model_calls.or(base.max_model_calls),
             token_budget: self.token_budget.or(base.token_budget),
             context_window: self.context_window.or(base.context_window),
+            ..base
         }
     }
 }

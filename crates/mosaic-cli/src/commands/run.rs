@@ -18,7 +18,7 @@ use anyhow::Result;
 use clap::Args;
 use mosaic_api::{
     ApprovalRequest, Delivery, EntryBody, PostMessageRequest, PostMessageResponse, Run, RunStatus,
-    Session, SessionEvent, StartRunRequest,
+    Session, SessionEvent, StartRunRequest, StopReason,
 };
 use mosaic_client::{Client, ClientError, LiveEvent};
 use tokio::sync::mpsc;
@@ -102,9 +102,12 @@ impl RunEnded {
             ),
             RunStatus::Limited => format!(
                 "the run stopped at a limit ({})",
-                run.stop_reason.as_deref().unwrap_or("unknown")
+                run.stop_reason
+                    .as_ref()
+                    .map(StopReason::as_str)
+                    .unwrap_or("unknown")
             ),
-            RunStatus::Interrupted if run.stop_reason.as_deref() == Some("gateway_stopped") => {
+            RunStatus::Interrupted if run.stop_reason == Some(StopReason::GatewayStopped) => {
                 "the run was interrupted: the gateway stopped".into()
             }
             RunStatus::Interrupted => "the run was interrupted".into(),
@@ -300,6 +303,10 @@ pub(super) async fn headless(
                         queued: false,
                     }
                 }
+                PostMessageResponse::Unknown => anyhow::bail!(
+                    "the gateway took the message, but answered in a way this mosaic does not \
+                     know: upgrade it, then follow the session with `mosaic sessions follow`"
+                ),
             }
         }
         Start::From(from_entry_id) => {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use mosaic_api::{
-    Branch, CreateSessionRequest, Entry, EntryBody, Session, SessionQuery, UpdateSessionRequest,
+    Branch, CreateSessionRequest, Entry, EntryBody, Session, SessionQuery, StopReason,
+    UpdateSessionRequest,
 };
 use mosaic_client::Client;
 
@@ -103,11 +104,14 @@ fn heading(e: &Entry) -> String {
         EntryBody::User { .. } => String::new(),
         EntryBody::Assistant {
             model, stop_reason, ..
-        } => [model.as_deref(), stop_reason.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(", "),
+        } => [
+            model.as_deref(),
+            stop_reason.as_ref().map(StopReason::as_str),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", "),
         EntryBody::ToolCall { call_id, name, .. } => format!("{name}, call {call_id}"),
         EntryBody::ToolResult {
             call_id, is_error, ..
@@ -118,7 +122,7 @@ fn heading(e: &Entry) -> String {
                 format!("call {call_id}")
             }
         }
-        EntryBody::ModelChange { .. } => String::new(),
+        EntryBody::ModelChange { .. } | EntryBody::Unknown => String::new(),
         EntryBody::Compaction {
             through_entry_id, ..
         } => format!("through {through_entry_id}"),
@@ -147,6 +151,7 @@ fn text(e: &Entry) -> String {
         EntryBody::ToolResult { output, .. } => output.clone(),
         EntryBody::ModelChange { route } => format!("route: {route}"),
         EntryBody::Compaction { summary, .. } => summary.clone(),
+        EntryBody::Unknown => "(an entry of a kind this mosaic does not know)".into(),
     }
 }
 
@@ -356,6 +361,7 @@ mod tests {
                     thinking: "The tool failed.\nSay so.".into(),
                     model: Some("local/qwen".into()),
                     stop_reason: Some("stop".into()),
+                    reasoning: Vec::new(),
                 },
             ),
         ];

@@ -3,8 +3,9 @@
 //!
 //! - request objects are closed (`additionalProperties: false`): the `Json` extractor
 //!   refuses a field the type does not name, at every depth (`extract::strict`);
-//! - times and days have the pattern `mosaic_api::time` holds them to, and string query
-//!   parameters are never empty;
+//! - a string field named `*_at` is a time (`format: date-time`), the contract's naming
+//!   rule for timestamps; times and days have the pattern `mosaic_api::time` holds them
+//!   to, and string query parameters are never empty;
 //! - the error statuses any operation can answer are listed: 500 always; 401 and 403 where
 //!   a credential is needed (missing or refused, too narrow a scope, CSRF); 400 where there
 //!   are parameters or a body; 413 and 400 where there is a body; 404 where the path names
@@ -82,11 +83,28 @@ fn close_request_objects(doc: &mut OpenApi) {
     }
 }
 
+/// Whether a schema is a string, or a string or null.
+fn is_string(object: &Object) -> bool {
+    match &object.schema_type {
+        SchemaType::Type(Type::String) => true,
+        SchemaType::Array(types) => types.iter().all(|t| matches!(t, Type::String | Type::Null)),
+        SchemaType::Type(_) | SchemaType::AnyValue => false,
+    }
+}
+
 /// Times and days carry the shape `mosaic_api::time` accepts; a query parameter that is a
 /// string is never empty (the `Query` extractor refuses `?name=`).
 fn shape_values(doc: &mut OpenApi) {
     let mut refs = Vec::new();
     let mut shape = |object: &mut Object| {
+        // Fields first: they are walked into after their object.
+        for (name, property) in object.properties.iter_mut() {
+            if let RefOr::T(Schema::Object(field)) = property {
+                if name.ends_with("_at") && field.format.is_none() && is_string(field) {
+                    field.format = Some(SchemaFormat::KnownFormat(KnownFormat::DateTime));
+                }
+            }
+        }
         let pattern = match &object.format {
             Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)) => time::TIMESTAMP_PATTERN,
             Some(SchemaFormat::KnownFormat(KnownFormat::Date)) => time::DAY_PATTERN,
@@ -199,5 +217,45 @@ fn list_error_statuses(doc: &mut OpenApi) {
                 .entry(status.into())
                 .or_insert_with(|| RefOr::Ref(Ref::from_response_name(ERROR_RESPONSE)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::{ComponentsBuilder, ObjectBuilder, OpenApiBuilder};
+
+    #[test]
+    fn string_fields_named_at_are_times_with_their_pattern() {
+        let string = |types: SchemaType| ObjectBuilder::new().schema_type(types).build();
+        let thing = ObjectBuilder::new()
+            .property("created_at", string(SchemaType::Type(Type::String)))
+            .property(
+                "done_at",
+                string(SchemaType::Array(vec![Type::String, Type::Null])),
+            )
+            .property("name", string(SchemaType::Type(Type::String)))
+            .property("seen_at", string(SchemaType::Type(Type::Integer)))
+            .build();
+        let mut doc = OpenApiBuilder::new()
+            .components(Some(
+                ComponentsBuilder::new().schema("Thing", thing).build(),
+            ))
+            .build();
+        shape_values(&mut doc);
+        let doc = serde_json::to_value(&doc).unwrap();
+        let field = |name: &str| {
+            let f = &doc["components"]["schemas"]["Thing"]["properties"][name];
+            (f["format"].clone(), f["pattern"].clone())
+        };
+        let time = (
+            serde_json::json!("date-time"),
+            serde_json::json!(time::TIMESTAMP_PATTERN),
+        );
+        assert_eq!(field("created_at"), time);
+        assert_eq!(field("done_at"), time);
+        let none = (serde_json::Value::Null, serde_json::Value::Null);
+        assert_eq!(field("name"), none);
+        assert_eq!(field("seen_at"), none);
     }
 }

@@ -364,34 +364,17 @@ pub async fn search_brain(
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Json<SearchResults>> {
     let kinds = parse_kinds(q.kinds.as_deref())?;
-    let (vector, notice) = match (&state.embedder, q.mode) {
-        (Some(embedder), None | Some(SearchMode::Hybrid)) if !q.q.trim().is_empty() => {
-            match embedder.embed_query(&q.q).await {
-                Ok(v) => (Some(v), None),
-                Err(why) => (None, Some(format!("searched by words only: {why}"))),
-            }
-        }
-        _ => (None, None),
-    };
-    let items = state
-        .store
-        .search_hybrid(
-            &auth.principal,
-            &q.q,
-            &kinds,
-            q.limit.unwrap_or(DEFAULT_HITS),
-            vector.as_ref(),
-        )
-        .await?;
-    Ok(Json(SearchResults {
-        items,
-        mode: if vector.is_some() {
-            SearchMode::Hybrid
-        } else {
-            SearchMode::Lexical
-        },
-        notice,
-    }))
+    let results = mosaic_agent::search::search(
+        &state.store,
+        state.embedder.as_deref(),
+        &auth.principal,
+        &q.q,
+        &kinds,
+        q.limit.unwrap_or(DEFAULT_HITS),
+        q.mode,
+    )
+    .await?;
+    Ok(Json(results))
 }
 
 #[cfg(test)]

@@ -105,6 +105,8 @@ pub fn parse_request(body: &Value) -> ApiResult<(String, ChatRequest, bool, bool
             content: text_of(&m["content"])?,
             tool_calls,
             tool_call_id: m["tool_call_id"].as_str().map(str::to_string),
+            // Chat Completions has no way to carry a provider's reasoning back.
+            reasoning: Vec::new(),
         });
     }
     let tools = match body["tools"].as_array() {
@@ -163,15 +165,20 @@ fn usage_json(u: &Usage) -> Value {
     })
 }
 
+/// The steps that failed first, as the headers and `mosaic` metadata show them.
+fn fallbacks(call: &Call) -> Value {
+    call.fallbacks
+        .iter()
+        .map(|f| json!({"provider": f.provider, "model": f.model, "error": f.error.to_string()}))
+        .collect()
+}
+
 fn route_headers(call: &Call) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (name, value) in [
         ("x-mosaic-provider", call.provider.clone()),
         ("x-mosaic-model", call.model.clone()),
-        (
-            "x-mosaic-fallbacks",
-            serde_json::to_string(&call.fallbacks).unwrap_or_default(),
-        ),
+        ("x-mosaic-fallbacks", fallbacks(call).to_string()),
     ] {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);
@@ -216,7 +223,8 @@ pub async fn chat_completions(
 
 async fn whole_answer(call: Call, id: String, model: String) -> ApiResult<Response> {
     let headers = route_headers(&call);
-    let meta = json!({"provider": call.provider, "model": call.model, "fallbacks": call.fallbacks});
+    let meta =
+        json!({"provider": call.provider, "model": call.model, "fallbacks": fallbacks(&call)});
     let label = format!("{}/{}", call.provider, call.model);
     let done = match mosaic_llm::collect_partial(call.stream).await {
         Ok(done) => done,
@@ -317,7 +325,8 @@ fn stream_answer(
                     None,
                 )]
             }
-            Ok(StreamEvent::ToolCallEnd { .. }) => Vec::new(),
+            // Nothing in Chat Completions carries it.
+            Ok(StreamEvent::ToolCallEnd { .. } | StreamEvent::Reasoning { .. }) => Vec::new(),
             Ok(StreamEvent::Usage { usage: u }) => {
                 usage.merge(u);
                 Vec::new()

@@ -12,14 +12,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mosaic_agent::bus::{Numbered, SessionBus};
+use futures_util::{FutureExt, StreamExt};
+use mosaic_agent::bus::{Events, Numbered, Received};
 use mosaic_api::{
     ApprovalRequest, ErrorBody, InterruptResponse, Page, PageQuery, PostMessageRequest,
     PostMessageResponse, Run, SessionEvent, SessionState, StartRunRequest, StartRunResponse,
     StreamCloseReason,
 };
 use serde::Deserialize;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 
@@ -189,15 +189,13 @@ pub async fn session_events(
             }
             None => q.after,
         };
-    let bus = state.runtime.bus(&auth.principal, &id).await?;
     // Taken before subscribing: a revocation from here on ends the stream.
     let watch = state.revocations.watch(&auth);
-    let sub = bus.subscribe(after).await;
-    let mut follow = Follow {
+    let sub = state.runtime.subscribe(&auth.principal, &id, after).await?;
+    let follow = Follow {
+        // The first chunk tells the client it is subscribed.
         pending: VecDeque::from([Frame::Hello]),
-        last: sub.latest,
-        live: sub.live,
-        bus,
+        events: sub.events,
         stopping: state.runtime.stopping(),
         watch,
         runtime: state.runtime.clone(),
@@ -205,12 +203,6 @@ pub async fn session_events(
         session_id: id,
         ended: false,
     };
-    // The first chunk tells the client it is subscribed.
-    follow.catch_up(
-        after.filter(|_| sub.resync.is_none()),
-        sub.replay,
-        sub.resync,
-    );
     let body = futures_util::stream::unfold(follow, |mut f| async move {
         let frame = f.next().await?;
         Some((Ok::<_, std::convert::Infallible>(frame.encode()), f))
@@ -271,10 +263,8 @@ impl Frame {
 /// One subscriber's stream.
 struct Follow {
     pending: VecDeque<Frame>,
-    /// The number of the last event this subscriber was sent (or skipped past).
-    last: u64,
-    live: broadcast::Receiver<Arc<Numbered>>,
-    bus: Arc<SessionBus>,
+    /// The session's events, in order, each once (resyncs included).
+    events: Events,
     stopping: CancellationToken,
     /// Ends the stream when its credential is revoked.
     watch: Watch,
@@ -285,33 +275,24 @@ struct Follow {
     ended: bool,
 }
 
-impl Follow {
-    /// Queue what a (re)subscription brought: a resync notice, or the missed events.
-    fn catch_up(&mut self, after: Option<u64>, replay: Vec<Arc<Numbered>>, resync: Option<String>) {
-        if let Some(reason) = resync {
-            self.pending.push_back(Frame::Resync(reason, None));
-        } else if let Some(after) = after {
-            self.last = after;
-        }
-        for event in replay {
-            self.last = event.id;
-            self.pending.push_back(Frame::Event(event));
-        }
+fn frame(received: Received) -> Frame {
+    match received {
+        Received::Event(e) => Frame::Event(e),
+        Received::Resync { reason, .. } => Frame::Resync(reason, None),
     }
+}
 
-    /// End the stream: what the live channel already holds (the run's last events
-    /// when the gateway stops), then the closing frame.
+impl Follow {
+    /// End the stream: what the bus already has ready (the run's last events when the
+    /// gateway stops), then the closing frame.
     fn close(&mut self, reason: StreamCloseReason) {
         self.ended = true;
         if reason == StreamCloseReason::Revoked {
             // Nothing more for a revoked credential, not even what was queued.
             self.pending.clear();
         } else {
-            while let Ok(event) = self.live.try_recv() {
-                if event.id > self.last {
-                    self.last = event.id;
-                    self.pending.push_back(Frame::Event(event));
-                }
+            while let Some(Some(received)) = self.events.next().now_or_never() {
+                self.pending.push_back(frame(received));
             }
         }
         self.pending.push_back(Frame::Closed(reason));
@@ -344,25 +325,10 @@ impl Follow {
             tokio::select! {
                 biased;
                 _ = self.watch.revoked() => self.close(StreamCloseReason::Revoked),
-                received = self.live.recv() => match received {
-                    // Replayed from the ring already.
-                    Ok(event) if event.id <= self.last => continue,
-                    Ok(event) => {
-                        self.last = event.id;
-                        return Some(Frame::Event(event));
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Behind by more than the channel holds: catch up from the
-                        // ring, which holds more; resync only if even that is past.
-                        let sub = self.bus.subscribe(Some(self.last)).await;
-                        self.live = sub.live;
-                        let after = Some(self.last);
-                        if sub.resync.is_some() {
-                            self.last = sub.latest;
-                        }
-                        self.catch_up(after, sub.replay, sub.resync);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+                received = self.events.next() => match received {
+                    // Through the queue, where a resync gets the state.
+                    Some(received) => self.pending.push_back(frame(received)),
+                    None => return None,
                 },
                 _ = self.stopping.cancelled() => self.close(StreamCloseReason::ShuttingDown),
                 _ = tokio::time::sleep(KEEPALIVE) => return Some(Frame::Keepalive),

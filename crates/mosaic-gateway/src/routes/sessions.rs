@@ -109,10 +109,7 @@ pub async fn delete_session(
     auth: Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    state.store.get_session(&auth.principal, &id).await?;
-    // A run still going there stops; its last writes find the session gone.
-    state.runtime.forget_session(&id).await;
-    state.store.delete_session(&auth.principal, &id).await?;
+    state.runtime.delete_session(&auth.principal, &id).await?;
     Ok(no_content())
 }
 
@@ -161,23 +158,12 @@ pub async fn set_session_leaf(
     Path(id): Path<String>,
     Json(req): Json<SetLeafRequest>,
 ) -> ApiResult<Json<Session>> {
-    // A run appends at the active leaf; it may not move under it.
-    state.store.get_session(&auth.principal, &id).await?;
-    if state.runtime.is_running(&id).await {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "a run is active in this session: wait for it or interrupt it first",
-        ));
-    }
-    let session = state
-        .store
-        .set_active_leaf(&auth.principal, &id, &req.entry_id)
-        .await?;
-    state
-        .runtime
-        .leaf_changed(&auth.principal, &id, &req.entry_id)
-        .await;
-    Ok(Json(session))
+    Ok(Json(
+        state
+            .runtime
+            .set_leaf(&auth.principal, &id, &req.entry_id)
+            .await?,
+    ))
 }
 
 /// The session as JSON Lines: an `ExportHeader`, then every `Entry`, parents first.

@@ -24,4 +24,5 @@ mod slow_clients;
 mod strict_bodies;
 mod support;
 mod tenant_sweep;
+mod thinking;
 mod upstream_errors;

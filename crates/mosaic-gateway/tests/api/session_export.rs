@@ -114,6 +114,7 @@ async fn an_export_imports_back_as_a_new_session_that_exports_the_same(gw: TestG
             thinking: "Let me think.".into(),
             model: None,
             stop_reason: None,
+            reasoning: Vec::new(),
         },
     )
     .await;

@@ -69,6 +69,7 @@ pub(crate) fn assistant(text: &str) -> EntryBody {
         thinking: String::new(),
         model: Some("local/scripted".into()),
         stop_reason: Some("stop".into()),
+        reasoning: Vec::new(),
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use mosaic_llm::anthropic::AnthropicMessages;
 use mosaic_llm::{
-    collect, ChatRequest, LlmError, Message, Provider, Role, StopReason, StreamEvent, ToolCall,
-    ToolSpec, Usage,
+    collect, ChatRequest, LlmError, Message, Provider, Reasoning, Role, StopReason, StreamEvent,
+    ToolCall, ToolSpec, Usage,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
@@ -219,6 +219,7 @@ async fn tool_calls_stream_their_arguments_and_results_go_back_as_one_user_turn(
             },
         ],
         tool_call_id: None,
+        reasoning: Vec::new(),
     });
     req.messages.push(Message::tool_result("toolu_0", "12:00"));
     req.messages.push(Message::tool_result("toolu_1", "13:00"));
@@ -318,6 +319,7 @@ async fn an_assistant_turn_with_only_tool_calls_has_no_empty_text_block() {
             arguments: String::new(),
         }],
         tool_call_id: None,
+        reasoning: Vec::new(),
     });
     req.messages.push(Message::tool_result("toolu_0", "pong"));
     let done = collect(provider(&server).stream(req).await.unwrap())
@@ -376,6 +378,18 @@ async fn thinking_blocks_become_thinking_and_the_budget_is_requested() {
                 text: "let me ".into()
             },
             StreamEvent::ThinkingDelta { text: "see".into() },
+            // Both kept as they came, to be sent back.
+            StreamEvent::Reasoning {
+                reasoning: Reasoning::AnthropicThinking {
+                    thinking: "let me see".into(),
+                    signature: "EqQBCgIYAhIM".into(),
+                }
+            },
+            StreamEvent::Reasoning {
+                reasoning: Reasoning::AnthropicRedactedThinking {
+                    data: "EmwKAhgBEgy".into(),
+                }
+            },
             StreamEvent::TextDelta { text: "42".into() },
             StreamEvent::Usage {
                 usage: Usage {

@@ -7,6 +7,7 @@ mod embeddings;
 mod llamacpp;
 mod openai_chat;
 mod openai_responses;
+mod reasoning;
 mod routing;
 // Some helpers serve only some wire APIs' tests.
 #[allow(dead_code)]

@@ -143,6 +143,7 @@ async fn tool_calls_stream_their_arguments_and_tools_and_results_are_sent_back()
             arguments: "{}".into(),
         }],
         tool_call_id: None,
+        reasoning: Vec::new(),
     });
     req.messages.push(Message::tool_result("call_0", "12:00"));
     let done = collect(provider(&server).stream(req).await.unwrap())

@@ -5,8 +5,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use mosaic_llm::openai_responses::OpenAiResponses;
 use mosaic_llm::{
-    collect, ChatRequest, LlmError, Message, Provider, Role, StopReason, StreamEvent, ToolCall,
-    ToolSpec, Usage,
+    collect, ChatRequest, LlmError, Message, Provider, Reasoning, Role, StopReason, StreamEvent,
+    ToolCall, ToolSpec, Usage,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
@@ -203,12 +203,21 @@ async fn function_calls_stream_their_arguments_and_tools_and_history_are_sent_ba
             arguments: "{}".into(),
         }],
         tool_call_id: None,
+        reasoning: Vec::new(),
     });
     req.messages.push(Message::tool_result("call_0", "12:00"));
     req.messages.push(Message::system("answer in French"));
     assert_eq!(
         events(&server, req).await,
         vec![
+            // Kept to be sent back, though without encrypted content it cannot be.
+            Ok(StreamEvent::Reasoning {
+                reasoning: Reasoning::ResponsesReasoning {
+                    id: "rs_1".into(),
+                    summary: Vec::new(),
+                    encrypted_content: None,
+                }
+            }),
             Ok(StreamEvent::ToolCallStart {
                 index: 1,
                 id: "call_a".into(),
@@ -286,6 +295,7 @@ async fn an_assistant_turn_of_only_tool_calls_sends_no_empty_message() {
                     arguments: "{}".into(),
                 }],
                 tool_call_id: None,
+                reasoning: Vec::new(),
             },
             Message::tool_result("call_0", "12:00"),
         ],

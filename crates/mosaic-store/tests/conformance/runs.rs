@@ -1,7 +1,7 @@
 //! Runs, checkpointed answers, recovery after a crash, event numbers and the message
 //! queue.
 
-use mosaic_api::{Delivery, EntryBody, PageQuery, RunStatus, RunUsage};
+use mosaic_api::{Delivery, EntryBody, PageQuery, RunStatus, RunUsage, StopReason};
 use mosaic_store::{Parent, PartialAnswer, RunEnd, RunProgress};
 use mosaic_test_support::engines;
 use pretty_assertions::assert_eq;
@@ -125,7 +125,7 @@ async fn a_run_cut_off_by_a_crash_is_recovered_with_its_partial_answer(db: TestD
 
     let (recovered, entry) = db.store.recover_run(&alice, &run.id).await.unwrap();
     assert_eq!(recovered.status, RunStatus::Interrupted);
-    assert_eq!(recovered.stop_reason.as_deref(), Some("gateway_stopped"));
+    assert_eq!(recovered.stop_reason, Some(StopReason::GatewayStopped));
     let entry = entry.unwrap();
     assert_eq!(entry.parent_id.as_deref(), Some(question.id.as_str()));
     assert_eq!(
@@ -135,6 +135,7 @@ async fn a_run_cut_off_by_a_crash_is_recovered_with_its_partial_answer(db: TestD
             thinking: "hmm".into(),
             model: Some("mock/m".into()),
             stop_reason: Some("interrupted".into()),
+            reasoning: Vec::new(),
         }
     );
     let path = db.store.session_path(&alice, &s.id, None).await.unwrap();
@@ -169,6 +170,7 @@ async fn an_entry_made_by_a_run_forgets_the_partial_copy(db: TestDb) {
         thinking: String::new(),
         model: None,
         stop_reason: Some("stop".into()),
+        reasoning: Vec::new(),
     };
     let progress = RunProgress {
         model_calls: 1,

@@ -26,6 +26,7 @@ fn assistant(text: &str) -> EntryBody {
         thinking: String::new(),
         model: Some("local/tiny".into()),
         stop_reason: Some("stop".into()),
+        reasoning: Vec::new(),
     }
 }
 

@@ -89,7 +89,8 @@ pub(super) fn run_of(event: &SessionEvent) -> Option<&str> {
         SessionEvent::Queued { .. }
         | SessionEvent::LeafChanged { .. }
         | SessionEvent::Resync { .. }
-        | SessionEvent::StreamClosed { .. } => None,
+        | SessionEvent::StreamClosed { .. }
+        | SessionEvent::Unknown => None,
     }
 }
 
@@ -156,6 +157,9 @@ impl Render {
                 EntryBody::ModelChange { route } => screen.note(format!("(route now {route})")),
                 EntryBody::Compaction { .. } => screen
                     .note("(the conversation so far was summarised to fit the model's context)"),
+                EntryBody::Unknown => {
+                    screen.note("(an entry of a kind this mosaic does not know: upgrade to see it)")
+                }
             },
             SessionEvent::ApprovalNeeded { approval } => {
                 let what = format!("{} {}", approval.name, clip(&approval.arguments, 160));
@@ -217,6 +221,8 @@ impl Render {
                 screen.end_line();
                 screen.note(format!("(the gateway ended the stream: {message})"));
             }
+            // The client leaves these out; a newer gateway's kind of event.
+            SessionEvent::Unknown => {}
         }
     }
 }

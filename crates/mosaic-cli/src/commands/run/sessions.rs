@@ -157,7 +157,9 @@ pub async fn sessions(ctx: &Ctx, cmd: SessionRunsCommand) -> Result<()> {
                     vec![
                         r.id.clone(),
                         r.status.as_str().into(),
-                        r.stop_reason.clone().unwrap_or_else(|| "-".into()),
+                        r.stop_reason
+                            .as_ref()
+                            .map_or_else(|| "-".into(), ToString::to_string),
                         r.model_calls.to_string(),
                         r.usage.total().to_string(),
                         r.started_at.clone(),

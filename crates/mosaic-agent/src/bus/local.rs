@@ -1,6 +1,7 @@
-//! The live event bus: each session's events, numbered, held in a bounded ring for
+//! The in-process bus: each session's events, numbered, held in a bounded ring for
 //! replay and broadcast to every subscriber. Publishing never waits for a subscriber: a
-//! subscriber that falls more than the channel's capacity behind is told to resync.
+//! subscriber that falls more than the channel's capacity behind catches up from the
+//! ring, or is told to resync when even that has moved past it.
 //!
 //! Numbers are reserved from the store in blocks, so they keep rising across restarts;
 //! a client resuming from a number this bus no longer holds (from before a restart, or
@@ -11,25 +12,11 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use mosaic_api::SessionEvent;
+use mosaic_llm::BoxFuture;
 use mosaic_store::{Principal, Store};
 use tokio::sync::{broadcast, Mutex};
 
-/// One numbered event, its SSE data serialised once for every subscriber.
-#[derive(Debug)]
-pub struct Numbered {
-    pub id: u64,
-    pub event: SessionEvent,
-    pub data: String,
-}
-
-impl Numbered {
-    fn new(id: u64, event: SessionEvent) -> Numbered {
-        let data = serde_json::to_string(&event).unwrap_or_else(|e| {
-            format!(r#"{{"type":"error","message":"event could not be encoded: {e}"}}"#)
-        });
-        Numbered { id, event, data }
-    }
-}
+use super::{BusError, EventBus, Events, Numbered, Received, Subscribed};
 
 /// Sizes of the bus.
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +85,78 @@ pub struct Subscription {
     pub replay: Vec<Arc<Numbered>>,
     pub resync: Option<String>,
     pub live: broadcast::Receiver<Arc<Numbered>>,
+}
+
+impl Subscription {
+    /// As a stream: the replay (or a resync), then the live events in order. A
+    /// subscriber that falls behind the live channel catches up from the ring, or is
+    /// told to resync when even that has moved past it.
+    pub fn into_events(self, bus: Arc<SessionBus>) -> Events {
+        let mut first: VecDeque<Received> = VecDeque::new();
+        if let Some(reason) = self.resync {
+            first.push_back(Received::Resync {
+                reason,
+                latest: self.latest,
+            });
+        }
+        first.extend(self.replay.into_iter().map(Received::Event));
+        let state = Follower {
+            pending: first,
+            last: self.latest,
+            live: self.live,
+            bus,
+        };
+        Box::pin(futures_util::stream::unfold(state, |mut f| async move {
+            let next = f.next().await?;
+            Some((next, f))
+        }))
+    }
+}
+
+/// One subscriber's place in a session's events.
+struct Follower {
+    pending: VecDeque<Received>,
+    /// The number of the last event delivered (or skipped past by a resync).
+    last: u64,
+    live: broadcast::Receiver<Arc<Numbered>>,
+    bus: Arc<SessionBus>,
+}
+
+impl Follower {
+    async fn next(&mut self) -> Option<Received> {
+        loop {
+            if let Some(next) = self.pending.pop_front() {
+                match &next {
+                    Received::Event(e) => self.last = e.id,
+                    Received::Resync { latest, .. } => self.last = *latest,
+                }
+                return Some(next);
+            }
+            match self.live.recv().await {
+                // Replayed already.
+                Ok(e) if e.id <= self.last => continue,
+                Ok(e) => {
+                    self.last = e.id;
+                    return Some(Received::Event(e));
+                }
+                // Behind by more than the channel holds: catch up from the ring, which
+                // holds more; resync only if even that is past.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let sub = self.bus.subscribe(Some(self.last)).await;
+                    self.live = sub.live;
+                    if let Some(reason) = sub.resync {
+                        self.pending.push_back(Received::Resync {
+                            reason,
+                            latest: sub.latest,
+                        });
+                    }
+                    self.pending
+                        .extend(sub.replay.into_iter().map(Received::Event));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
 }
 
 /// How long a publisher waits for a block of numbers it could not reserve ahead.
@@ -421,5 +480,53 @@ impl Bus {
             .lock()
             .map(|m| m.values().map(|b| b.subscribers()).sum())
             .unwrap_or(0)
+    }
+}
+
+impl EventBus for Bus {
+    fn publish<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+        event: SessionEvent,
+    ) -> BoxFuture<'a, Result<Arc<Numbered>, BusError>> {
+        Box::pin(async move { Ok(self.session(owner, session_id).await?.publish(event).await) })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+        after: Option<u64>,
+    ) -> BoxFuture<'a, Result<Subscribed, BusError>> {
+        Box::pin(async move {
+            let bus = self.session(owner, session_id).await?;
+            let sub = bus.subscribe(after).await;
+            Ok(Subscribed {
+                latest: sub.latest,
+                events: sub.into_events(bus),
+            })
+        })
+    }
+
+    fn last_event_id<'a>(
+        &'a self,
+        owner: &'a Principal,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<u64, BusError>> {
+        Box::pin(async move { Ok(self.session(owner, session_id).await?.last_event_id().await) })
+    }
+
+    fn forget<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, ()> {
+        Bus::forget(self, session_id);
+        Box::pin(async {})
+    }
+
+    fn subscriber_count(&self) -> usize {
+        Bus::subscriber_count(self)
+    }
+
+    fn sweep(&self, idle: Duration, busy: &(dyn Fn(&str) -> bool + Sync)) {
+        Bus::sweep(self, idle, busy)
     }
 }
