@@ -102,6 +102,7 @@ impl Runtime {
                     answers: answers.clone(),
                     steers: steers.clone(),
                     progress: RunProgress::default(),
+                    // Replaced by the agent's as soon as the run has read it.
                     tools: ToolSet::new(this.0.tools.clone(), &[], Vec::new()),
                     path,
                 };
