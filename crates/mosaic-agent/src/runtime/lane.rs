@@ -25,7 +25,6 @@ pub(super) type Answers = Arc<StdMutex<HashMap<String, oneshot::Sender<(bool, Op
 
 /// The run active in a session.
 pub(super) struct Active {
-    pub(super) run_id: String,
     /// Stops the run; this process's own stop uses it directly, everything else goes
     /// through run control.
     pub(super) cancel: CancellationToken,
@@ -72,7 +71,6 @@ impl Runtime {
     ) {
         let cancel = CancellationToken::new();
         lane.active = Some(Active {
-            run_id: run.id.clone(),
             cancel: cancel.clone(),
         });
         let this = self.clone();
@@ -104,6 +102,7 @@ impl Runtime {
                     answers: answers.clone(),
                     steers: steers.clone(),
                     progress: RunProgress::default(),
+                    // Replaced by the agent's as soon as the run has read it.
                     tools: ToolSet::new(this.0.tools.clone(), &[], Vec::new()),
                     path,
                 };
@@ -133,7 +132,7 @@ impl Runtime {
                 }
                 ctx.finish(end).await;
                 this.0.running.fetch_sub(1, Ordering::SeqCst);
-                this.after_run(&p, &session_id, ctx.path).await;
+                this.after_run(&p, &session_id, &ctx.run_id, ctx.path).await;
             }
             .instrument(span),
         );
@@ -143,12 +142,18 @@ impl Runtime {
     }
 
     /// A run ended: start the next one if messages wait, else free the lane.
-    pub(super) async fn after_run(&self, p: &Principal, session_id: &str, path: Vec<Entry>) {
+    pub(super) async fn after_run(
+        &self,
+        p: &Principal,
+        session_id: &str,
+        run_id: &str,
+        path: Vec<Entry>,
+    ) {
         let lane = self.lane(session_id);
         let mut lane = lane.lock().await;
-        if let Some(ended) = lane.active.take() {
-            self.0.control.ended(session_id, &ended.run_id).await;
-        }
+        // (Also when the session was deleted meanwhile, and its lane is a new one.)
+        self.0.control.ended(session_id, run_id).await;
+        lane.active = None;
         lane.path = path;
         if self.0.shutting_down.load(Ordering::SeqCst) {
             return;

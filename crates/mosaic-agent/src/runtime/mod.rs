@@ -90,8 +90,9 @@ fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// A runtime with its extension points set: where per-run tools and referenced
-/// entries come from. [`Runtime::new`] is a builder built at once.
+/// A runtime with its seams set: the event bus, run control, per-run tools, and where
+/// referenced entries come from. [`Runtime::new`] is a builder built at once, with the
+/// in-process bus and run control, no per-run tools and no references.
 pub struct RuntimeBuilder {
     store: Store,
     models: Arc<dyn Models>,
@@ -265,7 +266,10 @@ impl Runtime {
             )
             .await;
             if message.delivery == Delivery::Steer {
-                self.0.control.steer(session_id).await?;
+                // Untold, the run leaves the steer queued, and it starts the next run.
+                if let Err(e) = self.0.control.steer(session_id).await {
+                    tracing::warn!(session = %session_id, "the run was not told of a steer: {e}");
+                }
             }
             return Ok(PostMessageResponse::Queued { message });
         }

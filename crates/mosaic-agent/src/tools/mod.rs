@@ -304,3 +304,88 @@ impl ToolSet {
         registry.decide(&self.policy, name, arguments)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tool of a run, under any name.
+    struct Named(&'static str);
+
+    impl Tool for Named {
+        fn spec(&self) -> ToolSpec {
+            ToolSpec {
+                name: self.0.into(),
+                description: "a run's own".into(),
+                parameters: serde_json::json!({"type": "object"}),
+            }
+        }
+
+        fn call<'a>(
+            &'a self,
+            _ctx: &'a ToolContext,
+            _args: serde_json::Value,
+        ) -> BoxFuture<'a, ToolOutput> {
+            Box::pin(async { ToolOutput::ok("the run's") })
+        }
+    }
+
+    fn run_tool(name: &'static str, policy: ToolPolicy) -> RunTool {
+        RunTool {
+            tool: Arc::new(Named(name)),
+            policy,
+        }
+    }
+
+    fn kind(d: Decision) -> &'static str {
+        match d {
+            Decision::Run(..) => "run",
+            Decision::Ask(..) => "ask",
+            Decision::Refuse(_) => "refuse",
+        }
+    }
+
+    #[test]
+    fn a_runs_tools_sit_beside_the_gateways_which_win_a_clash_and_the_agent_has_the_last_word() {
+        let mut shared = Registry::default();
+        shared.add(Arc::new(CurrentTime));
+        let shared = Arc::new(shared);
+        let agent = [
+            AgentTool {
+                name: "current_time".into(),
+                policy: ToolPolicy::Allowed,
+            },
+            AgentTool {
+                name: "mcp_search".into(),
+                policy: ToolPolicy::NeedsApproval,
+            },
+        ];
+        let set = ToolSet::new(
+            shared.clone(),
+            &agent,
+            vec![
+                // Named like a gateway tool: left out, the gateway's stays.
+                run_tool("current_time", ToolPolicy::Allowed),
+                // The agent says to ask, whatever the provider says.
+                run_tool("mcp_search", ToolPolicy::Allowed),
+                run_tool("mcp_read", ToolPolicy::Allowed),
+                run_tool("mcp_write", ToolPolicy::Denied),
+            ],
+        );
+        let names: Vec<String> = set.offered().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["current_time", "mcp_search", "mcp_read"]);
+        assert_eq!(
+            shared.offered(&agent).len(),
+            1,
+            "the shared registry is unchanged"
+        );
+        assert_eq!(kind(set.decide("current_time", "{}")), "run");
+        assert_eq!(kind(set.decide("mcp_search", "{}")), "ask");
+        assert_eq!(kind(set.decide("mcp_read", "{}")), "run");
+        assert_eq!(kind(set.decide("mcp_write", "{}")), "refuse");
+        let Decision::Run(clock, _) = set.decide("current_time", "{}") else {
+            panic!("current_time is not run");
+        };
+        assert_eq!(clock.spec().description, CurrentTime.spec().description);
+    }
+}

@@ -3,7 +3,11 @@
 //! fixed order on one thread (see [`in_order`]), so the interleaving is the same on
 //! every run.
 
+use std::sync::Arc;
+
+use mosaic_agent::control::{LocalControl, RunControl};
 use mosaic_agent::tools::Registry;
+use mosaic_agent::{Runtime, RuntimeConfig};
 use mosaic_api::RunStatus;
 use mosaic_store::StoreError;
 use pretty_assertions::assert_eq;
@@ -93,7 +97,15 @@ async fn deleting_a_session_stops_its_run_and_no_message_starts_another_meanwhil
     let w = World::open().await;
     let (held, _release) = Reply::text("never").held();
     let (model, mut arrived) = ScriptedModel::new(vec![held]);
-    let rt = runtime(&w, model.clone(), Registry::default());
+    let control = Arc::new(LocalControl::default());
+    let rt = Runtime::builder(
+        w.store.clone(),
+        model.clone(),
+        Registry::default(),
+        RuntimeConfig::default(),
+    )
+    .control(control.clone())
+    .build();
     let (_, _run) = started(
         rt.post_message(&w.alice, &w.session_id, message("one"))
             .await
@@ -125,4 +137,6 @@ async fn deleting_a_session_stops_its_run_and_no_message_starts_another_meanwhil
         w.store.get_session(&w.alice, &w.session_id).await,
         Err(StoreError::NotFound)
     ));
+    // The run left run control although its session (and lane) went first.
+    assert_eq!(control.active(&w.session_id).await, Ok(None));
 }
