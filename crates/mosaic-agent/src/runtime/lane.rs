@@ -201,7 +201,7 @@ impl Runtime {
         let signals = self
             .0
             .control
-            .started(session_id, &run.id, p.user_id())
+            .started(session_id, &run.id, p.local_user().unwrap_or_default())
             .await;
         self.spawn_run(p, session_id, run, signals, lane);
         Ok(())

@@ -309,7 +309,7 @@ impl Runtime {
         let signals = self
             .0
             .control
-            .started(session_id, &run.id, p.user_id())
+            .started(session_id, &run.id, p.local_user().unwrap_or_default())
             .await;
         self.spawn_run(p, session_id, run, signals, &mut lane);
         Ok(PostMessageResponse::Started { entry, run_id })
@@ -354,7 +354,7 @@ impl Runtime {
         let signals = self
             .0
             .control
-            .started(session_id, &run.id, p.user_id())
+            .started(session_id, &run.id, p.local_user().unwrap_or_default())
             .await;
         self.spawn_run(p, session_id, run, signals, &mut lane);
         Ok(run_id)

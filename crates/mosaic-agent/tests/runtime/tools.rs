@@ -27,7 +27,12 @@ impl Tool for Whoami {
     }
 
     fn call<'a>(&'a self, ctx: &'a ToolContext, _args: Value) -> BoxFuture<'a, ToolOutput> {
-        Box::pin(async move { ToolOutput::ok(format!("you are {}", ctx.principal.user_id())) })
+        Box::pin(async move {
+            ToolOutput::ok(format!(
+                "you are {}",
+                ctx.principal.local_user().unwrap_or_default()
+            ))
+        })
     }
 }
 
@@ -42,7 +47,7 @@ impl RunToolProvider for AliceOnly {
         _agent: &'a Agent,
     ) -> BoxFuture<'a, Vec<RunTool>> {
         Box::pin(async move {
-            if principal.user_id() == self.0 {
+            if principal.local_user() == Some(self.0.as_str()) {
                 vec![RunTool {
                     tool: Arc::new(Whoami),
                     policy: ToolPolicy::Allowed,
@@ -87,7 +92,9 @@ async fn a_runs_own_tool_is_offered_and_called_in_that_run_only() {
         Registry::builtin(Default::default()),
         RuntimeConfig::default(),
     )
-    .run_tools(Arc::new(AliceOnly(w.alice.user_id().to_string())))
+    .run_tools(Arc::new(AliceOnly(
+        w.alice.local_user().unwrap_or_default().to_string(),
+    )))
     .build();
 
     let mut events = Events::follow(&rt, &w).await;
@@ -95,7 +102,10 @@ async fn a_runs_own_tool_is_offered_and_called_in_that_run_only() {
     let result = tool_result(&w, &w.alice, "c1").await;
     assert_eq!(
         result,
-        Some((format!("you are {}", w.alice.user_id()), false))
+        Some((
+            format!("you are {}", w.alice.local_user().unwrap_or_default()),
+            false
+        ))
     );
 
     // Bob's session, on the same runtime (from here on `w.alice` is Bob).
