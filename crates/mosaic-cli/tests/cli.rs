@@ -372,6 +372,28 @@ fn agents_are_listed_created_changed_and_deleted_by_name() {
         .json();
     assert_eq!(changed["system_prompt"], "Write Rust.\n");
     assert_eq!(changed["tools"], serde_json::json!([]));
+    // Limits: each flag sets its own, the others stay as they were.
+    let limited = bob
+        .run(&[
+            "agents",
+            "update",
+            "coder",
+            "--thinking-budget",
+            "2048",
+            "--max-model-calls",
+            "7",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        limited["limits"],
+        serde_json::json!({"max_model_calls": 7, "thinking_budget": 2048})
+    );
+    let shown = bob.run(&["agents", "show", "coder"]).ok().stdout;
+    assert!(shown.contains("thinking 2048 tokens"), "{shown}");
+    bob.run(&["agents", "update", "coder", "--thinking-budget", "100"])
+        .expect_code(2);
     bob.run(&["agents", "create", "coder"]).expect_code(6);
     bob.run(&["agents", "create", "x", "--tool", "fetch=sometimes"])
         .expect_code(2);

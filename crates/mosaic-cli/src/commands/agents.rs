@@ -96,6 +96,10 @@ pub struct LimitArgs {
     /// The model's context window; older entries are compacted before a call exceeds it.
     #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(256..))]
     pub context_window: Option<u32>,
+    /// Tokens the model may spend thinking before each answer (`thinking_budget`;
+    /// unset: it is not asked to think).
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(1024..))]
+    pub thinking_budget: Option<u32>,
 }
 
 impl LimitArgs {
@@ -103,6 +107,7 @@ impl LimitArgs {
         self.max_model_calls.is_none()
             && self.token_budget.is_none()
             && self.context_window.is_none()
+            && self.thinking_budget.is_none()
     }
 
     /// These limits over `base`.
@@ -111,7 +116,7 @@ impl LimitArgs {
             max_model_calls: self.max_model_calls.or(base.max_model_calls),
             token_budget: self.token_budget.or(base.token_budget),
             context_window: self.context_window.or(base.context_window),
-            ..base
+            thinking_budget: self.thinking_budget.or(base.thinking_budget),
         }
     }
 }
@@ -153,10 +158,13 @@ fn show(ctx: &Ctx, a: &Agent) -> Result<()> {
 fn limits_text(l: &mosaic_api::AgentLimits) -> String {
     let or_default = |v: Option<String>| v.unwrap_or_else(|| "gateway default".into());
     format!(
-        "model calls {}, token budget {}, context window {}",
+        "model calls {}, token budget {}, context window {}, thinking {}",
         or_default(l.max_model_calls.map(|n| n.to_string())),
         or_default(l.token_budget.map(|n| n.to_string())),
         or_default(l.context_window.map(|n| n.to_string())),
+        l.thinking_budget
+            .map(|n| format!("{n} tokens"))
+            .unwrap_or_else(|| "off".into()),
     )
 }
 
