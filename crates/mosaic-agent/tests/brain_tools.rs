@@ -6,7 +6,8 @@
 use mosaic_agent::tools::brain::Op;
 use mosaic_agent::tools::{Decision, Registry, ToolContext};
 use mosaic_api::{AgentTool, TeamRole, ToolPolicy};
-use mosaic_store::{BootstrapSource, NewUser, Principal, Store, StoreOptions};
+use mosaic_store::{Principal, Store};
+use mosaic_test_support::people::{people, sqlite_store};
 use pretty_assertions::assert_eq;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -22,46 +23,11 @@ struct Brain {
     _dir: tempfile::TempDir,
 }
 
-fn new_user(username: &str) -> NewUser {
-    NewUser {
-        username: username.into(),
-        display_name: String::new(),
-        password_hash: format!("hash-of-{username}"),
-        is_admin: false,
-    }
-}
-
 impl Brain {
     async fn open() -> Brain {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreOptions::sqlite_file(&dir.path().join("brain.db")))
-            .await
-            .unwrap();
-        store
-            .issue_bootstrap_token(
-                BootstrapSource::Startup,
-                "h",
-                mosaic_store::now_ms() + 60_000,
-            )
-            .await
-            .unwrap();
-        let root = store
-            .redeem_bootstrap(
-                "h",
-                NewUser {
-                    is_admin: true,
-                    ..new_user("root")
-                },
-            )
-            .await
-            .unwrap();
-        let root = Principal::user(&root.id, true);
-        let mut users = Vec::new();
-        for name in ["alice", "bob", "carol"] {
-            let user = store.create_user(&root, new_user(name)).await.unwrap();
-            users.push(Principal::user(&user.id, false));
-        }
-        let [alice, bob, carol]: [Principal; 3] = users.try_into().unwrap();
+        let store = sqlite_store(dir.path(), "brain.db").await;
+        let (_, [alice, bob, carol]) = people(&store, ["alice", "bob", "carol"]).await;
         let team = store.create_team(&alice, "crew").await.unwrap();
         store
             .put_team_member(&alice, &team.id, "bob", TeamRole::Member)

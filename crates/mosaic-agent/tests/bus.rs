@@ -5,34 +5,13 @@
 
 use mosaic_agent::bus::{Bus, BusLimits};
 use mosaic_api::SessionEvent;
-use mosaic_store::{BootstrapSource, NewUser, Principal, Store, StoreOptions};
+use mosaic_store::{Principal, Store};
+use mosaic_test_support::people::{people, sqlite_store};
 use tokio::sync::broadcast::error::TryRecvError;
 
 async fn session(dir: &std::path::Path) -> (Store, Principal, String) {
-    let store = Store::open(&StoreOptions::sqlite_file(&dir.join("bus.db")))
-        .await
-        .unwrap();
-    store
-        .issue_bootstrap_token(
-            BootstrapSource::Startup,
-            "h",
-            mosaic_store::now_ms() + 60_000,
-        )
-        .await
-        .unwrap();
-    let user = store
-        .redeem_bootstrap(
-            "h",
-            NewUser {
-                username: "root".into(),
-                display_name: String::new(),
-                password_hash: "x".into(),
-                is_admin: false,
-            },
-        )
-        .await
-        .unwrap();
-    let p = Principal::user(&user.id, user.is_admin);
+    let store = sqlite_store(dir, "bus.db").await;
+    let (_, [p]) = people(&store, ["ann"]).await;
     let s = store.create_session(&p, None, "bus").await.unwrap();
     (store, p, s.id)
 }

@@ -10,49 +10,18 @@ use mosaic_api::{
     AgentTool, BrainKind, CreateMemoryRequest, CreateNoteRequest, MemoryQuery, SearchMode,
     ToolPolicy,
 };
-use mosaic_store::{BootstrapSource, NewUser, Principal, Store, StoreOptions};
+use mosaic_store::{Principal, Store, StoreOptions};
+use mosaic_test_support::people::people;
 use mosaic_test_support::scripted::{Answer, Scripted};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 const EMBED_URL_VAR: &str = "MOSAIC_TEST_EMBED_URL";
 
-fn new_user(username: &str, is_admin: bool) -> NewUser {
-    NewUser {
-        username: username.into(),
-        display_name: String::new(),
-        password_hash: format!("hash-of-{username}"),
-        is_admin,
-    }
-}
-
 /// Two users of a fresh store.
 async fn users(store: &Store) -> (Principal, Principal) {
-    store
-        .issue_bootstrap_token(
-            BootstrapSource::Startup,
-            "h",
-            mosaic_store::now_ms() + 60_000,
-        )
-        .await
-        .unwrap();
-    let root = store
-        .redeem_bootstrap("h", new_user("root", true))
-        .await
-        .unwrap();
-    let root = Principal::user(&root.id, true);
-    let alice = store
-        .create_user(&root, new_user("alice", false))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(&root, new_user("bob", false))
-        .await
-        .unwrap();
-    (
-        Principal::user(&alice.id, false),
-        Principal::user(&bob.id, false),
-    )
+    let (_, [alice, bob]) = people(store, ["alice", "bob"]).await;
+    (alice, bob)
 }
 
 fn real_model() -> EmbedderConfig {

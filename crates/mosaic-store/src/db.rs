@@ -255,6 +255,34 @@ impl Store {
         &self.inner.pool
     }
 
+    /// Statement text for this store's engine (see [`Tx::sql`]).
+    pub(crate) fn sql<'s>(&self, sql: &'s str) -> Cow<'s, str> {
+        sql_for(self.inner.backend, sql)
+    }
+
+    /// A change of one statement, acting for `p`. On SQLite it runs by itself in the
+    /// writer's turn (one statement is atomic), not inside `BEGIN … COMMIT`: two round
+    /// trips to the connection's thread fewer, for the writes every model call makes.
+    /// On PostgreSQL it runs in a transaction acting for `p`, as row-level security needs.
+    pub(crate) async fn write_alone<'q>(
+        &self,
+        p: &Principal,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<()> {
+        match self.inner.backend {
+            Backend::Sqlite => {
+                let _turn = self.inner.write_lock.lock().await;
+                query.execute(&self.inner.pool).await?;
+                Ok(())
+            }
+            Backend::Postgres => {
+                let mut tx = self.begin(Acting::As(p), true).await?;
+                tx.execute(query).await?;
+                tx.commit().await
+            }
+        }
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")

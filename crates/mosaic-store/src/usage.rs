@@ -47,8 +47,7 @@ impl Store {
         cached_tokens: u64,
     ) -> Result<()> {
         let day = day_of(crate::now_ms());
-        let mut tx = self.begin(Acting::As(p), true).await?;
-        let sql = tx
+        let sql = self
             .sql(
                 "INSERT INTO usage_daily (user_id, day, provider, model, requests, input_tokens, \
                  output_tokens, cached_tokens) VALUES ($1, $2, $3, $4, 1, $5, $6, $7) \
@@ -59,7 +58,8 @@ impl Store {
                  cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens",
             )
             .into_owned();
-        tx.execute(
+        self.write_alone(
+            p,
             sqlx::query(&sql)
                 .bind(local_user(p)?)
                 .bind(day)
@@ -69,8 +69,7 @@ impl Store {
                 .bind(output_tokens as i64)
                 .bind(cached_tokens as i64),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     /// The principal's usage between two days, inclusive.

@@ -4,7 +4,8 @@
 //! `MOSAIC_TEST_POSTGRES_URL` (`scripts/services.sh start-postgres` starts a server and
 //! prints it). Code under test connects as that role, because a superuser would bypass
 //! row-level security and hide bugs in it. Without the variable, tests fail loudly:
-//! they never skip. With the `gateway` feature, [`gateway`] starts a gateway in-process
+//! they never skip. With the `store` feature, [`people`] makes a scratch store's first
+//! admin and users; with the `gateway` feature, [`gateway`] starts a gateway in-process
 //! for the gateway's own test binaries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +13,8 @@ pub mod chat;
 pub mod engines;
 #[cfg(feature = "gateway")]
 pub mod gateway;
+#[cfg(feature = "store")]
+pub mod people;
 pub mod reasoning;
 pub mod scripted;
 

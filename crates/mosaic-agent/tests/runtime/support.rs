@@ -12,7 +12,8 @@ use mosaic_api::{
     Delivery, Entry, PostMessageRequest, PostMessageResponse, Run, RunStatus, SessionEvent,
 };
 use mosaic_llm::{BoxFuture, ChatRequest, StopReason, StreamEvent};
-use mosaic_store::{BootstrapSource, NewUser, Principal, Store, StoreOptions};
+use mosaic_store::{Principal, Store};
+use mosaic_test_support::people::{people, sqlite_store};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct World {
@@ -21,15 +22,6 @@ pub struct World {
     pub bob: Principal,
     pub session_id: String,
     _dir: tempfile::TempDir,
-}
-
-fn user(name: &str, is_admin: bool) -> NewUser {
-    NewUser {
-        username: name.into(),
-        display_name: String::new(),
-        password_hash: format!("hash-of-{name}"),
-        is_admin,
-    }
 }
 
 impl World {
@@ -47,29 +39,8 @@ impl World {
 
     pub async fn open() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreOptions::sqlite_file(&dir.path().join("rt.db")))
-            .await
-            .unwrap();
-        store
-            .issue_bootstrap_token(
-                BootstrapSource::Startup,
-                "h",
-                mosaic_store::now_ms() + 60_000,
-            )
-            .await
-            .unwrap();
-        let root = store
-            .redeem_bootstrap("h", user("root", true))
-            .await
-            .unwrap();
-        let root = Principal::user(&root.id, true);
-        let alice = store
-            .create_user(&root, user("alice", false))
-            .await
-            .unwrap();
-        let bob = store.create_user(&root, user("bob", false)).await.unwrap();
-        let alice = Principal::user(&alice.id, false);
-        let bob = Principal::user(&bob.id, false);
+        let store = sqlite_store(dir.path(), "rt.db").await;
+        let (_, [alice, bob]) = people(&store, ["alice", "bob"]).await;
         let session_id = store.create_session(&alice, None, "s").await.unwrap().id;
         World {
             store,
