@@ -202,6 +202,7 @@ pub async fn session_events(
         principal: auth.principal.clone(),
         session_id: id,
         ended: false,
+        keepalive: Box::pin(tokio::time::sleep(KEEPALIVE)),
     };
     let body = futures_util::stream::unfold(follow, |mut f| async move {
         let frame = f.next().await?;
@@ -273,6 +274,10 @@ struct Follow {
     session_id: String,
     /// The closing frame is queued: send what is pending, then end.
     ended: bool,
+    /// Due when nothing was sent for [`KEEPALIVE`]: one timer for the stream, pushed
+    /// back at each frame (a later deadline does not touch the timer wheel), rather than
+    /// one per event.
+    keepalive: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 fn frame(received: Received) -> Frame {
@@ -299,6 +304,14 @@ impl Follow {
     }
 
     async fn next(&mut self) -> Option<Frame> {
+        let frame = self.next_frame().await;
+        self.keepalive
+            .as_mut()
+            .reset(tokio::time::Instant::now() + KEEPALIVE);
+        frame
+    }
+
+    async fn next_frame(&mut self) -> Option<Frame> {
         loop {
             if self.watch.is_revoked() && !self.ended {
                 self.close(StreamCloseReason::Revoked);
@@ -331,7 +344,7 @@ impl Follow {
                     None => return None,
                 },
                 _ = self.stopping.cancelled() => self.close(StreamCloseReason::ShuttingDown),
-                _ = tokio::time::sleep(KEEPALIVE) => return Some(Frame::Keepalive),
+                _ = self.keepalive.as_mut() => return Some(Frame::Keepalive),
             }
         }
     }
