@@ -26,6 +26,10 @@ use streams::{StreamStats, Target};
 use upstream::Upstream;
 
 const ADDED_TTFT_TARGET_MS: f64 = 1.0;
+/// The same bound on the added TTFT's 99th percentile.
+const ADDED_TTFT_P99_TARGET_MS: f64 = 1.0;
+/// The gateway's CPU time per streamed answer at the highest level.
+const CPU_PER_ANSWER_TARGET_US: f64 = 500.0;
 const THROUGHPUT_RATIO_TARGET: f64 = 10.0;
 /// Longest the held streams may take to all get their first token.
 const HOLD_RAMP_LIMIT: Duration = Duration::from_secs(60);
@@ -764,6 +768,20 @@ pub fn run() -> Result<()> {
         _ => f64::NAN,
     };
     let added_met = added_p50 < ADDED_TTFT_TARGET_MS;
+    let added_p99 = match (find(low, Via::Mosaic), find(low, Via::Direct)) {
+        (Some(m), Some(d)) => m.stats.ttft_ms(0.99) - d.stats.ttft_ms(0.99),
+        _ => f64::NAN,
+    };
+    let added_p99_met = added_p99 < ADDED_TTFT_P99_TARGET_MS;
+    let cpu_per_answer_us = find(high, Via::Mosaic)
+        .and_then(|m| {
+            let served = m.stats.served();
+            m.gateway_cores
+                .filter(|_| served > 0)
+                .map(|cores| cores * m.stats.elapsed.as_secs_f64() * 1e6 / served as f64)
+        })
+        .unwrap_or(f64::NAN);
+    let cpu_met = cpu_per_answer_us < CPU_PER_ANSWER_TARGET_US;
     let ratio = match (find(high, Via::Mosaic), find(high, Via::LiteLlm)) {
         (Some(m), Some(l)) if l.stats.per_second() > 0.0 => {
             Some(m.stats.per_second() / l.stats.per_second())
@@ -776,6 +794,15 @@ pub fn run() -> Result<()> {
         "  added TTFT p50 < {ADDED_TTFT_TARGET_MS} ms at {low} stream(s): {} ms ........ {}",
         fmt_added(added_p50),
         crate::verdict(added_met)
+    );
+    println!(
+        "  added TTFT p99 < {ADDED_TTFT_P99_TARGET_MS} ms at {low} stream(s): {} ms ........ {}",
+        fmt_added(added_p99),
+        crate::verdict(added_p99_met)
+    );
+    println!(
+        "  gateway CPU per answer < {CPU_PER_ANSWER_TARGET_US} µs at {high} streams: {cpu_per_answer_us:.0} µs ........ {}",
+        crate::verdict(cpu_met)
     );
     match ratio {
         Some(r) => println!(
@@ -838,6 +865,12 @@ pub fn run() -> Result<()> {
             "added_ttft_p50_ms": ADDED_TTFT_TARGET_MS,
             "added_ttft_p50_measured_ms": added_p50,
             "added_ttft_met": added_met,
+            "added_ttft_p99_ms": ADDED_TTFT_P99_TARGET_MS,
+            "added_ttft_p99_measured_ms": added_p99,
+            "added_ttft_p99_met": added_p99_met,
+            "cpu_per_answer_us": CPU_PER_ANSWER_TARGET_US,
+            "cpu_per_answer_measured_us": cpu_per_answer_us,
+            "cpu_per_answer_met": cpu_met,
             "throughput_ratio_min": THROUGHPUT_RATIO_TARGET,
             "throughput_ratio": ratio,
             "throughput_met": ratio.map(|r| r >= THROUGHPUT_RATIO_TARGET),

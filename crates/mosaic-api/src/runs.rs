@@ -464,6 +464,11 @@ mod tests {
         let body: EntryBody =
             serde_json::from_value(json!({"type": "image", "url": "https://x/y.png"})).unwrap();
         assert_eq!(body, EntryBody::Unknown);
+        // An owner of a new kind (a peer's, say) does not sink the item it owns.
+        let owner: crate::Owner =
+            serde_json::from_value(json!({"type": "peer", "peer": "work", "id": "u9"})).unwrap();
+        assert_eq!(owner, crate::Owner::Unknown);
+        assert_eq!(owner.describe(), "unknown");
         // Inside a known event too: a new kind of entry does not sink the event.
         let event: SessionEvent = serde_json::from_value(json!({
             "type": "entry",

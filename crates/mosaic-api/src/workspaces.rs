@@ -7,8 +7,27 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Owner {
-    User { id: String },
-    Team { id: String },
+    User {
+        id: String,
+    },
+    Team {
+        id: String,
+    },
+    /// An owner of a kind this build does not know (a newer gateway's): shown as such,
+    /// never sent.
+    #[serde(other, skip_serializing)]
+    Unknown,
+}
+
+impl Owner {
+    /// `user ID`, `team ID`, or `unknown`, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Owner::User { id } => format!("user {id}"),
+            Owner::Team { id } => format!("team {id}"),
+            Owner::Unknown => "unknown".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

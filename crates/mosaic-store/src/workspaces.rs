@@ -66,6 +66,7 @@ async fn select_manageable(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Result<W
     let ws = select_visible(tx, p, id).await?;
     match &ws.owner {
         Owner::User { .. } => Ok(ws),
+        Owner::Unknown => Err(crate::brain::unknown_owner()),
         Owner::Team { id: team } => {
             if role_in_team(tx, p, team).await?.can_manage() {
                 Ok(ws)

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use mosaic_api::{CreateWorkspaceRequest, Owner, UpdateWorkspaceRequest, Workspace};
+use mosaic_api::{CreateWorkspaceRequest, UpdateWorkspaceRequest, Workspace};
 
 use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
@@ -34,13 +34,6 @@ pub enum WorkspacesCommand {
     Delete { id: String },
 }
 
-fn owner_text(o: &Owner) -> String {
-    match o {
-        Owner::User { id } => format!("user {id}"),
-        Owner::Team { id } => format!("team {id}"),
-    }
-}
-
 fn show_workspace(ctx: &Ctx, w: &Workspace) -> Result<()> {
     if ctx.json {
         return json(w);
@@ -49,7 +42,7 @@ fn show_workspace(ctx: &Ctx, w: &Workspace) -> Result<()> {
         ("id", w.id.clone()),
         ("name", w.name.clone()),
         ("description", w.description.clone()),
-        ("owner", owner_text(&w.owner)),
+        ("owner", w.owner.describe()),
         ("created", w.created_at.clone()),
         ("updated", w.updated_at.clone()),
     ]);
@@ -66,7 +59,7 @@ pub async fn workspaces(ctx: &Ctx, cmd: WorkspacesCommand) -> Result<()> {
             })
             .await?;
             print_page(ctx, &page, &["ID", "NAME", "OWNER"], |w| {
-                vec![w.id.clone(), w.name.clone(), owner_text(&w.owner)]
+                vec![w.id.clone(), w.name.clone(), w.owner.describe()]
             })
         }
         WorkspacesCommand::Create {

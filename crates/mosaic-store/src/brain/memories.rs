@@ -108,7 +108,7 @@ async fn check_own(
 
 /// Fails when the owner already has [`MAX_PINNED`] pinned memories (other than `except`).
 async fn check_pin_room(tx: &mut Tx<'_>, owner: &Owner, except: Option<&str>) -> Result<()> {
-    let (user, team) = owner_columns(owner);
+    let (user, team) = owner_columns(owner)?;
     let sql = tx
         .sql(
             "SELECT COUNT(*) AS n FROM memories WHERE pinned = 1 AND id <> $3 AND \
@@ -154,7 +154,7 @@ impl Store {
         if req.pinned {
             check_pin_room(&mut tx, &owner, None).await?;
         }
-        let (user_owner, team_owner) = owner_columns(&owner);
+        let (user_owner, team_owner) = owner_columns(&owner)?;
         let id = new_id();
         let sql = tx
             .sql(&format!(

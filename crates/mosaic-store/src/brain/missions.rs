@@ -116,7 +116,7 @@ impl Store {
         let mut tx = self.begin(Acting::As(p), true).await?;
         let owner = new_owner(&mut tx, p, req.team_id.as_deref()).await?;
         check_project(&mut tx, p, req.project_id.as_deref(), &owner).await?;
-        let (user_owner, team_owner) = owner_columns(&owner);
+        let (user_owner, team_owner) = owner_columns(&owner)?;
         let id = new_id();
         let sql = tx
             .sql(

@@ -36,11 +36,17 @@ use crate::visibility::Table;
 use crate::{Principal, Result, StoreError};
 
 /// The `(owner_user_id, owner_team_id)` columns of an owner.
-pub(crate) fn owner_columns(owner: &Owner) -> (Option<String>, Option<String>) {
+pub(crate) fn owner_columns(owner: &Owner) -> Result<(Option<String>, Option<String>)> {
     match owner {
-        Owner::User { id } => (Some(id.clone()), None),
-        Owner::Team { id } => (None, Some(id.clone())),
+        Owner::User { id } => Ok((Some(id.clone()), None)),
+        Owner::Team { id } => Ok((None, Some(id.clone()))),
+        Owner::Unknown => Err(unknown_owner()),
     }
+}
+
+/// An owner of a kind this build does not store (it only ever reads users and teams).
+pub(crate) fn unknown_owner() -> StoreError {
+    StoreError::Invalid("an owner of a kind this gateway does not know".into())
 }
 
 /// The owner of a new item: the caller, or a team they are a member of.
@@ -64,6 +70,7 @@ pub(crate) async fn new_owner(
 pub(crate) async fn check_may_delete(tx: &mut Tx<'_>, p: &Principal, owner: &Owner) -> Result<()> {
     match owner {
         Owner::User { .. } => Ok(()),
+        Owner::Unknown => Err(unknown_owner()),
         Owner::Team { id } => {
             if role_in_team(tx, p, id).await?.can_manage() {
                 Ok(())

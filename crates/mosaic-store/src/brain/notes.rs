@@ -58,7 +58,7 @@ impl Store {
         if let Some(project) = &req.project_id {
             check_reference(&mut tx, p, Table::Projects, "project", project, &owner).await?;
         }
-        let (user_owner, team_owner) = owner_columns(&owner);
+        let (user_owner, team_owner) = owner_columns(&owner)?;
         let id = new_id();
         let sql = tx
             .sql(&format!(

@@ -67,6 +67,7 @@ pub(crate) async fn select_task(tx: &mut Tx<'_>, p: &Principal, id: &str) -> Res
 async fn check_assignee(tx: &mut Tx<'_>, owner: &Owner, user_id: &str) -> Result<()> {
     let ok = match owner {
         Owner::User { id } => id == user_id,
+        Owner::Unknown => return Err(super::unknown_owner()),
         Owner::Team { id } => {
             let sql = tx
                 .sql("SELECT user_id FROM team_members WHERE team_id = $1 AND user_id = $2")
@@ -97,7 +98,7 @@ async fn check_parent(
     check_reference(tx, p, Table::Tasks, "task", parent, owner).await?;
     // Concurrent re-parentings of one owner's tasks take turns, so two of them cannot
     // each pass this check and together close a cycle.
-    let (user, team) = owner_columns(owner);
+    let (user, team) = owner_columns(owner)?;
     tx.lock(&format!("task-tree:{}", user.or(team).unwrap_or_default()))
         .await?;
     let sql = tx
@@ -152,7 +153,7 @@ impl Store {
         if let Some(assignee) = &req.assignee_user_id {
             check_assignee(&mut tx, &owner, assignee).await?;
         }
-        let (user_owner, team_owner) = owner_columns(&owner);
+        let (user_owner, team_owner) = owner_columns(&owner)?;
         let id = new_id();
         let sql = tx
             .sql(&format!(

@@ -5,7 +5,7 @@ use clap::{Subcommand, ValueEnum};
 use mosaic_api::{CreateMemoryRequest, Memory, MemoryQuery, UpdateMemoryRequest};
 use mosaic_client::Client;
 
-use super::{or_dash, owner_text, resolve_team_opt};
+use super::{or_dash, resolve_team_opt};
 use crate::commands::{agents, paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
 
@@ -141,7 +141,7 @@ fn show(ctx: &Ctx, m: &Memory) -> Result<()> {
         ("importance", m.importance.to_string()),
         ("pinned", pinned_text(m)),
         ("learnt in", or_dash(&m.source_session_id)),
-        ("owner", owner_text(&m.owner)),
+        ("owner", m.owner.describe()),
         (
             "embedded",
             if m.embedded { "yes" } else { "not yet" }.to_string(),

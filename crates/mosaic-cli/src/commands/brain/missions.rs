@@ -11,9 +11,7 @@ use mosaic_api::{
     UpdateMissionRequest,
 };
 
-use super::{
-    or_dash, owner_text, parse_enum, read_text, resolve_project_opt, resolve_team_opt, set_or_clear,
-};
+use super::{or_dash, parse_enum, read_text, resolve_project_opt, resolve_team_opt, set_or_clear};
 use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
 
@@ -158,7 +156,7 @@ fn show(ctx: &Ctx, m: &Mission) -> Result<()> {
         ("progress", progress_text(m.progress)),
         ("milestones", milestones_text(&m.milestones)),
         ("project", or_dash(&m.project_id)),
-        ("owner", owner_text(&m.owner)),
+        ("owner", m.owner.describe()),
         ("created", m.created_at.clone()),
         ("updated", m.updated_at.clone()),
     ]);

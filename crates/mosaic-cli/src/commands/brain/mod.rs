@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mosaic_api::{BrainKind, Owner, PageQuery, ProjectQuery, SearchMode};
+use mosaic_api::{BrainKind, PageQuery, ProjectQuery, SearchMode};
 use mosaic_client::{Client, SearchQuery};
 
 use crate::commands::{print_list, usage, Ctx};
@@ -178,13 +178,6 @@ fn set_or_clear<T>(value: Option<T>, clear: bool) -> Option<Option<T>> {
         Some(None)
     } else {
         value.map(Some)
-    }
-}
-
-fn owner_text(o: &Owner) -> String {
-    match o {
-        Owner::User { id } => format!("user {id}"),
-        Owner::Team { id } => format!("team {id}"),
     }
 }
 

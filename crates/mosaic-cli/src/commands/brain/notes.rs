@@ -4,9 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use mosaic_api::{CreateNoteRequest, Note, NoteQuery, UpdateNoteRequest};
 
-use super::{
-    or_dash, owner_text, read_body, resolve_project_opt, resolve_team_opt, set_or_clear, BodyArgs,
-};
+use super::{or_dash, read_body, resolve_project_opt, resolve_team_opt, set_or_clear, BodyArgs};
 use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
 
@@ -83,7 +81,7 @@ fn show(ctx: &Ctx, n: &Note) -> Result<()> {
         ("title", n.title.clone()),
         ("tags", n.tags.join(", ")),
         ("project", or_dash(&n.project_id)),
-        ("owner", owner_text(&n.owner)),
+        ("owner", n.owner.describe()),
         ("created", n.created_at.clone()),
         ("updated", n.updated_at.clone()),
     ]);

@@ -6,7 +6,7 @@ use mosaic_api::{
     CreateProjectRequest, Project, ProjectQuery, ProjectStatus, UpdateProjectRequest,
 };
 
-use super::{or_dash, owner_text, parse_enum, resolve_project, resolve_team_opt, set_or_clear};
+use super::{or_dash, parse_enum, resolve_project, resolve_team_opt, set_or_clear};
 use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
 
@@ -77,7 +77,7 @@ fn show(ctx: &Ctx, p: &Project) -> Result<()> {
         ("id", p.id.clone()),
         ("name", p.name.clone()),
         ("status", p.status.as_str().to_string()),
-        ("owner", owner_text(&p.owner)),
+        ("owner", p.owner.describe()),
         ("workspace", or_dash(&p.workspace_id)),
         ("created", p.created_at.clone()),
         ("updated", p.updated_at.clone()),
@@ -116,7 +116,7 @@ pub async fn projects(ctx: &Ctx, cmd: ProjectsCommand) -> Result<()> {
                     p.id.clone(),
                     p.name.clone(),
                     p.status.as_str().to_string(),
-                    owner_text(&p.owner),
+                    p.owner.describe(),
                 ]
             })
         }

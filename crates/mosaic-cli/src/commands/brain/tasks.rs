@@ -5,8 +5,8 @@ use clap::Subcommand;
 use mosaic_api::{CreateTaskRequest, Task, TaskPriority, TaskQuery, TaskStatus, UpdateTaskRequest};
 
 use super::{
-    date_arg, or_dash, owner_text, parse_enum, read_body, resolve_project_opt, resolve_team_opt,
-    resolve_user, set_or_clear, BodyArgs,
+    date_arg, or_dash, parse_enum, read_body, resolve_project_opt, resolve_team_opt, resolve_user,
+    set_or_clear, BodyArgs,
 };
 use crate::commands::{paged, print_page, usage, Ctx, PageArgs};
 use crate::output::{fields, json};
@@ -165,7 +165,7 @@ fn show(ctx: &Ctx, t: &Task) -> Result<()> {
         ("project", or_dash(&t.project_id)),
         ("parent", or_dash(&t.parent_task_id)),
         ("mission", or_dash(&t.mission_id)),
-        ("owner", owner_text(&t.owner)),
+        ("owner", t.owner.describe()),
         ("created", t.created_at.clone()),
         ("updated", t.updated_at.clone()),
     ];
